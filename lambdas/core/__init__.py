@@ -1,0 +1,1 @@
+"""The pure core shared by every function: validation, SQL, the queue interface."""

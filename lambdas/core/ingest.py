@@ -1,0 +1,50 @@
+"""ingest: an API Gateway proxy request in, orders on the queue, a 202 (or a 4xx) out.
+
+All-or-nothing: a request with any invalid order is refused whole with one error
+per bad item, and nothing of it is enqueued.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from lambdas.core.orders import ItemError, RequestRejected, accept, parse_json, validate_items
+from lambdas.core.queue import Queue, QueueError
+
+log = logging.getLogger("txpipe.ingest")
+
+
+def response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def _refused(status: int, errors: list[ItemError]) -> dict[str, Any]:
+    return response(status, {"error": "request refused; nothing was enqueued",
+                             "errors": [e.to_dict() for e in errors]})
+
+
+def handle(event: dict[str, Any], queue: Queue, now: Callable[[], datetime] | None = None) -> dict[str, Any]:
+    if event.get("httpMethod", "POST") != "POST":
+        return response(405, {"error": "use POST /orders"})
+    raw = event.get("body") or ""
+    try:
+        body = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        return _refused(400, [ItemError(None, None, "body is not valid base64")])
+    try:
+        orders = accept(validate_items(parse_json(body)), now() if now else None)
+    except RequestRejected as rejected:
+        return _refused(rejected.status, rejected.errors)
+    try:
+        queue.send_batch([order.to_message() for order in orders])
+    except QueueError as exc:
+        log.error("enqueue failed: %s", exc)
+        return response(503, {"error": "the order queue is unavailable; retry with the same order_id values"})
+    return response(202, {"accepted": len(orders), "order_ids": [o.order_id for o in orders],
+                          "accepted_at": orders[0].accepted_at.isoformat()})

@@ -1,0 +1,195 @@
+"""Order validation: the one definition of a valid order, shared by ingest and store.
+
+Pure code: bytes in, validated orders or a list of per-item errors out. Money is
+parsed as Decimal straight from the JSON text, so 16.99 never becomes 16.989999.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+PIZZA_TYPES = ("cheese", "pepperoni", "supreme", "meat lover", "veggie")
+MAX_ORDERS_PER_REQUEST = 500
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 8  # an order array is depth 2; anything far deeper is an attack, not an order
+ORDER_ID_PATTERN = r"^[\x20-\x7e]{1,64}$"  # printable ASCII: fits varchar(64) on Redshift byte for byte
+
+
+def _strict_number(value: Any) -> Any:
+    # JSON numbers arrive as int or Decimal (parse_float=Decimal); bool is an int in Python
+    # and strings are not numbers, so both are refused here rather than coerced.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ValueError("must be a JSON number")
+    return Decimal(value)
+
+
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_strict_number),
+    Field(gt=0, le=1000, decimal_places=2, allow_inf_nan=False),
+]
+
+
+class OrderIn(BaseModel):
+    """An order as a client posts it."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    customer_id: int = Field(ge=1, le=2**63 - 1)
+    type: Literal["cheese", "pepperoni", "supreme", "meat lover", "veggie"]
+    qty: int = Field(ge=1, le=100)
+    retail_price: Price
+    order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class Order:
+    """A validated order with its identity and acceptance time; what travels on the queue."""
+
+    order_id: str
+    customer_id: int
+    type: str
+    qty: int
+    retail_price: Decimal
+    accepted_at: datetime
+
+    def to_message(self) -> str:
+        return json.dumps(
+            {
+                "order_id": self.order_id,
+                "customer_id": self.customer_id,
+                "type": self.type,
+                "qty": self.qty,
+                "retail_price": str(self.retail_price),
+                "accepted_at": self.accepted_at.isoformat(),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_message(cls, body: str) -> Order:
+        """Re-validates a queued message; raises ValueError on anything malformed (a poison message)."""
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("message body is not a JSON object")
+        try:
+            accepted_at = datetime.fromisoformat(data.pop("accepted_at"))
+            price = Decimal(data.pop("retail_price"))
+            order = OrderIn.model_validate({**data, "retail_price": price})
+        except (KeyError, TypeError, ArithmeticError, ValidationError) as exc:
+            raise ValueError(f"invalid order message: {exc}") from exc
+        if order.order_id is None or accepted_at.tzinfo is None:
+            raise ValueError("order message lacks order_id or a timezone-aware accepted_at")
+        return cls(order.order_id, order.customer_id, order.type, order.qty, order.retail_price, accepted_at)
+
+    def content(self) -> tuple[int, str, int, Decimal]:
+        """What must match for a re-sent order_id to count as the same order."""
+        return (self.customer_id, self.type, self.qty, self.retail_price)
+
+
+@dataclass(frozen=True)
+class ItemError:
+    index: int | None
+    field: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+class RequestRejected(Exception):
+    """The whole request is refused; `errors` says why, item by item."""
+
+    def __init__(self, errors: list[ItemError], status: int = 400) -> None:
+        super().__init__("; ".join(e.reason for e in errors))
+        self.errors = errors
+        self.status = status
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, computed iteratively so a hostile body cannot blow the stack."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded size and depth. Raises RequestRejected."""
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestRejected([ItemError(None, None, f"body exceeds {MAX_BODY_BYTES} bytes")], status=413)
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+    except UnicodeDecodeError as exc:
+        raise RequestRejected([ItemError(None, None, f"body is not valid UTF-8: {exc.reason}")]) from None
+    except RecursionError:
+        raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")]) from None
+    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
+        raise RequestRejected([ItemError(None, None, f"malformed JSON: {exc}")]) from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")])
+    return data
+
+
+def _field_name(loc: tuple[Any, ...]) -> str | None:
+    return ".".join(str(part) for part in loc) if loc else None
+
+
+def validate_items(data: Any) -> list[OrderIn]:
+    """One order object or an array of 1..500; all valid or RequestRejected listing every problem."""
+    items = data if isinstance(data, list) else [data]
+    if isinstance(data, list) and not data:
+        raise RequestRejected([ItemError(None, None, "empty array: send at least one order")])
+    if len(items) > MAX_ORDERS_PER_REQUEST:
+        raise RequestRejected(
+            [ItemError(None, None, f"{len(items)} orders in one request; the limit is {MAX_ORDERS_PER_REQUEST}")]
+        )
+    errors: list[ItemError] = []
+    orders: list[OrderIn] = []
+    seen_ids: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(ItemError(index, None, "order must be a JSON object"))
+            continue
+        try:
+            order = OrderIn.model_validate(item)
+        except ValidationError as exc:
+            errors.extend(ItemError(index, _field_name(e["loc"]), e["msg"]) for e in exc.errors())
+            continue
+        if order.order_id is not None:
+            if order.order_id in seen_ids:
+                errors.append(
+                    ItemError(index, "order_id", f"duplicate order_id in request (also at index {seen_ids[order.order_id]})")
+                )
+                continue
+            seen_ids[order.order_id] = index
+        orders.append(order)
+    if errors:
+        raise RequestRejected(errors)
+    return orders
+
+
+def accept(orders: list[OrderIn], now: datetime | None = None) -> list[Order]:
+    """Stamps identity and acceptance time: the client's idempotency key, or a fresh UUID."""
+    accepted_at = now or datetime.now(UTC)
+    return [
+        Order(o.order_id or str(uuid.uuid4()), o.customer_id, o.type, o.qty, o.retail_price, accepted_at)
+        for o in orders
+    ]

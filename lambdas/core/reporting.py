@@ -1,0 +1,139 @@
+"""Read side: refreshing the views, the analysts' state report, the SLA report.
+
+Warehouse queries here run on Redshift and PostgreSQL alike. Results are plain
+dicts of JSON-ready values: they travel back from the ops function as JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from lambdas.core.schema import MATERIALIZED_VIEWS, state_populations
+
+STATE_CODES = frozenset(code for code, _, _ in state_populations())
+
+
+def refresh_views(warehouse: Any) -> list[str]:
+    with warehouse.cursor() as cur:
+        for view in MATERIALIZED_VIEWS:
+            cur.execute(f"REFRESH MATERIALIZED VIEW {view}")  # noqa: S608 - fixed identifiers
+    warehouse.commit()
+    return list(MATERIALIZED_VIEWS)
+
+
+def _num(value: Any, places: int = 2) -> float:
+    return float(round(Decimal(value), places)) if value is not None else 0.0
+
+
+def state_report(warehouse: Any, state: str) -> dict[str, Any]:
+    """Totals and the top 3 pizza types (by pizzas, then gross sales, then name) for one state."""
+    if state not in STATE_CODES:
+        raise ValueError(f"unknown state {state!r}: use a USPS code such as TX (50 states and DC)")
+    with warehouse.cursor() as cur:
+        cur.execute(
+            """SELECT total_pizzas, gross_sales, gross_sales_per_capita, unique_customers
+               FROM state_sales WHERE state = %s""",
+            (state,),
+        )
+        totals = cur.fetchone()
+        cur.execute(
+            """SELECT pizza_type, total_pizzas, gross_sales FROM sales_by_state WHERE state = %s
+               ORDER BY total_pizzas DESC, gross_sales DESC, pizza_type ASC LIMIT 3""",
+            (state,),
+        )
+        top = cur.fetchall()
+    warehouse.commit()
+    total_pizzas, gross, per_capita, customers = totals or (0, 0, 0, 0)
+    return {
+        "state": state,
+        "total_pizzas": int(total_pizzas),
+        "gross_sales": _num(gross),
+        "gross_sales_per_capita": _num(per_capita, 8),
+        "unique_customers": int(customers),
+        "top_pizzas": [
+            {"pizza_type": name, "total_pizzas": int(pizzas), "gross_sales": _num(sales)}
+            for name, pizzas, sales in top
+        ],
+    }
+
+
+LAG_SQL = """
+SELECT count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY lag),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
+       max(lag),
+       sum(CASE WHEN lag > %s THEN 1 ELSE 0 END)
+FROM (SELECT EXTRACT(EPOCH FROM loaded_at) - EXTRACT(EPOCH FROM accepted_at) AS lag
+      FROM orders_fact WHERE accepted_at >= %s) AS lags"""
+
+
+def sla_report(oltp: Any, warehouse: Any, *, sla_seconds: float, since_seconds: float | None,
+               now: datetime | None = None) -> dict[str, Any]:
+    """Lag = warehouse load time - API accept time. A breach is an order synced later than the
+    SLA, or still pending for longer than it."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(seconds=since_seconds) if since_seconds else datetime(1970, 1, 1, tzinfo=UTC)
+    with oltp.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders WHERE accepted_at >= %s", (since,))
+        oltp_orders = cur.fetchone()[0]
+        cur.execute(
+            """SELECT count(*), min(accepted_at),
+                      sum(CASE WHEN accepted_at < %s THEN 1 ELSE 0 END)
+               FROM outbox WHERE accepted_at >= %s""",
+            (now - timedelta(seconds=sla_seconds), since),
+        )
+        pending, oldest, pending_breaches = cur.fetchone()
+    oltp.commit()
+    with warehouse.cursor() as cur:
+        cur.execute(LAG_SQL, (sla_seconds, since))
+        synced, p50, p95, p99, lag_max, late = cur.fetchone()
+        cur.execute("SELECT count(*) FROM orders_fact WHERE accepted_at >= %s", (since,))
+        warehouse_orders = cur.fetchone()[0]
+        cur.execute("SELECT max(finished_at) FROM sync_runs")
+        last_sync = cur.fetchone()[0]
+    warehouse.commit()
+    return {
+        "sla_seconds": sla_seconds,
+        "oltp_orders": int(oltp_orders),
+        "warehouse_orders": int(warehouse_orders),
+        "synced": int(synced),
+        "pending": int(pending),
+        "oldest_pending_seconds": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+        "lag_seconds": {k: round(float(v), 3) if v is not None else None
+                        for k, v in (("p50", p50), ("p95", p95), ("p99", p99), ("max", lag_max))},
+        "breaches": int(late or 0) + int(pending_breaches or 0),
+        "last_sync_at": last_sync.isoformat() if last_sync else None,
+    }
+
+
+def oltp_status(oltp: Any) -> dict[str, Any]:
+    with oltp.cursor() as cur:
+        cur.execute("SELECT count(*), min(accepted_at) FROM outbox")
+        backlog, oldest = cur.fetchone()
+        cur.execute("SELECT count(*) FROM rejected_orders")
+        rejected = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM orders")
+        orders = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM customers")
+        customers = cur.fetchone()[0]
+    oltp.commit()
+    return {
+        "orders": int(orders),
+        "customers": int(customers),
+        "outbox_backlog": int(backlog),
+        "oldest_pending_at": oldest.isoformat() if oldest else None,
+        "rejected_orders": int(rejected),
+    }
+
+
+def last_sync(warehouse: Any) -> dict[str, Any] | None:
+    with warehouse.cursor() as cur:
+        cur.execute("SELECT finished_at, synced, pending FROM sync_runs ORDER BY finished_at DESC LIMIT 1")
+        row = cur.fetchone()
+    warehouse.commit()
+    if not row:
+        return None
+    return {"finished_at": row[0].isoformat(), "synced": int(row[1]), "pending": int(row[2])}

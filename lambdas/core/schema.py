@@ -1,0 +1,146 @@
+"""Schema migrations for the OLTP database and the warehouse.
+
+Each database has an ordered list of migrations; `migrate` applies the ones not
+yet recorded in its schema_migrations table, each in its own transaction, so a
+re-run is a no-op and a failed run resumes where it stopped.
+
+Warehouse SQL must run on Amazon Redshift and on PostgreSQL alike (no ON CONFLICT,
+no SKIP LOCKED, no PostgreSQL-only types); tests parse it with sqlglot's redshift dialect.
+"""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from typing import Any
+
+OLTP_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE IF NOT EXISTS customers (
+               customer_id bigint PRIMARY KEY,
+               state char(2) NOT NULL,
+               name text
+           )""",
+        """CREATE TABLE IF NOT EXISTS orders (
+               order_id varchar(64) PRIMARY KEY,
+               customer_id bigint NOT NULL REFERENCES customers (customer_id),
+               pizza_type varchar(32) NOT NULL,
+               qty integer NOT NULL CHECK (qty BETWEEN 1 AND 100),
+               retail_price numeric(8, 2) NOT NULL CHECK (retail_price > 0),
+               accepted_at timestamptz NOT NULL,
+               stored_at timestamptz NOT NULL DEFAULT now()
+           )""",
+        "CREATE INDEX IF NOT EXISTS orders_accepted_at ON orders (accepted_at)",
+        # The outbox is the source of truth for what the warehouse still lacks: a row is
+        # written in the same transaction as its order and deleted only after the
+        # warehouse has committed it.
+        """CREATE TABLE IF NOT EXISTS outbox (
+               order_id varchar(64) PRIMARY KEY REFERENCES orders (order_id),
+               accepted_at timestamptz NOT NULL
+           )""",
+        "CREATE INDEX IF NOT EXISTS outbox_accepted_at ON outbox (accepted_at)",
+        """CREATE TABLE IF NOT EXISTS rejected_orders (
+               id bigserial PRIMARY KEY,
+               fingerprint char(64) NOT NULL UNIQUE,
+               order_id varchar(64),
+               payload text NOT NULL,
+               reason text NOT NULL,
+               rejected_at timestamptz NOT NULL DEFAULT now()
+           )""",
+    ]),
+]
+
+WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE IF NOT EXISTS state_population (
+               state char(2) PRIMARY KEY,
+               state_name varchar(64) NOT NULL,
+               population bigint NOT NULL
+           )""",
+        """CREATE TABLE IF NOT EXISTS orders_fact (
+               order_id varchar(64) NOT NULL PRIMARY KEY,
+               customer_id bigint NOT NULL,
+               state char(2) NOT NULL,
+               pizza_type varchar(32) NOT NULL,
+               qty integer NOT NULL,
+               retail_price decimal(8, 2) NOT NULL,
+               accepted_at timestamptz NOT NULL,
+               stored_at timestamptz NOT NULL,
+               loaded_at timestamptz NOT NULL
+           )""",
+        """CREATE TABLE IF NOT EXISTS sync_runs (
+               started_at timestamptz NOT NULL,
+               finished_at timestamptz NOT NULL,
+               synced integer NOT NULL,
+               pending integer NOT NULL
+           )""",
+        # Per state and pizza type. Per capita divides by the state's population.
+        """CREATE MATERIALIZED VIEW sales_by_state AS
+           SELECT f.state, f.pizza_type,
+                  SUM(f.qty) AS total_pizzas,
+                  SUM(f.qty * f.retail_price) AS gross_sales,
+                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
+                  COUNT(DISTINCT f.customer_id) AS unique_customers
+           FROM orders_fact f JOIN state_population p ON p.state = f.state
+           GROUP BY f.state, f.pizza_type""",
+        # Per-state totals are aggregated per state, never summed from the per-type rows:
+        # a customer who bought two types is one unique customer, not two.
+        """CREATE MATERIALIZED VIEW state_sales AS
+           SELECT f.state,
+                  SUM(f.qty) AS total_pizzas,
+                  SUM(f.qty * f.retail_price) AS gross_sales,
+                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
+                  COUNT(DISTINCT f.customer_id) AS unique_customers
+           FROM orders_fact f JOIN state_population p ON p.state = f.state
+           GROUP BY f.state""",
+    ]),
+]
+
+MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer NOT NULL PRIMARY KEY,
+    applied_at timestamptz NOT NULL
+)"""
+
+MATERIALIZED_VIEWS = ("sales_by_state", "state_sales")
+
+
+def state_populations() -> list[tuple[str, str, int]]:
+    """The 2020 Census resident population of the 50 states and DC, shipped as package data."""
+    text = resources.files("lambdas.core").joinpath("data/us_state_population_2020.csv").read_text()
+    return [(r["state"], r["state_name"], int(r["population"])) for r in csv.DictReader(text.splitlines())]
+
+
+def migrate(conn: Any, migrations: list[tuple[int, list[str]]]) -> list[int]:
+    """Applies pending migrations; returns the versions applied now (empty when up to date)."""
+    with conn.cursor() as cur:
+        cur.execute(MIGRATIONS_TABLE)
+        cur.execute("SELECT version FROM schema_migrations")
+        done = {row[0] for row in cur.fetchall()}
+    conn.commit()
+    applied = []
+    for version, statements in migrations:
+        if version in done:
+            continue
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+            cur.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, CURRENT_TIMESTAMP)", (version,)
+            )
+        conn.commit()
+        applied.append(version)
+    return applied
+
+
+def load_state_population(conn: Any) -> int:
+    """Replaces the reference population in one transaction (idempotent)."""
+    rows = state_populations()
+    placeholders = ", ".join(["(%s, %s, %s)"] * len(rows))
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM state_population")
+        cur.execute(
+            "INSERT INTO state_population (state, state_name, population) VALUES " + placeholders,  # noqa: S608 - placeholders only
+            [value for row in rows for value in row],
+        )
+    conn.commit()
+    return len(rows)

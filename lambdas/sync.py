@@ -1,0 +1,19 @@
+"""sync function: scheduled event -> outbox rows loaded into the warehouse fact table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdas.core import env
+from lambdas.core.sync import run_sync
+
+
+@env.fresh_connections_on_error
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # Leave headroom before the function's timeout: a batch in flight must finish and commit.
+    budget = env.setting("SYNC_MAX_SECONDS", 240)
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        budget = min(budget, context.get_remaining_time_in_millis() / 1000 * 0.5)
+    result = run_sync(env.oltp(), env.warehouse(), batch_rows=int(env.setting("SYNC_BATCH_ROWS", 20_000)),
+                      max_seconds=budget)
+    return result.to_dict()

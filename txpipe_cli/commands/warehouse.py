@@ -1,0 +1,100 @@
+"""sync-now, refresh-views, sla-report, report: the warehouse side of the day."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from txpipe_cli import config
+from txpipe_cli.commands.options import JsonOpt, TargetOpt
+from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.output import console, err_console, handle_errors, print_json
+from txpipe_cli.targets import get_target
+
+
+@handle_errors
+def sync_now(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
+    """Run a warehouse sync now, wait for it, and print what moved."""
+    with err_console.status("syncing..."):
+        result = get_target(target).invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
+    if as_json:
+        print_json({"synced": result["synced"], "pending": result["pending"], "seconds": result["seconds"]})
+    else:
+        console.print(f"synced {result['synced']} orders in {result['seconds']:.2f} s; {result['pending']} pending")
+
+
+@handle_errors
+def refresh_views(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
+    """Refresh the reporting materialized views now (they also refresh daily at 02:00)."""
+    result = get_target(target).invoke("refresh", {"source": "txpipe.refresh-views"})
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"refreshed {', '.join(result['refreshed'])}")
+
+
+@handle_errors
+def sla_report(
+    target: TargetOpt = "local",
+    sla: Annotated[float | None, typer.Option("--sla", help="SLA in seconds (default: the deployed one).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only orders accepted within this window, e.g. 1h, 30m.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-order lag from API accept to warehouse load: synced, pending, percentiles, breaches.
+
+    Exits 3 if any order was synced later than the SLA or has been pending longer than it.
+    """
+    chosen = get_target(target)
+    sla_seconds = sla if sla is not None else _deployed_sla(chosen)
+    report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds,
+                                   "since_seconds": config.parse_duration(since) if since else None})
+    if as_json:
+        print_json(report)
+    else:
+        lag = report["lag_seconds"]
+        table = Table("measure", "value", title=f"SLA report (SLA {sla_seconds:g} s{', since ' + since if since else ''})")
+        for label, value in [
+            ("orders in OLTP", report["oltp_orders"]), ("orders in warehouse", report["warehouse_orders"]),
+            ("synced", report["synced"]), ("pending", report["pending"]),
+            ("oldest pending", f"{report['oldest_pending_seconds']:.1f} s"),
+            *[(f"lag {k}", "-" if v is None else f"{v:.2f} s") for k, v in lag.items()],
+            ("breaches", f"[red]{report['breaches']}[/]" if report["breaches"] else "[green]0[/]"),
+            ("last sync", report["last_sync_at"] or "never"),
+        ]:
+            table.add_row(label, str(value))
+        console.print(table)
+    if report["breaches"]:
+        err_console.print(f"SLA breached by {report['breaches']} order(s)")
+        raise typer.Exit(int(ExitStatus.SLA_BREACH))
+
+
+def _deployed_sla(target: object) -> float:
+    try:
+        return float(target.status()["settings"]["sla_seconds"])  # type: ignore[attr-defined]
+    except (TxpipeError, KeyError):
+        return config.DEFAULT_SLA_SECONDS
+
+
+@handle_errors
+def report(
+    state: Annotated[str, typer.Option("--state", "-s", help="USPS state code, e.g. TX.")],
+    target: TargetOpt = "local",
+    as_json: JsonOpt = False,
+) -> None:
+    """The analysts' view of one state: top 3 pizza types, totals, gross sales per capita.
+
+    Reads the materialized views: run `txpipe refresh-views` to see the latest sync.
+    """
+    result = get_target(target).invoke("ops", {"action": "report", "state": state.strip().upper()})
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"[bold]{result['state']}[/]: {result['total_pizzas']} pizzas, gross sales "
+                  f"${result['gross_sales']:,.2f} (${result['gross_sales_per_capita']:.6f} per capita), "
+                  f"{result['unique_customers']} unique customers")
+    table = Table("#", "pizza type", "pizzas", "gross sales", title=f"top pizza types in {result['state']}")
+    for rank, row in enumerate(result["top_pizzas"], start=1):
+        table.add_row(str(rank), row["pizza_type"], str(row["total_pizzas"]), f"${row['gross_sales']:,.2f}")
+    console.print(table)

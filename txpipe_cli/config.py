@@ -1,0 +1,82 @@
+"""Settings resolved once, with one precedence: flag > environment (TXPIPE_...) > default.
+
+The deployed settings (schedule, SLA) are recorded in the target's state under
+$TXPIPE_HOME, so later commands (status, sla-report) use what was deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from txpipe_cli.errors import TxpipeError
+
+DEFAULT_SLA_SECONDS = 900.0
+DEFAULT_SYNC_EVERY = "5m"
+SYNC_TIMEOUT_SECONDS = 120.0  # one sync run's budget; the worst lag is one interval plus this
+
+_UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
+          "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+
+
+def home() -> Path:
+    return Path(os.environ.get("TXPIPE_HOME") or ".txpipe").absolute()
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '5m', '1h', '2d' or an EventBridge 'rate(5 minutes)' -> seconds."""
+    value = text.strip()
+    rate = re.fullmatch(r"rate\((.+)\)", value)
+    if rate:
+        value = rate.group(1)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", value.lower())
+    if not match or (match.group(2) and match.group(2) not in _UNITS):
+        raise TxpipeError(f"cannot read duration {text!r}", hint="use e.g. 90s, 5m, 1h or rate(5 minutes)")
+    seconds = float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1)
+    if seconds <= 0:
+        raise TxpipeError(f"duration {text!r} must be positive")
+    return seconds
+
+
+def parse_clock(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if not match:
+        raise TxpipeError(f"cannot read time of day {text!r}", hint="use HH:MM, e.g. 02:00")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_schedule(sync_every_seconds: float, sla_seconds: float,
+                   sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS) -> None:
+    """Refuses a sync schedule that cannot meet the SLA even when every run succeeds."""
+    worst = sync_every_seconds + sync_timeout_seconds
+    if worst > sla_seconds:
+        raise TxpipeError(
+            f"a sync every {sync_every_seconds:g} s cannot meet the {sla_seconds:g} s SLA: an order accepted just "
+            f"after a run waits {sync_every_seconds:g} s plus up to {sync_timeout_seconds:g} s for the next run "
+            f"({worst:g} s)",
+            hint=f"use --sync-every {int(max(sla_seconds - sync_timeout_seconds, 1))}s or less",
+        )
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What `deploy` sets up; recorded in the target's state."""
+
+    sla_seconds: float = DEFAULT_SLA_SECONDS
+    sync_every_seconds: float = 300.0
+    refresh_at: str = "02:00"
+    timezone: str | None = None  # None: the machine's local time zone
+
+    def validate(self) -> PipelineSettings:
+        check_schedule(self.sync_every_seconds, self.sla_seconds)
+        parse_clock(self.refresh_at)
+        if self.timezone:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise TxpipeError(f"unknown time zone {self.timezone!r}", hint="use an IANA name like America/Chicago") from None
+        return self

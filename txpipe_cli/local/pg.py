@@ -1,0 +1,142 @@
+"""A PostgreSQL server owned by txpipe: initdb, start, stop, create databases.
+
+PostgreSQL refuses to run as root. When txpipe runs as root, the server runs as
+an unprivileged user (TXPIPE_PG_USER, else `postgres` if it exists, else
+`nobody`), and its data directory must be reachable by that user: if the
+requested place is not (say under /root, which is 0700), the data goes to
+/var/tmp/txpipe-pg-<hash> and the state file records where.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from txpipe_cli.errors import TxpipeError
+
+
+def find_bindir() -> Path:
+    """TXPIPE_PG_BIN, else the newest /usr/lib/postgresql/*/bin, else initdb on PATH."""
+    candidates = [os.environ.get("TXPIPE_PG_BIN", "")]
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    on_path = shutil.which("initdb")
+    candidates.append(str(Path(on_path).parent) if on_path else "")
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
+            return Path(candidate)
+    raise TxpipeError("PostgreSQL server binaries not found",
+                      hint="install them with: apt-get install -y postgresql (or set TXPIPE_PG_BIN)")
+
+
+def server_user() -> str | None:
+    """The user the server runs as, or None to run as ourselves (when not root)."""
+    if os.geteuid() != 0:
+        return None
+    for name in (os.environ.get("TXPIPE_PG_USER"), "postgres", "nobody"):
+        if name:
+            try:
+                pwd.getpwnam(name)
+                return name
+            except KeyError:
+                continue
+    raise TxpipeError("no unprivileged user to run PostgreSQL as", hint="set TXPIPE_PG_USER to an existing user")
+
+
+def _as_user(user: str | None) -> dict[str, object]:
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def reachable(path: Path, user: str | None) -> bool:
+    if user is None:
+        return True
+    return subprocess.run(["test", "-x", str(path)], **_as_user(user), check=False).returncode == 0
+
+
+def choose_data_root(home: Path, user: str | None) -> Path:
+    """Where the server's files go: under home if the server user can reach it."""
+    if reachable(home, user):
+        return home / "pg"
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"txpipe-pg-{digest}"
+
+
+@dataclass
+class PgServer:
+    root: Path  # holds data/ and server.log
+    port: int
+    user: str | None
+    bindir: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,
+                              timeout=timeout, check=False, cwd="/", **_as_user(self.user))
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise TxpipeError(f"{args[0]} failed: {detail[-1] if detail else proc.returncode}",
+                              hint=f"see {self.log_file}")
+        return proc
+
+    def _chown(self, path: Path) -> None:
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def init(self, superuser: str, password: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        self._chown(self.root)
+        # The password goes through a 0600 file owned by the server user, never the command line.
+        fd, pwfile = tempfile.mkstemp(dir=self.root, prefix=".pw")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(password + "\n")
+            self._chown(Path(pwfile))
+            self._run("initdb", "-D", str(self.data_dir), "-U", superuser, f"--pwfile={pwfile}",
+                      "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync")
+        finally:
+            os.unlink(pwfile)
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# txpipe local target\n"
+                "listen_addresses = '127.0.0.1'\n"
+                "unix_socket_directories = ''\n"
+                "max_connections = 200\n"
+                "log_min_messages = warning\n"
+            )
+
+    def running(self) -> bool:
+        return self.initialized() and self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+
+    def start(self) -> None:
+        # The port is passed at start so a redeploy can move it if the old one was taken.
+        self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "30",
+                  "-o", f"-p {int(self.port)}")
+
+    def stop(self) -> None:
+        if self.running():
+            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,30 @@
+"""Where the pipeline runs. Commands talk to a target, never to a database or boto3 directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from txpipe_cli import config
+from txpipe_cli.errors import ExitStatus, TxpipeError
+
+TARGETS = ("local",)
+
+
+class Target(Protocol):
+    name: str
+
+    @property
+    def api_url(self) -> str: ...
+    def deploy(self, settings: config.PipelineSettings, step: Any = ...) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]: ...
+    def destroy(self) -> dict[str, Any]: ...
+    def invoke(self, function: str, payload: dict[str, Any], timeout: float = ...) -> Any: ...
+
+
+def get_target(name: str, home: Path | None = None) -> Target:
+    if name == "local":
+        from txpipe_cli.local.target import LocalTarget
+
+        return LocalTarget(home or config.home())
+    raise TxpipeError(f"unknown target {name!r}", hint=f"one of: {', '.join(TARGETS)}", code=ExitStatus.USAGE)
