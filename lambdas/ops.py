@@ -37,7 +37,8 @@ def _load_customers(event: dict[str, Any]) -> dict[str, Any]:
     return {"loaded": customers.upsert_customers(env.oltp(), event["rows"])}
 
 
-ACTIONS = {"migrate": _migrate, "load_customers": _load_customers, "report": _report, "sla_report": _sla_report, "status": _status}
+ACTIONS = {"migrate": _migrate, "load_customers": _load_customers, "report": _report,
+           "sla_report": _sla_report, "status": _status}
 
 
 @env.fresh_connections_on_error

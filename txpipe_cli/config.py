@@ -68,15 +68,20 @@ class PipelineSettings:
     sync_every_seconds: float = 300.0
     refresh_at: str = "02:00"
     timezone: str | None = None  # None: the machine's local time zone
+    visibility_timeout_seconds: float = 30.0  # how long a received order message stays hidden
+    max_receive_count: int = 5  # receives before a message goes to the dead-letter queue
 
     def validate(self) -> PipelineSettings:
         check_schedule(self.sync_every_seconds, self.sla_seconds)
         parse_clock(self.refresh_at)
+        if self.visibility_timeout_seconds <= 0 or self.max_receive_count < 1:
+            raise TxpipeError("the visibility timeout must be positive and max receive count at least 1")
         if self.timezone:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
             try:
                 ZoneInfo(self.timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                raise TxpipeError(f"unknown time zone {self.timezone!r}", hint="use an IANA name like America/Chicago") from None
+                raise TxpipeError(f"unknown time zone {self.timezone!r}",
+                                  hint="use an IANA name like America/Chicago") from None
         return self

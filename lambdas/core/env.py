@@ -18,7 +18,9 @@ _queue: Queue | None = None
 
 
 def oltp() -> Any:
-    return cached_connection("oltp", lambda: connect_postgres(Endpoint.from_env("oltp"), application_name="txpipe-oltp"))
+    return cached_connection(
+        "oltp", lambda: connect_postgres(Endpoint.from_env("oltp"), application_name="txpipe-oltp")
+    )
 
 
 def warehouse() -> Any:

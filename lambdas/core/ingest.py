@@ -34,7 +34,10 @@ def handle(event: dict[str, Any], queue: Queue, now: Callable[[], datetime] | No
         return response(405, {"error": "use POST /orders"})
     raw = event.get("body") or ""
     try:
-        body = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(raw, validate=True)
+        else:
+            body = raw.encode("utf-8", "surrogatepass")
     except (binascii.Error, ValueError):
         return _refused(400, [ItemError(None, None, "body is not valid base64")])
     try:

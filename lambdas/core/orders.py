@@ -176,7 +176,8 @@ def validate_items(data: Any) -> list[OrderIn]:
         if order.order_id is not None:
             if order.order_id in seen_ids:
                 errors.append(
-                    ItemError(index, "order_id", f"duplicate order_id in request (also at index {seen_ids[order.order_id]})")
+                    ItemError(index, "order_id",
+                              f"duplicate order_id in request (also at index {seen_ids[order.order_id]})")
                 )
                 continue
             seen_ids[order.order_id] = index

@@ -60,13 +60,14 @@ def send(
             for item in refused["errors"][:10]:
                 err_console.print(f"request {refused['request']} ({refused['status']}): index {item.get('index')} "
                                   f"field {item.get('field')}: {item.get('reason')}", highlight=False)
-        fail(f"the API refused {len(result.errors)} request(s) ({result.rejected} orders); nothing of those was stored")
+        fail(f"the API refused {len(result.errors)} request(s) ({result.rejected} orders); "
+             "nothing of those was stored")
 
 
 @handle_errors
 def seed(
     customers: Annotated[Path | None, typer.Option("--customers", help="CSV with customer_id,state[,name].")] = None,
-    generate: Annotated[int | None, typer.Option(min=1, help="Generate N customers weighted by state population.")] = None,
+    generate: Annotated[int | None, typer.Option(min=1, help="Generate N customers weighted by population.")] = None,
     random_seed: Annotated[int, typer.Option(help="Seed for --generate (same seed, same customers).")] = 42,
     target: TargetOpt = "local",
     as_json: JsonOpt = False,
@@ -74,7 +75,10 @@ def seed(
     """Load customers (id -> state) into the OLTP database; re-running updates them in place."""
     if (customers is None) == (generate is None):
         raise TxpipeError("give exactly one of --customers FILE or --generate N")
-    rows = synthetic.read_customers(customers) if customers else synthetic.generate_customers(generate or 0, random_seed)
+    if customers:
+        rows = synthetic.read_customers(customers)
+    else:
+        rows = synthetic.generate_customers(generate or 0, random_seed)
     chosen = get_target(target)
     loaded = 0
     with _progress(as_json) as progress:

@@ -24,6 +24,10 @@ def deploy(
                                             help="Daily view refresh time, HH:MM.")] = "02:00",
     timezone: Annotated[str | None, typer.Option(envvar="TXPIPE_TIMEZONE",
                                                  help="IANA time zone for the refresh (default: local).")] = None,
+    visibility_timeout: Annotated[float, typer.Option(min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT",
+                                                      help="Seconds a received order stays hidden.")] = 30.0,
+    max_receive_count: Annotated[int, typer.Option(min=1, envvar="TXPIPE_MAX_RECEIVE_COUNT",
+                                                   help="Receives before an order goes to the DLQ.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Provision or update everything the pipeline needs, idempotently.
@@ -34,7 +38,9 @@ def deploy(
     Refuses a sync schedule that cannot meet the SLA.
     """
     settings = config.PipelineSettings(sla_seconds=sla, sync_every_seconds=config.parse_duration(sync_every),
-                                       refresh_at=refresh_at, timezone=timezone).validate()
+                                       refresh_at=refresh_at, timezone=timezone,
+                                       visibility_timeout_seconds=visibility_timeout,
+                                       max_receive_count=max_receive_count).validate()
     chosen = get_target(target)
     with err_console.status("deploying...") as spinner:
         result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."))

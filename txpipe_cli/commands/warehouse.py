@@ -54,7 +54,8 @@ def sla_report(
         print_json(report)
     else:
         lag = report["lag_seconds"]
-        table = Table("measure", "value", title=f"SLA report (SLA {sla_seconds:g} s{', since ' + since if since else ''})")
+        window = f", since {since}" if since else ""
+        table = Table("measure", "value", title=f"SLA report (SLA {sla_seconds:g} s{window})")
         for label, value in [
             ("orders in OLTP", report["oltp_orders"]), ("orders in warehouse", report["warehouse_orders"]),
             ("synced", report["synced"]), ("pending", report["pending"]),

@@ -126,7 +126,9 @@ class PgServer:
             )
 
     def running(self) -> bool:
-        return self.initialized() and self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+        if not self.initialized():
+            return False
+        return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
 
     def start(self) -> None:
         # The port is passed at start so a redeploy can move it if the old one was taken.

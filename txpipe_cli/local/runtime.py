@@ -165,8 +165,8 @@ class Runtime:
         self.schedules = Schedules(float(settings["sync_every_seconds"]), settings["refresh_at"], tz, self.stop)
         opts = state.runtime
         queue = PgQueue.from_endpoint(state.endpoint("queue"), QUEUE_NAME,
-                                      visibility_timeout=float(opts.get("visibility_timeout", 30)),
-                                      max_receive_count=int(opts.get("max_receive_count", 5)))
+                                      visibility_timeout=float(settings["visibility_timeout_seconds"]),
+                                      max_receive_count=int(settings["max_receive_count"]))
         self.pollers = [Poller(queue, int(opts.get("batch_size", 100)), float(opts.get("batch_window", 0.5)),
                                self.stop) for _ in range(int(opts.get("pollers", 2)))]
         self.started_at = datetime.now(UTC)

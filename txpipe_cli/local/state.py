@@ -83,8 +83,8 @@ class LocalState:
             env.update(self.endpoint(name).to_env(name))
         env["TXPIPE_WAREHOUSE_KIND"] = "postgres"
         env["TXPIPE_QUEUE_URL"] = f"pgqueue://{QUEUE_NAME}"
-        env["TXPIPE_QUEUE_VISIBILITY_TIMEOUT"] = str(self.runtime.get("visibility_timeout", 30))
-        env["TXPIPE_QUEUE_MAX_RECEIVE_COUNT"] = str(self.runtime.get("max_receive_count", 5))
+        env["TXPIPE_QUEUE_VISIBILITY_TIMEOUT"] = str(self.settings.get("visibility_timeout_seconds", 30))
+        env["TXPIPE_QUEUE_MAX_RECEIVE_COUNT"] = str(self.settings.get("max_receive_count", 5))
         env["TXPIPE_SYNC_MAX_SECONDS"] = str(self.runtime.get("sync_max_seconds", 100))
         return env
 

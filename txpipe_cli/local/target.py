@@ -38,8 +38,8 @@ from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_
 from txpipe_cli.local.state import DATABASES, QUEUE_NAME, SUPERUSER, LocalState
 
 RUNTIME_MODULE = "txpipe_cli.local.runtime"
-RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 100, "batch_window": 0.5, "visibility_timeout": 30,
-                    "max_receive_count": 5, "sync_max_seconds": 100}
+# The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
+RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 100, "batch_window": 0.5, "sync_max_seconds": 100}
 
 
 def free_port() -> int:

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs txpipe and what it needs on a fresh Debian/Ubuntu machine:
+# the PostgreSQL server binaries (the local target runs its own server) and the package.
+#   bash scripts/install.sh         # the tool
+#   bash scripts/install.sh --dev   # plus the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "installing the PostgreSQL server (apt-get install postgresql)..." >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
+extras=""; [ "${1:-}" = "--dev" ] && extras="[dev]"
+python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
