@@ -46,6 +46,7 @@ log = logging.getLogger("txpipe.runtime")
 FUNCTIONS = {"ingest": ("lambdas.ingest", 30), "store": ("lambdas.store", 60), "sync": ("lambdas.sync", 300),
              "refresh": ("lambdas.refresh", 300), "ops": ("lambdas.ops", 300)}
 INVOKE_PREFIX = "/2015-03-31/functions/"
+DRAIN_LIMIT = 10 * 1024 * 1024
 
 
 class FunctionError(Exception):
@@ -230,7 +231,13 @@ def _make_handler(runtime: Runtime) -> type[BaseHTTPRequestHandler]:
                 self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
                 return None
             if int(length) > limit:
-                self.close_connection = True  # the unread body must not be parsed as the next request
+                # Drain a moderately oversized body so the client reads a 413 instead of a broken pipe;
+                # anything past API Gateway's own 10 MiB cap is cut off unread.
+                if int(length) <= DRAIN_LIMIT:
+                    remaining = int(length)
+                    while remaining > 0:
+                        remaining -= len(self.rfile.read(min(remaining, 65536)) or b"x" * remaining)
+                self.close_connection = True  # an unread body must not be parsed as the next request
                 self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                            {"error": f"body of {length} bytes exceeds the {limit}-byte limit"})
                 return None
