@@ -48,15 +48,28 @@ def setting(name: str, default: float) -> float:
 
 
 def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Drops this thread's cached connections when a handler raises, then re-raises."""
+    """Drops this thread's cached connections when a handler raises. A connection-level error
+    (the server restarted, an idle connection was cut) is retried once on fresh connections:
+    every handler wrapped here is idempotent, so running it again is safe."""
+    import psycopg2
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return handler(*args, **kwargs)
-        except Exception:
-            drop_cached("oltp")
-            drop_cached("warehouse")
-            raise
+        for attempt in (1, 2):
+            try:
+                return handler(*args, **kwargs)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                _drop_all()
+                if attempt == 2:
+                    raise
+            except Exception:
+                _drop_all()
+                raise
+        raise AssertionError("unreachable")
 
     return wrapper
+
+
+def _drop_all() -> None:
+    drop_cached("oltp")
+    drop_cached("warehouse")

@@ -124,19 +124,24 @@ def process_records(records: list[dict[str, Any]], connection: Callable[[], Any]
     if not parsed:
         return result
 
-    conn = connection()
-    try:
-        batch = store_orders(conn, [order for _, order in parsed])
-        conn.commit()
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        log.warning("database unavailable, returning %d messages to the queue: %s", len(parsed), exc)
-        reset()
-        result.failures += [mid for mid, _ in parsed]
-        return result
-    except psycopg2.Error as exc:
-        conn.rollback()
-        log.warning("batch failed (%s); retrying its %d messages one by one", exc, len(parsed))
-        return _one_by_one(conn, parsed, result)
+    for attempt in (1, 2):
+        conn = connection()
+        try:
+            batch = store_orders(conn, [order for _, order in parsed])
+            conn.commit()
+            break
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            # Transient: nothing was committed. Retry once on a fresh connection (a cached one may
+            # predate a server restart), then hand the whole batch back to the queue.
+            reset()
+            if attempt == 2:
+                log.warning("database unavailable, returning %d messages to the queue: %s", len(parsed), exc)
+                result.failures += [mid for mid, _ in parsed]
+                return result
+        except psycopg2.Error as exc:
+            conn.rollback()
+            log.warning("batch failed (%s); retrying its %d messages one by one", exc, len(parsed))
+            return _one_by_one(conn, parsed, result)
     result.stored += batch.stored
     result.duplicates += batch.duplicates
     result.rejected += batch.rejected

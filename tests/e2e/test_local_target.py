@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from lambdas.core.db import connect_postgres
 from lambdas.core.queue import PgQueue
 from txpipe_cli.app import app
+from txpipe_cli.local.pg import PgServer, find_bindir
 from txpipe_cli.local.state import LocalState
 from txpipe_cli.local.target import pid_is_runtime
 from txpipe_cli.synthetic import generate_customers
@@ -223,6 +224,21 @@ def test_status_shows_a_dead_runtime_and_deploy_restarts_it(cli: Cli) -> None:
     assert post(cli.state, json.dumps(order).encode())[0] == 202
     wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders WHERE order_id = 'after-restart'")[0][0] == 1,
              what="the order stored after the restart")
+
+
+def test_a_stopped_database_is_reported_and_restarted(cli: Cli) -> None:
+    """PostgreSQL stopped under the runtime: status says dead; deploy restarts it; orders flow again."""
+    state = cli.state
+    PgServer(Path(state.pg_root), state.pg_port, state.pg_user, find_bindir()).stop()
+    dead = cli.json("status", code=1)
+    assert dead["parts"]["postgres"]["alive"] is False
+    assert "pipeline_error" in dead
+    assert cli.json("deploy")["actions"]["postgres"] == "started"
+    order = {"customer_id": 3, "type": "veggie", "qty": 1, "retail_price": 13.99, "order_id": "after-pg-restart"}
+    assert post(cli.state, json.dumps(order).encode())[0] == 202
+    wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders WHERE order_id = 'after-pg-restart'")[0][0] == 1,
+             what="the order stored after the database restart")
+    assert cli.json("sync-now")["pending"] == 0
 
 
 def test_poison_message_goes_to_the_dead_letter_queue(cli: Cli) -> None:

@@ -85,6 +85,8 @@ def status(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
             ]:
                 facts.add_row(label, str(value))
             console.print(facts)
+        if result.get("pipeline_error"):
+            err_console.print(f"pipeline figures unavailable: {result['pipeline_error']}", highlight=False)
         for name, schedule in (result.get("schedules") or {}).items():
             console.print(f"schedule [bold]{name}[/]: next run {schedule['next_run_at']}")
     if dead:

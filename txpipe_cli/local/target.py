@@ -50,6 +50,8 @@ def free_port() -> int:
 
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers themselves do: a port whose old connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -166,13 +168,14 @@ class LocalTarget:
     def _ensure_runtime(self, state: LocalState, settings: PipelineSettings) -> str:
         wanted = asdict(settings)
         alive = pid_is_runtime(state.runtime_pid) and self._health(state) is not None
-        if alive and state.settings == wanted:
+        # The runtime's handlers were given the database port at start: a moved server needs a restart.
+        if alive and state.settings == wanted and state.runtime.get("pg_port") == state.pg_port:
             return "running"
         action = "updated" if alive else ("restarted" if state.runtime_pid else "started")
         if alive:
             self._stop_runtime(state)
         state.settings = wanted
-        state.runtime = {**RUNTIME_DEFAULTS, **state.runtime}
+        state.runtime = {**RUNTIME_DEFAULTS, **state.runtime, "pg_port": state.pg_port}
         if not state.api_port or not port_free(state.api_port):
             state.api_port = free_port()
         state.save()
@@ -229,7 +232,10 @@ class LocalTarget:
         if health is not None:
             result["parts"]["runtime"]["pollers"] = health["pollers"]
             result["schedules"] = health["schedules"]
-            result["pipeline"] = self.invoke("ops", {"action": "status"})
+            try:
+                result["pipeline"] = self.invoke("ops", {"action": "status"})
+            except TxpipeError as exc:  # e.g. the server is down: the parts table still tells the story
+                result["pipeline_error"] = exc.reason
         return result
 
     def destroy(self) -> dict[str, Any]:
