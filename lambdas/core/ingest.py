@@ -48,6 +48,9 @@ def handle(event: dict[str, Any], queue: Queue, now: Callable[[], datetime] | No
         queue.send_batch([order.to_message() for order in orders])
     except QueueError as exc:
         log.error("enqueue failed: %s", exc)
-        return response(503, {"error": "the order queue is unavailable; retry with the same order_id values"})
+        # Part of the request may already be queued (SQS batches are not atomic across calls):
+        # the ids let a client retry without doubling anything.
+        return response(503, {"error": "the order queue is unavailable; retry with these order_id values",
+                              "order_ids": [o.order_id for o in orders]})
     return response(202, {"accepted": len(orders), "order_ids": [o.order_id for o in orders],
                           "accepted_at": orders[0].accepted_at.isoformat()})

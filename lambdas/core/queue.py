@@ -255,7 +255,10 @@ class SqsQueue:
         pending = {str(i): body for i, body in enumerate(bodies)}
         for attempt in range(1, self.max_attempts + 1):
             entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
-            response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            try:
+                response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            except Exception as exc:  # botocore's ClientError/BotoCoreError: after botocore's own retries
+                raise QueueError(f"SQS send_message_batch failed: {exc}") from exc
             failed = response.get("Failed", [])
             for ok in response.get("Successful", []):
                 pending.pop(ok["Id"], None)

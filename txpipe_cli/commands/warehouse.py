@@ -9,9 +9,9 @@ from rich.table import Table
 
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import ExitStatus
 from txpipe_cli.output import console, err_console, handle_errors, print_json
-from txpipe_cli.targets import get_target
+from txpipe_cli.targets import Target, get_target
 
 
 @handle_errors
@@ -71,11 +71,8 @@ def sla_report(
         raise typer.Exit(int(ExitStatus.SLA_BREACH))
 
 
-def _deployed_sla(target: object) -> float:
-    try:
-        return float(target.status()["settings"]["sla_seconds"])  # type: ignore[attr-defined]
-    except (TxpipeError, KeyError):
-        return config.DEFAULT_SLA_SECONDS
+def _deployed_sla(target: Target) -> float:
+    return float(target.deployed_settings().get("sla_seconds", config.DEFAULT_SLA_SECONDS))
 
 
 @handle_errors

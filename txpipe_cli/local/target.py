@@ -98,6 +98,9 @@ class LocalTarget:
     def api_url(self) -> str:
         return self._state().api_url
 
+    def deployed_settings(self) -> dict[str, Any]:
+        return dict(self._state().settings)
+
     # ------------------------------------------------------------------ deploy
 
     def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
