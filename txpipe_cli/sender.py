@@ -26,7 +26,7 @@ RETRIES = 4
 def read_orders(path: Path) -> list[Any]:
     """The items in a JSON object/array or NDJSON file; each item is checked by the API, not here."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM spreadsheet exports write
     except (OSError, UnicodeDecodeError) as exc:
         raise TxpipeError(f"cannot read {path}: {exc}") from None
     try:
@@ -58,9 +58,17 @@ class SendResult:
         return {"sent": self.sent, "accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
 
 
+def _json_or_text(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload or b"{}")
+    except ValueError:
+        return {"error": payload[:200].decode("utf-8", "replace")}
+    return data if isinstance(data, dict) else {"error": str(data)[:200]}
+
+
 def batches(items: list[Any], size: int, repeat: int) -> Iterator[list[Any]]:
     for _ in range(repeat):
-        stamped = [{**item, "order_id": str(uuid.uuid4())} if isinstance(item, dict) and "order_id" not in item
+        stamped = [{**item, "order_id": str(uuid.uuid4())} if isinstance(item, dict) and item.get("order_id") is None
                    else item for item in items]
         for start in range(0, len(stamped), size):
             yield stamped[start:start + size]
@@ -86,14 +94,15 @@ class ApiClient:
                 self._conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
                 response = self._conn.getresponse()
                 payload = response.read()
-                if response.status < 500:
-                    return response.status, json.loads(payload or b"{}")
+                if response.status < 500 and response.status != 429:  # 429: throttled, so retry
+                    return response.status, _json_or_text(payload)
                 last = TxpipeError(f"API answered {response.status}: {payload[:200]!r}")
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 last = exc
                 self._conn.close()
                 self._conn = self._connect()
-            self._sleep(0.2 * 2**attempt)
+            if attempt < RETRIES - 1:
+                self._sleep(0.2 * 2**attempt)
         raise TxpipeError(f"the orders API at {self.path} failed {RETRIES} times: {last}",
                           hint="is it deployed? run: txpipe status")
 

@@ -38,16 +38,17 @@ def generate_customers(count: int, seed: int = 42) -> list[list[Any]]:
 def read_customers(path: Path) -> list[list[Any]]:
     """customer_id,state[,name] rows from a CSV with a header; every bad row is reported by line."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = {"customer_id", "state"} - set(reader.fieldnames or [])
             if missing:
                 raise TxpipeError(f"{path} lacks column(s) {', '.join(sorted(missing))}",
                                   hint="expected a header: customer_id,state[,name]")
             rows, problems, seen = [], [], set()
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num
                 raw_id, state = (row.get("customer_id") or "").strip(), (row.get("state") or "").strip()
-                if not raw_id.isdigit() or not 1 <= int(raw_id) <= 2**63 - 1:
+                if not (raw_id.isascii() and raw_id.isdigit()) or not 1 <= int(raw_id) <= 2**63 - 1:
                     problems.append(f"line {line}: customer_id {raw_id!r} is not an integer from 1 to 2^63-1")
                 elif state not in STATE_CODES:
                     problems.append(f"line {line}: state {state!r} is not a USPS state code")

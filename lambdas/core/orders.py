@@ -27,7 +27,11 @@ def _strict_number(value: Any) -> Any:
     # and strings are not numbers, so both are refused here rather than coerced.
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise ValueError("must be a JSON number")
-    return Decimal(value)
+    number = Decimal(value)
+    # Checked here on the exact value: pydantic's decimal_places check rounds 1e-1000030 to zero.
+    if number.is_finite() and number and number.adjusted() < -2:
+        raise ValueError("must have at most 2 decimal places")
+    return number
 
 
 Price = Annotated[
@@ -81,7 +85,10 @@ class Order:
             raise ValueError("message body is not a JSON object")
         try:
             accepted_at = datetime.fromisoformat(data.pop("accepted_at"))
-            price = Decimal(data.pop("retail_price"))
+            raw_price = data.pop("retail_price")
+            if not isinstance(raw_price, str):  # to_message writes the exact decimal text
+                raise TypeError("retail_price must be a decimal string in a queued message")
+            price = Decimal(raw_price)
             order = OrderIn.model_validate({**data, "retail_price": price})
         except (KeyError, TypeError, ArithmeticError, ValidationError) as exc:
             raise ValueError(f"invalid order message: {exc}") from exc
@@ -141,7 +148,7 @@ def parse_json(body: bytes) -> Any:
         raise RequestRejected([ItemError(None, None, f"body is not valid UTF-8: {exc.reason}")]) from None
     except RecursionError:
         raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")]) from None
-    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
+    except (ValueError, ArithmeticError) as exc:  # JSONDecodeError, huge ints/exponents, NaN/Infinity
         raise RequestRejected([ItemError(None, None, f"malformed JSON: {exc}")]) from None
     if _depth(data) > MAX_JSON_DEPTH:
         raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")])

@@ -1,0 +1,146 @@
+"""Settings parsing and the schedule-vs-SLA check (txpipe_cli/config.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from txpipe_cli.config import (
+    DEFAULT_SLA_SECONDS,
+    SYNC_TIMEOUT_SECONDS,
+    PipelineSettings,
+    check_schedule,
+    parse_clock,
+    parse_duration,
+)
+from txpipe_cli.errors import TxpipeError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("90 seconds", 90.0),
+        ("5m", 300.0),
+        ("5min", 300.0),
+        ("1h", 3600.0),
+        ("2d", 172800.0),
+        ("1.5m", 90.0),
+        (" 5M ", 300.0),
+        ("rate(5 minutes)", 300.0),
+        ("rate(1 minute)", 60.0),
+        ("rate(1 hour)", 3600.0),
+        ("rate(90 seconds)", 90.0),
+    ],
+)
+def test_parse_duration_reads_seconds(text: str, seconds: float) -> None:
+    """Plain seconds, unit suffixes and EventBridge rate() expressions become seconds."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "abc", "5x", "5 fortnights", "-5", "5m30s", "1e3", "m", "rate()", "rate(5 minutes", "rate(five minutes)",
+     "cron(0 * * * ? *)", "5 minutes ago"],
+)
+def test_parse_duration_refuses_unreadable_text(text: str) -> None:
+    """Text that is not a duration raises TxpipeError naming the input and suggesting a format."""
+    with pytest.raises(TxpipeError) as info:
+        parse_duration(text)
+    assert repr(text) in info.value.reason
+    assert info.value.hint and "5m" in info.value.hint
+
+
+@pytest.mark.parametrize("text", ["0", "0s", "0.0m", "rate(0 minutes)"])
+def test_parse_duration_refuses_zero(text: str) -> None:
+    """A zero duration is refused as not positive."""
+    with pytest.raises(TxpipeError, match="positive"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "clock"),
+    [("02:00", (2, 0)), ("2:00", (2, 0)), ("00:00", (0, 0)), ("23:59", (23, 59)), (" 07:30 ", (7, 30)),
+     ("19:05", (19, 5))],
+)
+def test_parse_clock_reads_hours_and_minutes(text: str, clock: tuple[int, int]) -> None:
+    """HH:MM (hour may be one digit) becomes (hour, minute)."""
+    assert parse_clock(text) == clock
+
+
+@pytest.mark.parametrize("text", ["24:00", "12:60", "2:5", "0200", "2", "ab:cd", "", "-1:00", "02:00:00",
+                                  "2pm"])
+def test_parse_clock_refuses_bad_times(text: str) -> None:
+    """Anything but a valid 24-hour HH:MM raises TxpipeError with a hint."""
+    with pytest.raises(TxpipeError) as info:
+        parse_clock(text)
+    assert repr(text) in info.value.reason
+    assert info.value.hint and "HH:MM" in info.value.hint
+
+
+def test_five_minute_sync_meets_900s_sla() -> None:
+    """A sync every 5 minutes (300 s + 120 s run) fits the default 900 s SLA."""
+    check_schedule(parse_duration("rate(5 minutes)"), 900.0)
+
+
+def test_fifteen_minute_sync_misses_900s_sla() -> None:
+    """A sync every 15 minutes cannot meet a 900 s SLA; the reason names the SLA and a usable interval."""
+    with pytest.raises(TxpipeError) as info:
+        check_schedule(parse_duration("15m"), 900.0)
+    assert "900 s SLA" in info.value.reason
+    assert "1020" in info.value.reason  # the worst case: 900 s interval + 120 s run
+    assert info.value.hint == "use --sync-every 780s or less"
+
+
+def test_schedule_exactly_at_sla_passes() -> None:
+    """Boundary: interval + 120 s timeout == SLA is allowed."""
+    assert SYNC_TIMEOUT_SECONDS == 120.0
+    check_schedule(900.0 - SYNC_TIMEOUT_SECONDS, 900.0)
+
+
+def test_schedule_just_over_sla_fails() -> None:
+    """Boundary: one second over the SLA is refused."""
+    with pytest.raises(TxpipeError, match="SLA"):
+        check_schedule(900.0 - SYNC_TIMEOUT_SECONDS + 1, 900.0)
+
+
+def test_schedule_uses_given_timeout() -> None:
+    """The run timeout is part of the worst case: a longer timeout can break an otherwise fine schedule."""
+    check_schedule(300.0, 900.0, sync_timeout_seconds=600.0)
+    with pytest.raises(TxpipeError):
+        check_schedule(300.0, 900.0, sync_timeout_seconds=601.0)
+
+
+def test_default_settings_validate() -> None:
+    """The default settings are valid and validate() returns the settings themselves."""
+    settings = PipelineSettings()
+    assert settings.sla_seconds == DEFAULT_SLA_SECONDS
+    assert settings.validate() is settings
+
+
+@pytest.mark.parametrize("zone", ["America/Chicago", "UTC", "Europe/Berlin"])
+def test_known_timezone_is_accepted(zone: str) -> None:
+    """An IANA time zone name passes validation."""
+    assert PipelineSettings(timezone=zone).validate().timezone == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "America/Chicag", "America", "../etc/passwd",
+                                  "/etc/localtime", "Not A Zone"])
+def test_unknown_timezone_is_refused(zone: str) -> None:
+    """An unknown or path-like time zone raises TxpipeError (not ZoneInfo's own errors), naming it."""
+    with pytest.raises(TxpipeError) as info:
+        PipelineSettings(timezone=zone).validate()
+    assert repr(zone) in info.value.reason
+    assert info.value.hint and "IANA" in info.value.hint
+
+
+def test_settings_refuse_a_schedule_missing_the_sla() -> None:
+    """validate() applies the schedule check."""
+    with pytest.raises(TxpipeError, match="SLA"):
+        PipelineSettings(sla_seconds=600.0, sync_every_seconds=600.0).validate()
+
+
+def test_settings_refuse_a_bad_refresh_time() -> None:
+    """validate() applies the clock check to refresh_at."""
+    with pytest.raises(TxpipeError, match="25:00"):
+        PipelineSettings(refresh_at="25:00").validate()

@@ -1,0 +1,426 @@
+"""Order validation (lambdas/core/orders.py): the rules every ingested order must satisfy."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from lambdas.core.orders import (
+    MAX_BODY_BYTES,
+    MAX_ORDERS_PER_REQUEST,
+    PIZZA_TYPES,
+    ItemError,
+    Order,
+    OrderIn,
+    RequestRejected,
+    accept,
+    parse_json,
+    validate_items,
+)
+
+VALID = {"customer_id": 42, "type": "supreme", "qty": 2, "retail_price": "16.99"}
+ACCEPTED_AT = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def raw_order(**literals: str) -> str:
+    """A JSON order object whose field values are given as raw JSON text (so numbers keep their spelling)."""
+    fields = {"customer_id": "42", "type": '"supreme"', "qty": "2", "retail_price": "16.99", **literals}
+    return "{" + ",".join(f'"{name}":{text}' for name, text in fields.items() if text is not None) + "}"
+
+
+def check(body: bytes | str) -> list[OrderIn]:
+    """parse_json + validate_items, the way the ingest handler runs them."""
+    return validate_items(parse_json(body.encode() if isinstance(body, str) else body))
+
+
+def rejected(body: bytes | str) -> RequestRejected:
+    with pytest.raises(RequestRejected) as info:
+        check(body)
+    return info.value
+
+
+def message(**overrides: Any) -> str:
+    data = {"order_id": "ord-1", "customer_id": 42, "type": "supreme", "qty": 2, "retail_price": "16.99",
+            "accepted_at": ACCEPTED_AT.isoformat(), **overrides}
+    return json.dumps({k: v for k, v in data.items() if v is not ...})
+
+
+# --- request shape -----------------------------------------------------------------------------
+
+
+def test_single_object_is_one_order() -> None:
+    """A body holding one order object yields exactly that order, with money as an exact Decimal."""
+    orders = check(raw_order())
+    assert orders == [OrderIn(customer_id=42, type="supreme", qty=2, retail_price=Decimal("16.99"))]
+    assert orders[0].order_id is None
+
+
+@pytest.mark.parametrize("count", [1, 2, MAX_ORDERS_PER_REQUEST])
+def test_array_of_allowed_size_is_accepted(count: int) -> None:
+    """An array of 1..500 valid orders is accepted in full and in order."""
+    body = "[" + ",".join(raw_order(customer_id=str(i + 1)) for i in range(count)) + "]"
+    orders = check(body)
+    assert [o.customer_id for o in orders] == list(range(1, count + 1))
+
+
+def test_empty_array_is_refused() -> None:
+    """An empty array is refused as a whole, with no item index."""
+    error = rejected("[]")
+    assert error.status == 400
+    assert [(e.index, e.field) for e in error.errors] == [(None, None)]
+    assert "empty" in error.errors[0].reason
+
+
+def test_array_over_limit_is_refused() -> None:
+    """501 orders in one request are refused as a whole, naming the limit."""
+    body = "[" + ",".join([raw_order()] * (MAX_ORDERS_PER_REQUEST + 1)) + "]"
+    error = rejected(body)
+    assert error.status == 400
+    assert error.errors[0].index is None
+    assert str(MAX_ORDERS_PER_REQUEST) in error.errors[0].reason
+
+
+@pytest.mark.parametrize("body", ["[1]", '["order"]', "[null]", "[[]]", "5", '"order"', "null", "true"])
+def test_non_object_item_is_refused(body: str) -> None:
+    """Anything that is not a JSON object where an order is expected is refused at index 0."""
+    error = rejected(body)
+    assert [(e.index, e.field) for e in error.errors] == [(0, None)]
+    assert "object" in error.errors[0].reason
+
+
+# --- field rules ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("literal", "ok"),
+    [("0", False), ("-1", False), ("1", True), (str(2**63 - 1), True), (str(2**63), False)],
+)
+def test_customer_id_range(literal: str, ok: bool) -> None:
+    """customer_id must be an integer from 1 to 2^63-1."""
+    body = raw_order(customer_id=literal)
+    if ok:
+        assert check(body)[0].customer_id == int(literal)
+    else:
+        assert [(e.index, e.field) for e in rejected(body).errors] == [(0, "customer_id")]
+
+
+@pytest.mark.parametrize(("literal", "ok"), [("0", False), ("1", True), ("100", True), ("101", False),
+                                             ("-5", False)])
+def test_qty_range(literal: str, ok: bool) -> None:
+    """qty must be an integer from 1 to 100."""
+    body = raw_order(qty=literal)
+    if ok:
+        assert check(body)[0].qty == int(literal)
+    else:
+        assert [(e.index, e.field) for e in rejected(body).errors] == [(0, "qty")]
+
+
+@pytest.mark.parametrize(
+    ("literal", "ok"),
+    [
+        ("0", False),
+        ("0.00", False),
+        ("-0.01", False),
+        ("0.001", False),
+        ("0.01", True),
+        ("1", True),
+        ("16.99", True),
+        ("16.999", False),
+        ("999.99", True),
+        ("1000", True),
+        ("1000.00", True),
+        ("1000.01", False),
+        ("1e3", True),
+        ("1e-3", False),
+        pytest.param(
+            "1e-1000030", False,
+        ),
+    ],
+)
+def test_retail_price_range_and_precision(literal: str, ok: bool) -> None:
+    """retail_price must be > 0, <= 1000 and have at most 2 decimal places."""
+    body = raw_order(retail_price=literal)
+    if ok:
+        assert check(body)[0].retail_price == Decimal(literal)
+    else:
+        assert [(e.index, e.field) for e in rejected(body).errors] == [(0, "retail_price")]
+
+
+@pytest.mark.parametrize("pizza", PIZZA_TYPES)
+def test_every_menu_type_is_accepted(pizza: str) -> None:
+    """Each of the five menu types is accepted exactly as spelled."""
+    assert check(raw_order(type=json.dumps(pizza)))[0].type == pizza
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ['"Cheese"', '"CHEESE"', '" cheese"', '"cheese "', '"meat  lover"', '"meat-lover"', '"meatlover"',
+     '"Meat Lover"', '"hawaiian"', '""', "1", "null", '["cheese"]'],
+)
+def test_type_is_exact(literal: str) -> None:
+    """type gets no case or whitespace folding and must be a string from the menu."""
+    assert [(e.index, e.field) for e in rejected(raw_order(type=literal)).errors] == [(0, "type")]
+
+
+@pytest.mark.parametrize(
+    ("field", "literal"),
+    [
+        ("customer_id", "true"),
+        ("customer_id", "false"),
+        ("customer_id", '"42"'),
+        ("customer_id", "42.0"),
+        ("qty", "true"),
+        ("qty", '"2"'),
+        ("qty", "2.0"),
+        ("qty", "2e0"),
+        ("retail_price", "true"),
+        ("retail_price", "false"),
+        ("retail_price", '"16.99"'),
+        ("retail_price", "null"),
+        ("retail_price", '{"amount": 16.99}'),
+    ],
+)
+def test_numbers_are_strict(field: str, literal: str) -> None:
+    """Booleans, strings and (for integer fields) fractional spellings are not accepted as numbers."""
+    assert [(e.index, e.field) for e in rejected(raw_order(**{field: literal})).errors] == [(0, field)]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("a", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("", False),
+        ("order 1 ~!@#$%^&*()", True),
+        (str(uuid.uuid4()), True),
+        ("caf\u00e9", False),
+        ("ord\n", False),
+        ("ord\t1", False),
+        ("ord\x00", False),
+        ("ord\x7f", False),
+        ("\u2603", False),
+    ],
+)
+def test_order_id_is_1_to_64_printable_ascii(value: str, ok: bool) -> None:
+    """order_id, when given, must be 1..64 printable ASCII characters."""
+    body = raw_order(order_id=json.dumps(value))
+    if ok:
+        assert check(body)[0].order_id == value
+    else:
+        assert [(e.index, e.field) for e in rejected(body).errors] == [(0, "order_id")]
+
+
+@pytest.mark.parametrize("literal", ["1", "true", '["a"]'])
+def test_order_id_must_be_a_string(literal: str) -> None:
+    """A non-string order_id is refused, not converted."""
+    assert [(e.index, e.field) for e in rejected(raw_order(order_id=literal)).errors] == [(0, "order_id")]
+
+
+@pytest.mark.parametrize("extra", ["price", "Type", "order_ID", "state", "accepted_at"])
+def test_unknown_field_is_refused(extra: str) -> None:
+    """An extra field (even a near-miss spelling of a real one) is refused, naming the field."""
+    body = raw_order(**{extra: "1"})
+    assert [(e.index, e.field) for e in rejected(body).errors] == [(0, extra)]
+
+
+@pytest.mark.parametrize("missing", ["customer_id", "type", "qty", "retail_price"])
+def test_missing_required_field_is_refused(missing: str) -> None:
+    """Each required field missing is reported by name."""
+    body = raw_order(**{missing: None})
+    assert [(e.index, e.field) for e in rejected(body).errors] == [(0, missing)]
+
+
+# --- whole-request refusal ------------------------------------------------------------------------
+
+
+def test_errors_in_items_0_and_2_are_both_reported() -> None:
+    """A 3-item array with bad items 0 and 2 is refused whole, listing index and field for both."""
+    body = "[" + ",".join([raw_order(qty="0"), raw_order(), raw_order(type='"hawaiian"')]) + "]"
+    error = rejected(body)
+    assert error.status == 400
+    assert [(e.index, e.field) for e in error.errors] == [(0, "qty"), (2, "type")]
+    assert all(e.reason for e in error.errors)
+
+
+def test_several_errors_in_one_item_are_all_reported() -> None:
+    """Every bad field of one item is listed, not just the first."""
+    error = rejected(raw_order(qty="101", retail_price="0", customer_id="0"))
+    assert sorted(e.field for e in error.errors) == ["customer_id", "qty", "retail_price"]
+    assert {e.index for e in error.errors} == {0}
+
+
+def test_duplicate_order_id_refuses_the_request() -> None:
+    """Two orders sharing an order_id refuse the whole request, naming the later index and the first."""
+    body = "[" + ",".join([raw_order(order_id='"dup"'), raw_order(order_id='"other"'),
+                           raw_order(order_id='"dup"', qty="3")]) + "]"
+    error = rejected(body)
+    assert [(e.index, e.field) for e in error.errors] == [(2, "order_id")]
+    assert "index 0" in error.errors[0].reason
+
+
+def test_distinct_order_ids_and_absent_ids_are_fine() -> None:
+    """Distinct order_ids, and several orders with no order_id, are not duplicates."""
+    body = "[" + ",".join([raw_order(order_id='"a"'), raw_order(order_id='"b"'), raw_order(), raw_order()]) + "]"
+    assert [o.order_id for o in check(body)] == ["a", "b", None, None]
+
+
+def test_item_error_to_dict() -> None:
+    """ItemError serializes to the index/field/reason shape the API returns."""
+    assert ItemError(2, "qty", "too many").to_dict() == {"index": 2, "field": "qty", "reason": "too many"}
+
+
+# --- malformed bodies -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(raw_order().encode()[:-5], id="truncated"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"   ", id="whitespace"),
+        pytest.param(raw_order(retail_price="NaN").encode(), id="NaN"),
+        pytest.param(raw_order(retail_price="Infinity").encode(), id="Infinity"),
+        pytest.param(raw_order(retail_price="-Infinity").encode(), id="-Infinity"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deep-arrays"),
+        pytest.param(b"[" * 100_000, id="deep-unclosed"),
+        pytest.param(b'{"a":' * 100_000 + b"1" + b"}" * 100_000, id="deep-objects"),
+        pytest.param(b"[[[[[[[[[[1]]]]]]]]]]", id="depth-10"),
+        pytest.param(raw_order(customer_id="9" * 5000).encode(), id="5000-digit-int"),
+        pytest.param(raw_order(type='"\xff\xfe"').encode("latin-1"), id="bad-utf8"),
+        pytest.param(raw_order(order_id='"\xed\xa0\x80"').encode("latin-1"), id="utf8-surrogate"),
+        pytest.param(b"\xef\xbb\xbf" + raw_order().encode(), id="utf8-bom"),
+        pytest.param(raw_order().encode("utf-16"), id="utf-16"),
+        pytest.param(raw_order().encode() + b"x", id="trailing-garbage"),
+        pytest.param(b"{'customer_id': 1}", id="single-quotes"),
+        pytest.param(
+            raw_order(retail_price="1e99999999999999999999").encode(), id="huge-exponent",
+        ),
+        pytest.param(
+            raw_order(retail_price="1e-99999999999999999999").encode(), id="tiny-exponent",
+        ),
+    ],
+)
+def test_malformed_json_is_a_400(body: bytes) -> None:
+    """Malformed or hostile JSON is a RequestRejected with status 400 and no item index, never another error."""
+    error = rejected(body)
+    assert error.status == 400
+    assert error.errors and all(e.index is None and e.field is None for e in error.errors)
+
+
+def test_body_over_limit_is_a_413() -> None:
+    """A body one byte over MAX_BODY_BYTES is refused with status 413 before parsing."""
+    error = rejected(b" " * (MAX_BODY_BYTES + 1))
+    assert error.status == 413
+    assert str(MAX_BODY_BYTES) in error.errors[0].reason
+
+
+def test_body_at_limit_is_parsed() -> None:
+    """A valid body of exactly MAX_BODY_BYTES is parsed (the limit is inclusive)."""
+    order = raw_order().encode()
+    body = order + b" " * (MAX_BODY_BYTES - len(order))
+    assert len(body) == MAX_BODY_BYTES
+    assert len(check(body)) == 1
+
+
+def test_parse_json_reads_floats_as_decimal() -> None:
+    """parse_json keeps JSON fractions exact (Decimal), and integers as int."""
+    assert parse_json(b'{"p": 16.99, "n": 3}') == {"p": Decimal("16.99"), "n": 3}
+    assert isinstance(parse_json(b'{"p": 16.99}')["p"], Decimal)
+
+
+# --- accept and the queue message -----------------------------------------------------------------
+
+
+def test_accept_keeps_client_ids_and_stamps_fresh_ones() -> None:
+    """accept keeps a client's order_id, gives others a distinct UUID, and stamps one acceptance time."""
+    orders = check("[" + ",".join([raw_order(order_id='"mine"'), raw_order(), raw_order()]) + "]")
+    accepted = accept(orders, now=ACCEPTED_AT)
+    assert accepted[0].order_id == "mine"
+    fresh = [a.order_id for a in accepted[1:]]
+    assert len(set(fresh)) == 2
+    assert all(uuid.UUID(order_id) for order_id in fresh)
+    assert {a.accepted_at for a in accepted} == {ACCEPTED_AT}
+    assert [(a.customer_id, a.type, a.qty, a.retail_price) for a in accepted] == [
+        (42, "supreme", 2, Decimal("16.99"))] * 3
+
+
+def test_accept_defaults_to_now_in_utc() -> None:
+    """Without `now`, accept stamps the current, timezone-aware UTC time."""
+    before = datetime.now(UTC)
+    [order] = accept(check(raw_order()))
+    after = datetime.now(UTC)
+    assert order.accepted_at.utcoffset() == timedelta(0)
+    assert before <= order.accepted_at <= after
+
+
+@pytest.mark.parametrize("price", ["16.99", "0.01", "0.1", "999.99", "1000", "12.50", "1e2"])
+def test_money_is_exact_through_the_queue(price: str) -> None:
+    """retail_price stays the exact Decimal from the request text through to_message/from_message."""
+    [order] = accept(check(raw_order(retail_price=price)), now=ACCEPTED_AT)
+    assert order.retail_price == Decimal(price)
+    text = order.to_message()
+    assert json.loads(text)["retail_price"] == str(Decimal(price))  # a string, never a float
+    back = Order.from_message(text)
+    assert back == order
+    assert isinstance(back.retail_price, Decimal) and back.retail_price == Decimal(price)
+
+
+def test_16_99_stays_16_99() -> None:
+    """The canonical example: 16.99 is Decimal('16.99') after a round trip, not 16.989999..."""
+    [order] = accept(check(raw_order(retail_price="16.99", order_id='"o-1"')), now=ACCEPTED_AT)
+    back = Order.from_message(order.to_message())
+    assert str(back.retail_price) == "16.99"
+    assert back.content() == (42, "supreme", 2, Decimal("16.99"))
+
+
+def test_round_trip_keeps_timezone_and_microseconds() -> None:
+    """accepted_at survives the message with its offset and microseconds."""
+    stamp = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=-6)))
+    order = Order("o-9", 7, "veggie", 100, Decimal("1000.00"), stamp)
+    back = Order.from_message(order.to_message())
+    assert back == order
+    assert back.accepted_at.utcoffset() == timedelta(hours=-6)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("", id="empty"),
+        pytest.param("[1, 2]", id="array"),
+        pytest.param('"text"', id="string"),
+        pytest.param(message(accepted_at=...), id="missing-accepted_at"),
+        pytest.param(message(accepted_at="2024-05-01T12:30:15"), id="naive-timestamp"),
+        pytest.param(message(accepted_at="yesterday"), id="bad-timestamp"),
+        pytest.param(message(accepted_at=1714566615), id="numeric-timestamp"),
+        pytest.param(message(order_id=...), id="missing-order_id"),
+        pytest.param(message(retail_price=...), id="missing-price"),
+        pytest.param(message(retail_price="abc"), id="price-not-a-number"),
+        pytest.param(message(retail_price="NaN"), id="price-NaN"),
+        pytest.param(message(retail_price="16.999"), id="price-3-decimals"),
+        pytest.param(message(retail_price=16.99), id="price-float"),
+        pytest.param(message(retail_price=[1]), id="price-list"),
+        pytest.param(message(qty=0), id="qty-0"),
+        pytest.param(message(qty="2"), id="qty-string"),
+        pytest.param(message(type="Cheese"), id="bad-type"),
+        pytest.param(message(extra=1), id="extra-field"),
+        pytest.param(
+            message(retail_price=True), id="price-boolean",
+        ),
+    ],
+)
+def test_from_message_refuses_malformed_messages(body: str) -> None:
+    """A malformed queue message (a poison message) raises ValueError, never another exception."""
+    with pytest.raises(ValueError):
+        Order.from_message(body)
+
+
+def test_from_message_reads_a_well_formed_message() -> None:
+    """A well-formed message yields the Order it describes."""
+    assert Order.from_message(message()) == Order("ord-1", 42, "supreme", 2, Decimal("16.99"), ACCEPTED_AT)

@@ -1,0 +1,210 @@
+"""Warehouse SQL must run on Amazon Redshift and PostgreSQL alike: parse it with sqlglot, ban PG-only syntax.
+
+Module constants are checked directly. Statements written inline in functions (reporting.state_report,
+last_sync, sla_report, refresh_views; schema.migrate, load_state_population) are captured by running
+those functions against a recording fake connection, so this test follows the source instead of a copy.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+
+from lambdas.core import reporting, schema, sync
+
+
+class RecordingConnection:
+    """A DB-API-ish connection whose cursor records every statement and answers with canned rows."""
+
+    def __init__(self, row: Any = None, fetchall: list[list[Any]] | None = None) -> None:
+        self.statements: list[str] = []
+        self._row = row
+        self._fetchall = list(fetchall or [])
+
+    def cursor(self) -> RecordingConnection:
+        return self
+
+    def __enter__(self) -> RecordingConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.statements.append(sql)
+
+    def fetchone(self) -> Any:
+        return self._row
+
+    def fetchall(self) -> list[Any]:
+        return self._fetchall.pop(0) if self._fetchall else []
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+
+def _captured() -> dict[str, list[str]]:
+    """Runs each warehouse-side function against a recorder; returns the SQL each one executed."""
+    out: dict[str, list[str]] = {}
+
+    conn = RecordingConnection()
+    reporting.refresh_views(conn)
+    out["reporting.refresh_views"] = conn.statements
+
+    conn = RecordingConnection(row=None)
+    reporting.state_report(conn, "TX")
+    out["reporting.state_report"] = conn.statements
+
+    conn = RecordingConnection(row=None)
+    reporting.last_sync(conn)
+    out["reporting.last_sync"] = conn.statements
+
+    oltp, conn = RecordingConnection(row=(0, None, 0)), RecordingConnection(row=(0, None, None, None, None, 0))
+    reporting.sla_report(oltp, conn, sla_seconds=900, since_seconds=3600, now=datetime(2024, 1, 1, tzinfo=UTC))
+    out["reporting.sla_report"] = conn.statements
+
+    conn = RecordingConnection(fetchall=[[]])
+    schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS)
+    out["schema.migrate(warehouse)"] = conn.statements
+
+    conn = RecordingConnection()
+    schema.load_state_population(conn)
+    out["schema.load_state_population"] = conn.statements
+
+    stamp = datetime(2024, 1, 1, tzinfo=UTC)
+    claimed = [("o-1", 1, "TX", "cheese", 1, 12.99, stamp, stamp)]
+    oltp, conn = RecordingConnection(row=(0, None), fetchall=[claimed]), RecordingConnection()
+    sync.run_sync(oltp, conn, batch_rows=10, load_stage=lambda cur, rows: None, now=lambda: stamp)
+    out["sync.run_sync"] = conn.statements
+    return out
+
+
+CAPTURED = _captured()
+
+CONSTANTS: dict[str, str] = {
+    **{f"schema.WAREHOUSE_MIGRATIONS[v{version}][{i}]": sql
+       for version, statements in schema.WAREHOUSE_MIGRATIONS for i, sql in enumerate(statements)},
+    "schema.MIGRATIONS_TABLE": schema.MIGRATIONS_TABLE,
+    "sync.STAGE_DDL": sync.STAGE_DDL,
+    "sync.STAGE_CLEAR": sync.STAGE_CLEAR,
+    "sync.MERGE_SQL": sync.MERGE_SQL,
+    "sync.RECORD_RUN_SQL": sync.RECORD_RUN_SQL,
+    "reporting.LAG_SQL": reporting.LAG_SQL,
+}
+
+
+def _all_statements() -> dict[str, str]:
+    statements = dict(CONSTANTS)
+    known = set(statements.values())
+    for function, sqls in CAPTURED.items():
+        for i, sql in enumerate(sqls):
+            if sql not in known:
+                known.add(sql)
+                statements[f"{function}#{i}"] = sql
+    return statements
+
+
+STATEMENTS = _all_statements()
+
+# PostgreSQL-only syntax that Redshift rejects (sqlglot's redshift reader is lenient about some of it).
+PG_ONLY = {
+    "ON CONFLICT": re.compile(r"\bON\s+CONFLICT\b", re.I),
+    "SKIP LOCKED": re.compile(r"\bSKIP\s+LOCKED\b", re.I),
+    ":: cast": re.compile(r"::"),
+    "FILTER (": re.compile(r"\bFILTER\s*\(", re.I),
+    "RETURNING": re.compile(r"\bRETURNING\b", re.I),
+    "FOR UPDATE/SHARE": re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.I),
+    "ANY(array)": re.compile(r"\bANY\s*\(", re.I),
+    "ARRAY[": re.compile(r"\bARRAY\s*\[", re.I),
+    "COPY FROM STDIN": re.compile(r"\bFROM\s+STDIN\b", re.I),
+}
+REFRESH = re.compile(r"REFRESH MATERIALIZED VIEW [a-z_][a-z0-9_]*")
+
+
+def bind(sql: str) -> str:
+    """Replaces DB-API %s placeholders with a literal so the text is plain SQL."""
+    return sql.replace("%s", "'x'")
+
+
+def pg_only_constructs(sql: str) -> list[str]:
+    return [name for name, pattern in PG_ONLY.items() if pattern.search(sql)]
+
+
+def test_inline_statements_were_captured() -> None:
+    """The recorder saw every warehouse query path (so the parametrized checks below are not vacuous)."""
+    assert len(CAPTURED["reporting.refresh_views"]) == len(schema.MATERIALIZED_VIEWS)
+    assert len(CAPTURED["reporting.state_report"]) == 2
+    assert len(CAPTURED["reporting.last_sync"]) == 1
+    assert CAPTURED["reporting.sla_report"][0] == reporting.LAG_SQL
+    assert len(CAPTURED["reporting.sla_report"]) == 3
+    migrated = CAPTURED["schema.migrate(warehouse)"]
+    assert migrated[0] == schema.MIGRATIONS_TABLE
+    assert all(sql in migrated for _, statements in schema.WAREHOUSE_MIGRATIONS for sql in statements)
+    assert len(CAPTURED["schema.load_state_population"]) == 2
+
+
+def test_sync_runs_only_the_checked_warehouse_constants() -> None:
+    """Every statement run_sync sends to the warehouse is one of the sync module constants checked here."""
+    assert CAPTURED["sync.run_sync"] == [sync.STAGE_DDL, sync.STAGE_CLEAR, sync.MERGE_SQL, sync.RECORD_RUN_SQL]
+
+
+@pytest.mark.parametrize("sql", list(STATEMENTS.values()), ids=list(STATEMENTS))
+def test_parses_as_redshift(sql: str) -> None:
+    """The statement parses as exactly one Redshift statement (REFRESH is the only opaque command allowed)."""
+    parsed = sqlglot.parse(bind(sql), read="redshift", error_level=ErrorLevel.RAISE)
+    assert len(parsed) == 1 and parsed[0] is not None
+    if isinstance(parsed[0], exp.Command):
+        assert REFRESH.fullmatch(sql.strip()), f"sqlglot could not parse this, only wrap it: {sql}"
+    else:
+        assert parsed[0].sql(dialect="redshift")
+
+
+@pytest.mark.parametrize("sql", list(STATEMENTS.values()), ids=list(STATEMENTS))
+def test_parses_as_postgres(sql: str) -> None:
+    """The statement also parses as one PostgreSQL statement (the local warehouse stand-in)."""
+    parsed = sqlglot.parse(bind(sql), read="postgres", error_level=ErrorLevel.RAISE)
+    assert len(parsed) == 1 and parsed[0] is not None
+
+
+@pytest.mark.parametrize("sql", list(STATEMENTS.values()), ids=list(STATEMENTS))
+def test_transpiles_postgres_to_redshift_without_unsupported_features(sql: str) -> None:
+    """Read as PostgreSQL, the statement needs no feature sqlglot knows Redshift lacks (e.g. locking reads)."""
+    [out] = sqlglot.transpile(bind(sql), read="postgres", write="redshift", unsupported_level=ErrorLevel.RAISE)
+    assert out
+
+
+@pytest.mark.parametrize("sql", list(STATEMENTS.values()), ids=list(STATEMENTS))
+def test_no_postgres_only_constructs(sql: str) -> None:
+    """No ON CONFLICT, SKIP LOCKED, :: casts, FILTER (...), RETURNING, locking reads, arrays or COPY STDIN."""
+    assert pg_only_constructs(sql) == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "construct"),
+    [
+        (sync.CLAIM_SQL, "SKIP LOCKED"),
+        ("INSERT INTO t (a) VALUES (%s) ON CONFLICT (a) DO NOTHING", "ON CONFLICT"),
+        ("SELECT a::int FROM t", ":: cast"),
+        ("SELECT count(*) filter (where a > 1) FROM t", "FILTER ("),
+        ("DELETE FROM outbox WHERE order_id = ANY(%s)", "ANY(array)"),
+    ],
+)
+def test_checker_flags_postgres_only_sql(sql: str, construct: str) -> None:
+    """The text check does catch PostgreSQL-only syntax (including the OLTP claim query, which may use it)."""
+    assert construct in pg_only_constructs(sql)
+
+
+def test_transpile_check_flags_locking_reads() -> None:
+    """The transpile check fails for the OLTP claim query's FOR UPDATE ... SKIP LOCKED."""
+    with pytest.raises(sqlglot.errors.UnsupportedError):
+        sqlglot.transpile(bind(sync.CLAIM_SQL), read="postgres", write="redshift",
+                          unsupported_level=ErrorLevel.RAISE)
