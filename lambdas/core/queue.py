@@ -180,12 +180,13 @@ class PgQueue:
                       receive_count = m.receive_count + 1,
                       receipt = gen_random_uuid()
                  FROM (SELECT id FROM queue_messages
-                        WHERE queue = %s AND visible_at <= clock_timestamp()
+                        WHERE queue = %s AND visible_at <= clock_timestamp() AND receive_count < %s
                         ORDER BY visible_at, id LIMIT %s
                         FOR UPDATE SKIP LOCKED) picked
                 WHERE m.id = picked.id
             RETURNING m.id, m.receipt, m.body, m.receive_count, m.sent_at""",
-            (self.visibility_timeout, self.name, max_messages),
+            # A message that became visible after the redrive above waits for the next receive's.
+            (self.visibility_timeout, self.name, self.max_receive_count, max_messages),
         )
         rows = sorted(cur.fetchall())
         return [Message(str(r[0]), str(r[1]), r[2], r[3], r[4]) for r in rows]

@@ -125,8 +125,8 @@ def process_records(records: list[dict[str, Any]], connection: Callable[[], Any]
         return result
 
     for attempt in (1, 2):
-        conn = connection()
         try:
+            conn = connection()
             batch = store_orders(conn, [order for _, order in parsed])
             conn.commit()
             break

@@ -243,7 +243,8 @@ def test_a_stopped_database_is_reported_and_restarted(cli: Cli) -> None:
 
 def test_poison_message_goes_to_the_dead_letter_queue(cli: Cli) -> None:
     """A message the store function cannot parse is retried, then dead-lettered; the rest flows on."""
-    assert cli.json("deploy", "--visibility-timeout", "1", "--max-receive-count", "2")["actions"]["runtime"] == "updated"
+    redeployed = cli.json("deploy", "--visibility-timeout", "1", "--max-receive-count", "2")
+    assert redeployed["actions"]["runtime"] == "updated"
     queue = PgQueue.from_endpoint(cli.state.endpoint("queue"), "orders")
     try:
         queue.send_batch(["this is not an order"])

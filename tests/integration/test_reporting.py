@@ -1,0 +1,306 @@
+"""State report and SLA report over real synced data, and the ops function's actions."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from lambdas import ops, refresh
+from lambdas.core.reporting import refresh_views, sla_report, state_report
+from lambdas.core.schema import state_populations
+from lambdas.core.sync import run_sync
+from tests.integration.helpers import order, query, seed_customers, store_directly
+from txpipe_cli.local.events import scheduled_event
+
+POPULATION = {code: population for code, _, population in state_populations()}
+
+CUSTOMERS = [[1, "TX", "A"], [2, "TX", "B"], [3, "TX", "C"], [4, "CA", "D"], [5, "NY", "E"]]
+# (order_id, customer, pizza, qty, price): TX has 16 pizzas for 149.00 from 3 customers.
+ORDERS = [
+    ("tx-1", 1, "cheese", 3, "10.00"),      # cheese: 3 pizzas, 30.00
+    ("tx-2", 1, "pepperoni", 2, "12.00"),   # customer 1 bought two types
+    ("tx-3", 2, "pepperoni", 1, "12.00"),   # pepperoni: 3 pizzas, 36.00
+    ("tx-4", 2, "supreme", 3, "9.00"),      # supreme: 3 pizzas, 27.00
+    ("tx-5", 3, "veggie", 3, "12.00"),      # veggie: 3 pizzas, 36.00 (ties pepperoni: name decides)
+    ("tx-6", 3, "meat lover", 4, "5.00"),   # meat lover: most pizzas, least money
+    ("ca-1", 4, "cheese", 2, "10.50"),
+    ("ny-1", 5, "veggie", 1, "11.00"),
+]
+
+
+def sync_all(dbs) -> None:
+    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
+    try:
+        assert run_sync(oltp, warehouse).pending == 0
+    finally:
+        oltp.close()
+        warehouse.close()
+
+
+def report(dbs, state: str) -> dict:
+    conn = dbs.connect("warehouse")
+    try:
+        return state_report(conn, state)
+    finally:
+        conn.close()
+
+
+def refresh_now(dbs) -> list[str]:
+    conn = dbs.connect("warehouse")
+    try:
+        return refresh_views(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def sales(clean):
+    """The ORDERS above stored, synced and the views refreshed."""
+    seed_customers(clean, CUSTOMERS)
+    store_directly(clean, [order(oid, c, p, q, price) for oid, c, p, q, price in ORDERS])
+    sync_all(clean)
+    assert refresh_now(clean) == ["sales_by_state", "state_sales"]
+    return clean
+
+
+def test_state_report_totals(sales):
+    """TX totals: pizzas = Σqty, gross = Σqty*price, per capita = gross / TX population."""
+    tx = [o for o in ORDERS if o[0].startswith("tx")]
+    pizzas = sum(q for _, _, _, q, _ in tx)
+    gross = sum(q * Decimal(p) for _, _, _, q, p in tx)
+    assert (pizzas, gross) == (16, Decimal("149.00"))
+    result = report(sales, "TX")
+    assert result["state"] == "TX"
+    assert result["total_pizzas"] == pizzas
+    assert result["gross_sales"] == float(gross)
+    assert result["gross_sales_per_capita"] == float(round(gross / POPULATION["TX"], 8))
+    assert result["gross_sales_per_capita"] > 0
+
+
+def test_unique_customers_counted_once_per_state(sales):
+    """A customer who bought two pizza types counts once in the state total (3 in TX, not the per-type sum 6)."""
+    result = report(sales, "TX")
+    assert result["unique_customers"] == 3
+    per_type = query(sales, "warehouse", "SELECT sum(unique_customers) FROM sales_by_state WHERE state = 'TX'")
+    assert per_type == [(6,)]  # what summing the per-type rows would wrongly give
+    assert report(sales, "CA")["unique_customers"] == 1
+
+
+def test_top_three_ordered_by_pizzas_then_gross_then_name(sales):
+    """Top 3: most pizzas first; ties broken by gross sales, then by name (pepperoni before veggie)."""
+    assert report(sales, "TX")["top_pizzas"] == [
+        {"pizza_type": "meat lover", "total_pizzas": 4, "gross_sales": 20.0},
+        {"pizza_type": "pepperoni", "total_pizzas": 3, "gross_sales": 36.0},
+        {"pizza_type": "veggie", "total_pizzas": 3, "gross_sales": 36.0},
+    ]
+
+
+def test_other_states_report_their_own_sales(sales):
+    """Each state reports only the orders of its customers."""
+    assert report(sales, "CA") == {
+        "state": "CA", "total_pizzas": 2, "gross_sales": 21.0,
+        "gross_sales_per_capita": float(round(Decimal("21.00") / POPULATION["CA"], 8)), "unique_customers": 1,
+        "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 2, "gross_sales": 21.0}],
+    }
+
+
+def test_state_without_sales_reports_zeros(sales):
+    """A valid state with no sales returns zero totals and an empty top list."""
+    assert report(sales, "WY") == {"state": "WY", "total_pizzas": 0, "gross_sales": 0.0,
+                                   "gross_sales_per_capita": 0.0, "unique_customers": 0, "top_pizzas": []}
+
+
+@pytest.mark.parametrize("state", ["ZZ", "", "TEX", "PR"])
+def test_unknown_state_raises(sales, state):
+    """A code that is not one of the 50 states or DC raises ValueError."""
+    with pytest.raises(ValueError, match="unknown state"):
+        report(sales, state)
+
+
+def test_dc_is_a_valid_state(clean):
+    """DC is in the population data and can be reported."""
+    assert "DC" in POPULATION and len(POPULATION) == 51
+    assert report(clean, "DC")["total_pizzas"] == 0
+
+
+def test_views_change_only_when_refreshed(clean):
+    """Synced orders do not show in the report until the views are refreshed."""
+    seed_customers(clean, CUSTOMERS)
+    store_directly(clean, [order("a", 1, "cheese", 2, "10.00")])
+    sync_all(clean)
+    assert report(clean, "TX")["total_pizzas"] == 0
+    refresh_now(clean)
+    assert report(clean, "TX")["total_pizzas"] == 2
+    store_directly(clean, [order("b", 2, "cheese", 5, "10.00")])
+    sync_all(clean)
+    assert report(clean, "TX")["total_pizzas"] == 2
+    refresh_now(clean)
+    after = report(clean, "TX")
+    assert (after["total_pizzas"], after["gross_sales"], after["unique_customers"]) == (7, 70.0, 2)
+
+
+def test_refresh_handler_refreshes_views(handler_env):
+    """The refresh function, given a scheduled event, refreshes both views so the report sees synced orders."""
+    seed_customers(handler_env, CUSTOMERS)
+    store_directly(handler_env, [order("a", 4, "supreme", 3, "8.00")])
+    sync_all(handler_env)
+    assert report(handler_env, "CA")["total_pizzas"] == 0
+    assert refresh.handler(scheduled_event("refresh"), None) == {"refreshed": ["sales_by_state", "state_sales"]}
+    assert report(handler_env, "CA")["gross_sales"] == 24.0
+
+
+# --------------------------------------------------------------------------- SLA report
+
+SLA_KEYS = {"sla_seconds", "oltp_orders", "warehouse_orders", "synced", "pending", "oldest_pending_seconds",
+            "lag_seconds", "breaches", "last_sync_at"}
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def sla(dbs, **kwargs) -> dict:
+    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
+    try:
+        return sla_report(oltp, warehouse, **kwargs)
+    finally:
+        oltp.close()
+        warehouse.close()
+
+
+@pytest.fixture
+def lagged(clean):
+    """Orders accepted 1 to 20 minutes ago, synced now; then two pending ones (30 min and 10 s old)."""
+    seed_customers(clean, CUSTOMERS)
+    start = datetime.now(UTC)
+    ages_minutes = [20, 18, 12, 9, 7, 5, 4, 3, 2, 1]
+    store_directly(clean, [order(f"s-{m}", 1 + m % 5, accepted_at=start - timedelta(minutes=m)) for m in ages_minutes])
+    sync_all(clean)
+    store_directly(clean, [order("pending-old", 2, accepted_at=start - timedelta(minutes=30)),
+                           order("pending-new", 3, accepted_at=start - timedelta(seconds=10))])
+    return clean
+
+
+def fact_lags(dbs, since: datetime | None = None) -> list[float]:
+    rows = query(dbs, "warehouse", "SELECT accepted_at, loaded_at FROM orders_fact")
+    return [(loaded - accepted).total_seconds() for accepted, loaded in rows if since is None or accepted >= since]
+
+
+def test_sla_report_matches_python(lagged):
+    """Percentiles, max, counts and breaches of the SLA report match values computed from orders_fact."""
+    now = datetime.now(UTC)
+    result = sla(lagged, sla_seconds=600, since_seconds=None, now=now)
+    assert set(result) == SLA_KEYS
+    assert set(result["lag_seconds"]) == {"p50", "p95", "p99", "max"}
+    lags = fact_lags(lagged)
+    assert len(lags) == 10
+    for key, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        assert result["lag_seconds"][key] == pytest.approx(percentile_cont(lags, fraction), abs=1e-3)
+    assert result["lag_seconds"]["max"] == pytest.approx(max(lags), abs=1e-3)
+    late = sum(1 for lag in lags if lag > 600)
+    assert late == 3  # the orders accepted 20, 18 and 12 minutes ago
+    assert result["breaches"] == late + 1  # plus the pending order 30 minutes old
+    assert result["sla_seconds"] == 600
+    assert (result["oltp_orders"], result["warehouse_orders"], result["synced"], result["pending"]) == (12, 10, 10, 2)
+    oldest = query(lagged, "oltp", "SELECT accepted_at FROM orders WHERE order_id = 'pending-old'")[0][0]
+    assert result["oldest_pending_seconds"] == pytest.approx((now - oldest).total_seconds(), abs=1e-3)
+    last = query(lagged, "warehouse", "SELECT max(finished_at) FROM sync_runs")[0][0]
+    assert result["last_sync_at"] == last.isoformat()
+
+
+def test_sla_report_since_filters(lagged):
+    """since_seconds keeps only orders accepted within the window, for lags, counts and breaches."""
+    now = datetime.now(UTC)
+    result = sla(lagged, sla_seconds=270, since_seconds=600, now=now)
+    since = now - timedelta(seconds=600)
+    lags = fact_lags(lagged, since)
+    assert len(lags) == 7  # accepted 9, 7, 5, 4, 3, 2 and 1 minutes ago
+    assert result["synced"] == len(lags)
+    assert result["lag_seconds"]["max"] == pytest.approx(max(lags), abs=1e-3)
+    assert result["lag_seconds"]["p50"] == pytest.approx(percentile_cont(lags, 0.5), abs=1e-3)
+    assert result["pending"] == 1  # the 30-minute-old pending order is outside the window
+    assert result["breaches"] == sum(1 for lag in lags if lag > 270) == 3  # 9, 7 and 5 minutes late
+    assert (result["oltp_orders"], result["warehouse_orders"]) == (8, 7)  # 7 synced + the 10-second-old pending
+
+
+def test_sla_report_with_nothing(clean):
+    """With no orders at all the SLA report has zero counts, null percentiles and no last sync."""
+    result = sla(clean, sla_seconds=60, since_seconds=None)
+    assert result == {"sla_seconds": 60, "oltp_orders": 0, "warehouse_orders": 0, "synced": 0, "pending": 0,
+                      "oldest_pending_seconds": 0.0,
+                      "lag_seconds": {"p50": None, "p95": None, "p99": None, "max": None},
+                      "breaches": 0, "last_sync_at": None}
+
+
+def test_sla_pending_breach_depends_on_age(clean):
+    """A pending order counts as a breach only once it is older than the SLA."""
+    seed_customers(clean, CUSTOMERS)
+    accepted = datetime.now(UTC) - timedelta(seconds=100)
+    store_directly(clean, [order("p", 1, accepted_at=accepted)])
+    assert sla(clean, sla_seconds=60, since_seconds=None, now=accepted + timedelta(seconds=59))["breaches"] == 0
+    assert sla(clean, sla_seconds=60, since_seconds=None, now=accepted + timedelta(seconds=61))["breaches"] == 1
+
+
+# --------------------------------------------------------------------------- ops function
+
+
+def test_ops_report_action(handler_env):
+    """The ops function's report action returns the state report of the refreshed views."""
+    seed_customers(handler_env, CUSTOMERS)
+    store_directly(handler_env, [order("a", 1, "veggie", 2, "11.00"), order("b", 2, "veggie", 1, "11.00")])
+    sync_all(handler_env)
+    refresh_now(handler_env)
+    result = ops.handler({"action": "report", "state": "TX"}, None)
+    assert result == report(handler_env, "TX")
+    assert (result["total_pizzas"], result["gross_sales"], result["unique_customers"]) == (3, 33.0, 2)
+
+
+def test_ops_report_unknown_state_is_an_error_response(handler_env):
+    """An unknown state in the report action comes back as {'error': ...}, not an exception."""
+    result = ops.handler({"action": "report", "state": "XX"}, None)
+    assert set(result) == {"error"} and "unknown state" in result["error"]
+
+
+def test_ops_unknown_action(handler_env):
+    """An unknown or missing action returns {'error': ...} naming the valid actions."""
+    for event in ({"action": "drop_everything"}, {}):
+        result = ops.handler(event, None)
+        assert set(result) == {"error"}
+        assert "report" in result["error"] and "sla_report" in result["error"]
+
+
+def test_ops_sla_report_action(handler_env):
+    """The sla_report action returns the SLA report with its exact keys."""
+    seed_customers(handler_env, CUSTOMERS)
+    store_directly(handler_env, [order("a", 1, accepted_at=datetime.now(UTC) - timedelta(minutes=5))])
+    sync_all(handler_env)
+    result = ops.handler({"action": "sla_report", "sla_seconds": 60, "since_seconds": 3600}, None)
+    assert set(result) == SLA_KEYS
+    assert (result["synced"], result["pending"], result["breaches"]) == (1, 0, 1)
+    assert result["lag_seconds"]["max"] >= 300
+
+
+def test_ops_status_and_load_customers(handler_env):
+    """load_customers upserts rows; status reports OLTP counts, the last sync and the queue depth."""
+    assert ops.handler({"action": "load_customers", "rows": CUSTOMERS}, None) == {"loaded": 5}
+    store_directly(handler_env, [order("a", 1), order("b", 2)])
+    status = ops.handler({"action": "status"}, None)
+    assert status["orders"] == 2 and status["customers"] == 5 and status["outbox_backlog"] == 2
+    assert status["rejected_orders"] == 0 and status["last_sync"] is None
+    assert status["queue"] == {"visible": 0, "in_flight": 0, "dead_letters": 0}
+    sync_all(handler_env)
+    status = ops.handler({"action": "status"}, None)
+    assert status["outbox_backlog"] == 0 and status["oldest_pending_at"] is None
+    assert status["last_sync"]["synced"] == 2
+
+
+def test_ops_migrate_is_idempotent(handler_env):
+    """The migrate action on an up-to-date database applies nothing and reloads the 51 population rows."""
+    assert ops.handler({"action": "migrate"}, None) == {"applied": {"oltp": [], "warehouse": []},
+                                                         "state_population_rows": 51}
