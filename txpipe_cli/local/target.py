@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -27,7 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -103,9 +105,24 @@ class LocalTarget:
 
     # ------------------------------------------------------------------ deploy
 
-    def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-        actions: dict[str, str] = {}
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One deploy or destroy at a time per home: two at once would race to initdb or delete."""
         self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise TxpipeError(f"another txpipe deploy or destroy is running on {self.home}",
+                                  hint="wait for it to finish, then retry") from None
+            yield
+
+    def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+        with self._exclusive():
+            return self._deploy(settings, step)
+
+    def _deploy(self, settings: PipelineSettings, step: Callable[[str], None]) -> dict[str, Any]:
+        actions: dict[str, str] = {}
         state = LocalState.load(self.home) or LocalState(home=self.home)
         password = state.ensure_secret()
 
@@ -242,13 +259,16 @@ class LocalTarget:
         return result
 
     def destroy(self) -> dict[str, Any]:
-        state = LocalState.load(self.home)
-        if state is None:
+        if LocalState.load(self.home) is None:
             return {"target": "local", "destroyed": False, "reason": f"nothing deployed under {self.home}"}
+        with self._exclusive():
+            return self._destroy(self._state())
+
+    def _destroy(self, state: LocalState) -> dict[str, Any]:
         stopped_runtime = self._stop_runtime(state)
         if state.pg_root:
             self._server(state).remove()
-        for name in ("local.json", "secrets", "logs", "pg"):
+        for name in ("local.json", "secrets", "logs", "pg", ".lock"):
             path = self.home / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
