@@ -16,5 +16,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         budget = min(budget, context.get_remaining_time_in_millis() / 1000 * 0.5)
     result = run_sync(env.oltp(), env.warehouse(), batch_rows=int(env.setting("SYNC_BATCH_ROWS", 20_000)),
-                      max_seconds=budget)
+                      max_seconds=budget, load_stage=env.warehouse_loader())
     return result.to_dict()

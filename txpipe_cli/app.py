@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from txpipe_cli.commands import orders, pipeline, warehouse
+from txpipe_cli.commands import orders, package, pipeline, warehouse
 
 app = typer.Typer(
     name="txpipe",
@@ -23,6 +23,7 @@ app.command()(warehouse.report)
 app.command("refresh-views")(warehouse.refresh_views)
 app.command()(orders.seed)
 app.command()(orders.sample)
+app.command()(package.package)
 app.command()(pipeline.destroy)
 
 

@@ -81,7 +81,7 @@ class PipelineSettings:
 
             try:
                 ZoneInfo(self.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory, not a zone
                 raise TxpipeError(f"unknown time zone {self.timezone!r}",
                                   hint="use an IANA name like America/Chicago") from None
         return self

@@ -77,7 +77,8 @@ def batches(items: list[Any], size: int, repeat: int) -> Iterator[list[Any]]:
 class ApiClient:
     """One keep-alive connection to the orders API, with retries on transport errors and 5xx."""
 
-    def __init__(self, url: str, timeout: float = 30, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, url: str, timeout: float = 30, sleep: Callable[[float], None] = time.sleep,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TxpipeError(f"bad API URL {url!r}")
@@ -86,12 +87,13 @@ class ApiClient:
         self._connect = lambda: factory(parts.hostname, parts.port, timeout=timeout)
         self._conn = self._connect()
         self._sleep = sleep
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
 
     def post(self, body: bytes) -> tuple[int, dict[str, Any]]:
         last: Exception | None = None
         for attempt in range(RETRIES):
             try:
-                self._conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
+                self._conn.request("POST", self.path, body=body, headers=self._headers)
                 response = self._conn.getresponse()
                 payload = response.read()
                 if response.status < 500 and response.status != 429:  # 429: throttled, so retry

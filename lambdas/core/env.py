@@ -13,6 +13,11 @@ from typing import Any
 
 from lambdas.core.db import Endpoint, cached_connection, connect_postgres, drop_cached
 from lambdas.core.queue import Queue, queue_from_env
+from lambdas.core.sync import load_stage_postgres
+from lambdas.core.warehouse import connect_redshift, is_connection_error, load_stage_redshift
+
+WAREHOUSE_KINDS = ("postgres", "redshift")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 _queue: Queue | None = None
 
@@ -23,13 +28,37 @@ def oltp() -> Any:
     )
 
 
-def warehouse() -> Any:
+def warehouse_kind() -> str:
+    """TXPIPE_WAREHOUSE_KIND: postgres (the local stand-in, psycopg2) or redshift (redshift-connector)."""
     kind = os.environ.get("TXPIPE_WAREHOUSE_KIND", "postgres")
-    if kind != "postgres":
-        raise RuntimeError(f"warehouse kind {kind!r} is not supported by this build")
+    if kind not in WAREHOUSE_KINDS:
+        raise RuntimeError(f"warehouse kind {kind!r} is not supported: use one of {', '.join(WAREHOUSE_KINDS)}")
+    return kind
+
+
+def warehouse() -> Any:
+    if warehouse_kind() == "redshift":
+        return cached_connection("warehouse", _connect_redshift_from_env)
     return cached_connection(
         "warehouse", lambda: connect_postgres(Endpoint.from_env("warehouse"), application_name="txpipe-warehouse")
     )
+
+
+def warehouse_loader() -> Callable[[Any, list[tuple[Any, ...]]], None]:
+    """The bulk loader of the sync staging table for this warehouse kind (COPY is PostgreSQL-only)."""
+    return load_stage_redshift if warehouse_kind() == "redshift" else load_stage_postgres
+
+
+def _connect_redshift_from_env() -> Any:
+    endpoint = Endpoint.from_env("warehouse")
+    value = os.environ.get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
+    if value not in ("true", "false"):
+        raise RuntimeError("TXPIPE_WAREHOUSE_SSL must be true or false")
+    ssl = value == "true"
+    # Plain text exists for the loopback test shim only: credentials never cross a network without TLS.
+    if not ssl and endpoint.host not in LOOPBACK_HOSTS:
+        raise RuntimeError("TXPIPE_WAREHOUSE_SSL=false is allowed only for a loopback warehouse host (the test shim)")
+    return connect_redshift(endpoint, ssl=ssl, application_name="txpipe-warehouse")
 
 
 def reset_oltp() -> None:
@@ -50,7 +79,8 @@ def setting(name: str, default: float) -> float:
 def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Drops this thread's cached connections when a handler raises. A connection-level error
     (the server restarted, an idle connection was cut) is retried once on fresh connections:
-    every handler wrapped here is idempotent, so running it again is safe."""
+    every handler wrapped here is idempotent, so running it again is safe. That holds for
+    psycopg2 and for redshift-connector (see warehouse.is_connection_error)."""
     import psycopg2
 
     @functools.wraps(handler)
@@ -62,9 +92,10 @@ def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any
                 _drop_all()
                 if attempt == 2:
                     raise
-            except Exception:
+            except Exception as exc:
                 _drop_all()
-                raise
+                if attempt == 2 or not is_connection_error(exc):
+                    raise
         raise AssertionError("unreachable")
 
     return wrapper

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from txpipe_cli import sender, synthetic
-from txpipe_cli.commands.options import JsonOpt, TargetOpt
+from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import get_target
@@ -27,6 +27,7 @@ def _progress(disabled: bool) -> Progress:
 def send(
     file: Annotated[Path, typer.Argument(help="Orders: a JSON object, a JSON array, or NDJSON.")],
     target: TargetOpt = "local",
+    stage: StageOpt = "dev",
     rate: Annotated[float | None, typer.Option(min=0.1, help="Pace to about this many orders per second.")] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Replay the file this many times (fresh order ids).")] = 1,
     batch: Annotated[int, typer.Option(min=1, max=500, help="Orders per API request.")] = 500,
@@ -43,7 +44,8 @@ def send(
         raise TxpipeError(f"{file} holds no orders")
     if rate:
         batch = max(1, min(batch, int(rate // 5)))  # about five requests a second keeps the pace smooth
-    client = sender.ApiClient(url or get_target(target).api_url)
+    chosen = get_target(target, stage=stage)
+    client = sender.ApiClient(url or chosen.api_url, headers=chosen.api_headers())
     with _progress(as_json) as progress:
         task = progress.add_task("sending", total=len(items) * repeat)
         try:
@@ -70,6 +72,7 @@ def seed(
     generate: Annotated[int | None, typer.Option(min=1, help="Generate N customers weighted by population.")] = None,
     random_seed: Annotated[int, typer.Option(help="Seed for --generate (same seed, same customers).")] = 42,
     target: TargetOpt = "local",
+    stage: StageOpt = "dev",
     as_json: JsonOpt = False,
 ) -> None:
     """Load customers (id -> state) into the OLTP database; re-running updates them in place."""
@@ -79,7 +82,7 @@ def seed(
         rows = synthetic.read_customers(customers)
     else:
         rows = synthetic.generate_customers(generate or 0, random_seed)
-    chosen = get_target(target)
+    chosen = get_target(target, stage=stage)
     loaded = 0
     with _progress(as_json) as progress:
         task = progress.add_task("loading customers", total=len(rows))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from txpipe_cli import config
-from txpipe_cli.commands.options import JsonOpt, TargetOpt
+from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
+from txpipe_cli.errors import ExitStatus, TxpipeError
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -16,6 +17,10 @@ from txpipe_cli.targets import get_target
 @handle_errors
 def deploy(
     target: TargetOpt = "local",
+    stage: StageOpt = "dev",
+    plan: Annotated[bool, typer.Option("--plan", help="AWS: print the change set and apply nothing.")] = False,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="AWS: template parameter KEY=VALUE (repeatable), e.g. WarehouseMode=provisioned.")] = None,
     sync_every: Annotated[str, typer.Option(envvar="TXPIPE_SYNC_EVERY",
                                             help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)...")] = "5m",
     sla: Annotated[float, typer.Option("--sla", envvar="TXPIPE_SLA_SECONDS",
@@ -32,36 +37,73 @@ def deploy(
 ) -> None:
     """Provision or update everything the pipeline needs, idempotently.
 
-    On the local target: a PostgreSQL server (OLTP, warehouse and queue databases),
+    Local (the default): a PostgreSQL server (OLTP, warehouse and queue databases)
     and a background runtime serving the HTTP API, the queue pollers and the
-    schedules. Running it again changes nothing, or restarts what has died.
-    Refuses a sync schedule that cannot meet the SLA.
+    schedules. AWS: one CloudFormation stack through a change set, the Lambda
+    artifact in an artifacts bucket, then the schema migrations. Running it again
+    changes nothing and says so. Refuses a sync schedule that cannot meet the SLA.
     """
     settings = config.PipelineSettings(sla_seconds=sla, sync_every_seconds=config.parse_duration(sync_every),
                                        refresh_at=refresh_at, timezone=timezone,
                                        visibility_timeout_seconds=visibility_timeout,
                                        max_receive_count=max_receive_count).validate()
-    chosen = get_target(target)
+    chosen = get_target(target, stage=stage)
     with err_console.status("deploying...") as spinner:
-        result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."))
+        result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."),
+                               plan=plan, parameters=_parameters(param or []), on_event=_print_event)
     if as_json:
         print_json(result)
-        return
-    table = Table("part", "state", title=f"txpipe deploy --target {target}")
-    for part, action in result["actions"].items():
-        table.add_row(part, action)
-    console.print(table)
-    console.print("Nothing to change: every part is running and up to date." if not result["changed"]
-                  else f"Deployed. Orders API: {result['api_url']}/orders")
+    elif target == "aws":
+        _render_aws_deploy(result)
+    else:
+        table = Table("part", "state", title=f"txpipe deploy --target {target}")
+        for part, action in result["actions"].items():
+            table.add_row(part, action)
+        console.print(table)
+        console.print("Nothing to change: every part is running and up to date." if not result["changed"]
+                      else f"Deployed. Orders API: {result['api_url']}/orders")
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TxpipeError(f"--param {pair!r} is not KEY=VALUE", code=ExitStatus.USAGE)
+        parsed[key] = value
+    return parsed
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    status = event.get("ResourceStatus", "")
+    colour = "red" if "FAILED" in status else "green" if status.endswith("COMPLETE") else "yellow"
+    reason = event.get("ResourceStatusReason") or ""
+    err_console.print(f"  [{colour}]{status:<20}[/] {event.get('LogicalResourceId', '')} "
+                      f"({event.get('ResourceType', '')}) {reason}", highlight=False)
+
+
+def _render_aws_deploy(result: dict[str, Any]) -> None:
+    table = Table("action", "resource", "type", "replacement", title=f"change set for stack {result['stack']}")
+    for change in result["changes"]:
+        table.add_row(change["action"], change["resource"], change["type"], change["replacement"])
+    if result["changes"]:
+        console.print(table)
+    if result["action"] == "planned":
+        console.print(f"Plan only: {len(result['changes'])} change(s); nothing was created or changed.")
+    elif result["action"] == "unchanged":
+        console.print(f"Nothing to change: stack {result['stack']} is up to date.")
+    else:
+        api = result["record"].get("api_url")
+        console.print(f"Stack {result['stack']} {result['action']}. Orders API: {api}/orders")
 
 
 @handle_errors
-def status(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
+def status(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
     """Show each part alive or dead, the queue, dead letters, outbox backlog, last sync and schedules.
 
     Exits 1 if any part is dead.
     """
-    result = get_target(target).status()
+    result = get_target(target, stage=stage).status()
     dead = [name for name, part in result["parts"].items() if not part["alive"]]
     if as_json:
         print_json(result)
@@ -72,7 +114,7 @@ def status(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
             table.add_row(name, "[green]alive[/]" if part["alive"] else "[red]dead[/]", detail)
         console.print(table)
         pipeline = result.get("pipeline")
-        if pipeline:
+        if pipeline and "outbox_backlog" in pipeline:
             queue = pipeline["queue"]
             facts = Table("measure", "value", title="pipeline")
             for label, value in [
@@ -96,14 +138,16 @@ def status(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
 @handle_errors
 def destroy(
     target: TargetOpt = "local",
+    stage: StageOpt = "dev",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Stop every process txpipe started and remove all its state and data."""
-    chosen = get_target(target)
+    """Remove the deployment: locally every process and file txpipe made; on AWS the stack and the
+    artifacts bucket (databases leave a final snapshot, by their deletion policy)."""
+    chosen = get_target(target, stage=stage)
     if not yes:
         typer.confirm(f"Destroy the {target} deployment and delete all its data?", abort=True)
-    result = chosen.destroy()
+    result = chosen.destroy(on_event=_print_event)
     if as_json:
         print_json(result)
     elif result["destroyed"]:

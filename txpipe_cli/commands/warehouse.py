@@ -8,17 +8,18 @@ import typer
 from rich.table import Table
 
 from txpipe_cli import config
-from txpipe_cli.commands.options import JsonOpt, TargetOpt
+from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus
 from txpipe_cli.output import console, err_console, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
 
 @handle_errors
-def sync_now(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
+def sync_now(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
     """Run a warehouse sync now, wait for it, and print what moved."""
     with err_console.status("syncing..."):
-        result = get_target(target).invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
+        result = get_target(target, stage=stage).invoke("sync", {"source": "txpipe.sync-now",
+                                                                 "detail-type": "Manual Sync"})
     if as_json:
         print_json({"synced": result["synced"], "pending": result["pending"], "seconds": result["seconds"]})
     else:
@@ -26,9 +27,9 @@ def sync_now(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
 
 
 @handle_errors
-def refresh_views(target: TargetOpt = "local", as_json: JsonOpt = False) -> None:
+def refresh_views(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
     """Refresh the reporting materialized views now (they also refresh daily at 02:00)."""
-    result = get_target(target).invoke("refresh", {"source": "txpipe.refresh-views"})
+    result = get_target(target, stage=stage).invoke("refresh", {"source": "txpipe.refresh-views"})
     if as_json:
         print_json(result)
     else:
@@ -38,6 +39,7 @@ def refresh_views(target: TargetOpt = "local", as_json: JsonOpt = False) -> None
 @handle_errors
 def sla_report(
     target: TargetOpt = "local",
+    stage: StageOpt = "dev",
     sla: Annotated[float | None, typer.Option("--sla", help="SLA in seconds (default: the deployed one).")] = None,
     since: Annotated[str | None, typer.Option(help="Only orders accepted within this window, e.g. 1h, 30m.")] = None,
     as_json: JsonOpt = False,
@@ -46,7 +48,7 @@ def sla_report(
 
     Exits 3 if any order was synced later than the SLA or has been pending longer than it.
     """
-    chosen = get_target(target)
+    chosen = get_target(target, stage=stage)
     sla_seconds = sla if sla is not None else _deployed_sla(chosen)
     report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds,
                                    "since_seconds": config.parse_duration(since) if since else None})
@@ -79,13 +81,14 @@ def _deployed_sla(target: Target) -> float:
 def report(
     state: Annotated[str, typer.Option("--state", "-s", help="USPS state code, e.g. TX.")],
     target: TargetOpt = "local",
+    stage: StageOpt = "dev",
     as_json: JsonOpt = False,
 ) -> None:
     """The analysts' view of one state: top 3 pizza types, totals, gross sales per capita.
 
     Reads the materialized views: run `txpipe refresh-views` to see the latest sync.
     """
-    result = get_target(target).invoke("ops", {"action": "report", "state": state.strip().upper()})
+    result = get_target(target, stage=stage).invoke("ops", {"action": "report", "state": state.strip().upper()})
     if as_json:
         print_json(result)
         return

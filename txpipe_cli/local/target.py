@@ -117,7 +117,15 @@ class LocalTarget:
                                   hint="wait for it to finish, then retry") from None
             yield
 
-    def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    def api_headers(self) -> dict[str, str]:
+        return {}  # loopback only: the local API takes no key
+
+    def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None, *,
+               plan: bool = False, parameters: dict[str, str] | None = None,
+               on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+        if plan or parameters:
+            raise TxpipeError("--plan and --param apply to --target aws only",
+                              hint="the local target's deploy is already idempotent: just run it")
         with self._exclusive():
             return self._deploy(settings, step)
 
@@ -258,7 +266,7 @@ class LocalTarget:
                 result["pipeline_error"] = exc.reason
         return result
 
-    def destroy(self) -> dict[str, Any]:
+    def destroy(self, on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
         if LocalState.load(self.home) is None:
             return {"target": "local", "destroyed": False, "reason": f"nothing deployed under {self.home}"}
         with self._exclusive():

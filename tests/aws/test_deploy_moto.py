@@ -1,0 +1,195 @@
+"""`txpipe deploy/status/sync-now/report/destroy --target aws` against a moto server.
+
+As an operator would run them: a moto server on 127.0.0.1 and AWS_ENDPOINT_URL
+pointing at it; nothing reaches AWS. moto runs Lambda without Docker here, so an
+invocation answers with results queued through moto's own lambda-simple API.
+Known moto gaps: it does not implement Secrets Manager, Scheduler, CloudWatch
+alarms or API keys in CloudFormation (it skips those resources), nor Redshift
+Serverless (the stack is applied with WarehouseMode=provisioned), and it cannot
+delete a stack-created VPC in dependency order (apply uses an existing VPC; the
+plan test covers the created network).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
+
+from txpipe_cli.app import app
+
+runner = CliRunner()
+STAGE = "ci"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def env(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    values = {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+              "AWS_DEFAULT_REGION": "us-east-1", "TXPIPE_HOME": str(tmp_path_factory.mktemp("aws-home")),
+              "TXPIPE_TARGET": "aws", "TXPIPE_STAGE": STAGE}
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SQS"):
+            mp.delenv(key, raising=False)
+        for key, value in values.items():
+            mp.setenv(key, value)
+        warnings.simplefilter("ignore")  # moto warns for each resource type it skips
+        yield values
+
+
+def client(service: str) -> Any:
+    return boto3.client(service)
+
+
+@pytest.fixture(scope="module")
+def network(env: dict[str, str]) -> list[str]:
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.77.{i}.0/24", AvailabilityZone=f"us-east-1{az}")
+               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
+    return ["--param", f"ExistingVpcId={vpc}", "--param", f"ExistingSubnetIds={','.join(subnets)}",
+            "--param", "WarehouseMode=provisioned"]
+
+
+def cli(*args: str, code: int = 0) -> Any:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+    return result
+
+
+@contextlib.contextmanager
+def invocations_answer(moto_url: str, *results: dict[str, Any]) -> Iterator[None]:
+    """Inside the block, Lambda invocations answer these payloads in order (moto without Docker).
+
+    moto keeps docker-less functions in a separate backend, so the switch is scoped: outside
+    it the Lambda API shows the functions CloudFormation created."""
+    config = f"{moto_url}/moto-api/config"
+    requests.post(config, json={"lambda": {"use_docker": False}}, timeout=10).raise_for_status()
+    requests.post(f"{moto_url}/moto-api/static/lambda-simple/response",
+                  json={"results": [json.dumps(r) for r in results], "region": "us-east-1"},
+                  timeout=10).raise_for_status()
+    try:
+        yield
+    finally:
+        requests.post(config, json={"lambda": {"use_docker": True}}, timeout=10).raise_for_status()
+
+
+def stack_exists() -> bool:
+    names = [s["StackName"] for s in client("cloudformation").list_stacks()["StackSummaries"]
+             if s["StackStatus"] != "DELETE_COMPLETE"]
+    return f"txpipe-{STAGE}" in names
+
+
+def test_plan_prints_the_change_set_and_creates_nothing(env: dict[str, str]) -> None:
+    """--plan lists every resource to add (network included) and leaves no stack, bucket or function."""
+    result = cli("deploy", "--plan", "--json")
+    plan = json.loads(result.stdout)
+    assert plan["action"] == "planned" and plan["changed"] is False
+    planned = {c["resource"]: c for c in plan["changes"]}
+    for resource in ("Vpc", "PrivateSubnetA", "SqsEndpoint", "OltpDatabase", "WarehouseWorkgroup", "OrdersQueue",
+                     "StoreFunction", "StoreEventSource", "OrdersApi", "SyncSchedule", "DeadLettersAlarm"):
+        assert planned[resource]["action"] == "Add", resource
+    assert not stack_exists()
+    assert client("s3").list_buckets()["Buckets"] == []
+    assert client("lambda").list_functions()["Functions"] == []
+    table = cli("deploy", "--plan").stdout
+    assert "change set for stack txpipe-ci" in table and "nothing was created" in table
+
+
+def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], network: list[str], moto_url: str) -> None:
+    """deploy uploads the artifact, applies the change set, migrates through ops and records the outputs."""
+    migrated = {"applied": {"oltp": [1], "warehouse": [1]}, "state_population_rows": 51}
+    with invocations_answer(moto_url, migrated):
+        result = json.loads(cli("deploy", *network, "--json").stdout)
+    assert result["action"] == "created" and result["changed"] is True and result["uploaded"] is True
+    assert result["migrations"] == migrated
+    assert stack_exists()
+
+    functions = {f["FunctionName"]: f for f in client("lambda").list_functions()["Functions"]}
+    for name in ("ingest", "store", "sync", "refresh", "ops"):
+        function = functions[f"txpipe-{STAGE}-{name}"]
+        assert function["Runtime"] == "python3.12"
+        assert function["Handler"] == f"lambdas.{name}.handler"
+    mapping = client("lambda").list_event_source_mappings()["EventSourceMappings"][0]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+    sqs = client("sqs")
+    queue = sqs.get_queue_url(QueueName=f"txpipe-{STAGE}-orders")["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] == 5
+    assert int(attrs["VisibilityTimeout"]) >= 6 * functions[f"txpipe-{STAGE}-store"]["Timeout"]
+
+    s3 = client("s3")
+    bucket = result["record"]["bucket"]
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"]
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [result["record"]["code_key"]]
+    assert (Path(env["TXPIPE_HOME"]) / f"aws-{STAGE}.json").exists()
+
+
+def test_deploy_again_changes_nothing(env: dict[str, str], network: list[str]) -> None:
+    """A second deploy with the same code and settings changes nothing and says so."""
+    result = json.loads(cli("deploy", *network, "--json").stdout)
+    assert result["action"] == "unchanged" and result["changed"] is False and result["uploaded"] is False
+    assert "Nothing to change" in cli("deploy", *network).stdout
+
+
+def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_url: str) -> None:
+    """sync-now, report and status invoke the deployed functions and read the real queues."""
+    moved = {"synced": 3, "pending": 1, "seconds": 0.25, "batches": 1, "oldest_pending_seconds": 2}
+    with invocations_answer(moto_url, moved):
+        assert json.loads(cli("sync-now", "--json").stdout) == {"synced": 3, "pending": 1, "seconds": 0.25}
+
+    report = {"state": "TX", "total_pizzas": 5, "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024,
+              "unique_customers": 2, "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}
+    with invocations_answer(moto_url, report):
+        assert json.loads(cli("report", "--state", "TX", "--json").stdout) == report
+
+    sqs = client("sqs")
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=f"txpipe-{STAGE}-orders")["QueueUrl"], MessageBody="{}")
+    pipeline = {"orders": 0, "customers": 0, "outbox_backlog": 0, "oldest_pending_at": None,
+                "rejected_orders": 0, "last_sync": None, "queue": {"visible": 1, "in_flight": 0, "dead_letters": 0}}
+    with invocations_answer(moto_url, pipeline):
+        status = json.loads(cli("status", "--json").stdout)
+    assert status["parts"]["stack"] == {"alive": True, "status": "CREATE_COMPLETE"}
+    assert status["parts"]["queue"]["visible"] == 1
+    assert status["parts"]["dead_letters"]["visible"] == 0
+    assert status["pipeline"]["outbox_backlog"] == 0
+
+
+def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: str) -> None:
+    """An ops answer carrying an error (e.g. an unknown state) fails the command with that reason."""
+    with invocations_answer(moto_url, {"error": "unknown state 'ZZ': use a USPS code such as TX (50 states and DC)"}):
+        result = cli("report", "--state", "ZZ", code=1)
+    assert "unknown state 'ZZ'" in result.output
+
+
+def test_destroy_removes_the_stack_and_the_artifacts(env: dict[str, str]) -> None:
+    """destroy --yes deletes the stack, every function and queue, the artifacts bucket and the record."""
+    result = json.loads(cli("destroy", "--yes", "--json").stdout)
+    assert result["destroyed"] is True and result["artifacts_removed"] == 1
+    assert not stack_exists()
+    assert client("lambda").list_functions()["Functions"] == []
+    assert client("sqs").list_queues().get("QueueUrls", []) == []
+    assert client("s3").list_buckets()["Buckets"] == []
+    assert not (Path(env["TXPIPE_HOME"]) / f"aws-{STAGE}.json").exists()
+    assert "Nothing to destroy" in cli("destroy", "--yes").stdout
