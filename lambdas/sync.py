@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lambdas.core import env
+from lambdas.core.metrics import publish_backlog
 from lambdas.core.sync import run_sync
 
 
@@ -17,4 +18,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         budget = min(budget, context.get_remaining_time_in_millis() / 1000 * 0.5)
     result = run_sync(env.oltp(), env.warehouse(), batch_rows=int(env.setting("SYNC_BATCH_ROWS", 20_000)),
                       max_seconds=budget, load_stage=env.warehouse_loader())
+    publish_backlog(result.oldest_pending_seconds, result.pending)  # feeds the SLA-at-risk alarm on AWS
     return result.to_dict()

@@ -15,3 +15,13 @@ fi
 
 extras=""; [ "${1:-}" = "--dev" ] && extras="[dev]"
 python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
+
+if [ "${1:-}" = "--dev" ]; then
+  # checkov pins older boto3/botocore than txpipe uses, so it lives in its own virtualenv.
+  tools="${TXPIPE_TOOLS:-$HOME/.cache/txpipe/tools}"
+  if [ ! -x "$tools/checkov/bin/checkov" ]; then
+    echo "installing checkov into $tools/checkov..." >&2
+    python3 -m venv "$tools/checkov"
+    "$tools/checkov/bin/pip" install -q --disable-pip-version-check checkov==3.3.30
+  fi
+fi

@@ -23,6 +23,7 @@ app.command()(warehouse.report)
 app.command("refresh-views")(warehouse.refresh_views)
 app.command()(orders.seed)
 app.command()(orders.sample)
+app.command()(pipeline.endpoint)
 app.command()(package.package)
 app.command()(pipeline.destroy)
 

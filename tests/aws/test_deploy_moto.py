@@ -175,6 +175,9 @@ def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_ur
     assert status["parts"]["dead_letters"]["visible"] == 0
     assert status["pipeline"]["outbox_backlog"] == 0
 
+    endpoint = json.loads(cli("endpoint", "--json").stdout)
+    assert endpoint["url"].startswith("https://") and endpoint["url"].endswith(f"/{STAGE}/orders")
+
 
 def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: str) -> None:
     """An ops answer carrying an error (e.g. an unknown state) fails the command with that reason."""

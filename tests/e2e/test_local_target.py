@@ -113,6 +113,11 @@ def test_deploy_again_is_a_no_op(cli: Cli) -> None:
     assert "Nothing to change" in cli("deploy").stdout
 
 
+def test_endpoint_prints_the_orders_url(cli: Cli) -> None:
+    """endpoint gives the URL clients POST to; the local API needs no key."""
+    assert cli.json("endpoint") == {"url": f"{cli.state.api_url}/orders", "api_key_required": False}
+
+
 def test_deploy_refuses_a_schedule_that_misses_the_sla(cli: Cli) -> None:
     """A 15-minute sync cannot meet a 900 s SLA: refused with a reason, nothing changed."""
     before = cli.state.settings

@@ -154,3 +154,26 @@ def destroy(
         console.print(f"Destroyed the {target} deployment.")
     else:
         console.print(f"Nothing to destroy: {result['reason']}.")
+
+
+@handle_errors
+def endpoint(
+    target: TargetOpt = "local",
+    stage: StageOpt = "dev",
+    show_key: Annotated[bool, typer.Option("--show-key", help="Also print the API key (a secret).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the orders API endpoint that point-of-sale clients POST to."""
+    chosen = get_target(target, stage=stage)
+    url = f"{chosen.api_url}/orders"
+    headers = chosen.api_headers()
+    result: dict[str, Any] = {"url": url, "api_key_required": bool(headers)}
+    if show_key and headers:
+        result["api_key"] = headers["x-api-key"]
+    if as_json:
+        print_json(result)
+        return
+    console.print(url)
+    if headers:
+        console.print("send the API key in the x-api-key header" + (f": {result['api_key']}" if show_key else
+                                                                    " (txpipe endpoint --show-key prints it)"))
