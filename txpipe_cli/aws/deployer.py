@@ -58,6 +58,8 @@ def template_parameters(stage: str, settings: PipelineSettings, bucket: str, key
         "CodeKey": key,
         "SyncScheduleMinutes": str(int(minutes)),
         "SlaSeconds": str(int(settings.sla_seconds)),
+        # Warn while there is still a third of the SLA left to catch up.
+        "SlaAtRiskSeconds": str(max(30, int(settings.sla_seconds * 2 / 3))),
         "RefreshCron": f"cron({minute} {hour} * * ? *)",
         "RefreshTimezone": settings.timezone or "UTC",
         **extra,
