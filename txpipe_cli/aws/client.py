@@ -54,7 +54,13 @@ class AwsClient:
                 import boto3  # lazy: the local target never pays for it
 
                 self._session = boto3.session.Session()
-            self._clients[service] = self._session.client(service)
+            from botocore.exceptions import NoRegionError
+
+            try:
+                self._clients[service] = self._session.client(service)
+            except NoRegionError:
+                raise TxpipeError("no AWS region configured",
+                                  hint="export AWS_DEFAULT_REGION or set a region in your AWS profile") from None
         return self._clients[service]
 
     def _call(self, service: str, operation: str, **kwargs: Any) -> Any:
