@@ -1,8 +1,9 @@
 """The warehouse on AWS: Amazon Redshift (Serverless) through redshift-connector.
 
 Redshift is PostgreSQL with differences. The warehouse SQL itself is written for both
-(see schema.py and sync.py: no ON CONFLICT, no SKIP LOCKED, DELETE instead of TRUNCATE,
-which commits implicitly on Redshift). The differences this module handles:
+(see schema.py and sync.py: no ON CONFLICT, no SKIP LOCKED; TRUNCATE, which commits
+implicitly on Redshift, only clears the temporary stage at the start of a batch, when the
+open transaction holds nothing but its CREATE TEMP TABLE). The differences this module handles:
 
 - No COPY FROM STDIN. Redshift's COPY reads only from S3 (or DynamoDB, EMR, SSH), so the
   staging table is filled with parameterized multi-row INSERT statements in chunks of

@@ -208,6 +208,9 @@ def _local_zone() -> ZoneInfo:
 def _make_handler(runtime: Runtime) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without TCP_NODELAY each keep-alive response
+        # waits ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
         server_version = "txpipe-local"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
