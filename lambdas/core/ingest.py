@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from lambdas.core.orders import ItemError, RequestRejected, accept, parse_json, validate_items
+from lambdas.core.orders import ItemError, RequestRejected, accept, pack_messages, parse_json, validate_items
 from lambdas.core.queue import Queue, QueueError
 
 log = logging.getLogger("txpipe.ingest")
@@ -45,7 +45,7 @@ def handle(event: dict[str, Any], queue: Queue, now: Callable[[], datetime] | No
     except RequestRejected as rejected:
         return _refused(rejected.status, rejected.errors)
     try:
-        queue.send_batch([order.to_message() for order in orders])
+        queue.send_batch(pack_messages(orders))
     except QueueError as exc:
         log.error("enqueue failed: %s", exc)
         # Part of the request may already be queued (SQS batches are not atomic across calls):

@@ -79,10 +79,14 @@ class Order:
 
     @classmethod
     def from_message(cls, body: str) -> Order:
-        """Re-validates a queued message; raises ValueError on anything malformed (a poison message)."""
-        data = json.loads(body)
+        """Re-validates one queued order; raises ValueError on anything malformed (a poison message)."""
+        return cls.from_dict(json.loads(body))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Order:
         if not isinstance(data, dict):
-            raise ValueError("message body is not a JSON object")
+            raise ValueError("queued order is not a JSON object")
+        data = dict(data)
         try:
             accepted_at = datetime.fromisoformat(data.pop("accepted_at"))
             raw_price = data.pop("retail_price")
@@ -99,6 +103,45 @@ class Order:
     def content(self) -> tuple[int, str, int, Decimal]:
         """What must match for a re-sent order_id to count as the same order."""
         return (self.customer_id, self.type, self.qty, self.retail_price)
+
+
+MAX_MESSAGE_BYTES = 200_000  # under SQS's 256 KiB message limit, with room to spare
+
+
+def pack_messages(orders: list[Order], max_bytes: int = MAX_MESSAGE_BYTES) -> list[str]:
+    """A request's orders in as few queue messages as fit, each {"orders": [...]} under max_bytes.
+
+    One message per order cost a queue write, receive and delete per order (and an SQS request
+    each); packed, a 500-order request is one message. Orders are ASCII, so characters are bytes.
+    """
+    messages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for order in orders:
+        item = order.to_message()
+        if current and size + len(item) + 1 > max_bytes - len('{"orders":[]}'):
+            messages.append('{"orders":[' + ",".join(current) + "]}")
+            current, size = [], 0
+        current.append(item)
+        size += len(item) + 1
+    if current:
+        messages.append('{"orders":[' + ",".join(current) + "]}")
+    return messages
+
+
+def unpack_message(body: str) -> list[Order]:
+    """The orders in one queued message: a packed {"orders": [...]}, or a single order (the format
+    of earlier releases, which may still sit in a queue during an upgrade). Raises ValueError."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"message body is not JSON: {exc}") from None
+    if isinstance(data, dict) and "orders" in data:
+        items = data["orders"]
+        if not isinstance(items, list) or not items:
+            raise ValueError("message holds no orders")
+        return [Order.from_dict(item) for item in items]
+    return [Order.from_dict(data)]
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ PG_QUEUE_DDL = [
            receipt uuid
        )""",
     "CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (queue, visible_at, id)",
+    # The redrive looks for exhausted messages only: without this it scanned every visible one.
+    "CREATE INDEX IF NOT EXISTS queue_messages_exhausted ON queue_messages (queue, receive_count, visible_at)",
     "CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_receipt ON queue_messages (receipt)",
 ]
 

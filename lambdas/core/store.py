@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdas.core.orders import Order
+from lambdas.core.orders import Order, unpack_message
 
 log = logging.getLogger("txpipe.store")
 
@@ -81,7 +81,9 @@ def store_orders(conn: Any, orders: list[Order]) -> StoreResult:
                 others.append(o)
         if others:
             cur.execute(
-                "SELECT order_id, customer_id, pizza_type, qty, retail_price FROM orders WHERE order_id = ANY(%s)",
+                # Cast to the column's type: against a text[] PostgreSQL cannot use the primary key index.
+                "SELECT order_id, customer_id, pizza_type, qty, retail_price FROM orders "
+                "WHERE order_id = ANY(CAST(%s AS varchar[]))",
                 ([o.order_id for o in others],),
             )
             existing = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
@@ -114,10 +116,10 @@ def process_records(records: list[dict[str, Any]], connection: Callable[[], Any]
     import psycopg2
 
     result = StoreResult()
-    parsed: list[tuple[str, Order]] = []
+    parsed: list[tuple[str, list[Order]]] = []
     for record in records:
         try:
-            parsed.append((record["messageId"], Order.from_message(record["body"])))
+            parsed.append((record["messageId"], unpack_message(record["body"])))
         except (KeyError, ValueError) as exc:
             log.error("poison message %s: %s", record.get("messageId"), exc)
             result.failures.append(record.get("messageId", ""))
@@ -127,7 +129,7 @@ def process_records(records: list[dict[str, Any]], connection: Callable[[], Any]
     for attempt in (1, 2):
         try:
             conn = connection()
-            batch = store_orders(conn, [order for _, order in parsed])
+            batch = store_orders(conn, [order for _, orders in parsed for order in orders])
             conn.commit()
             break
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
@@ -148,16 +150,17 @@ def process_records(records: list[dict[str, Any]], connection: Callable[[], Any]
     return result
 
 
-def _one_by_one(conn: Any, parsed: list[tuple[str, Order]], result: StoreResult) -> StoreResult:
+def _one_by_one(conn: Any, parsed: list[tuple[str, list[Order]]], result: StoreResult) -> StoreResult:
+    """Each message in its own transaction, so only the messages that fail go back to the queue."""
     import psycopg2
 
-    for message_id, order in parsed:
+    for message_id, orders in parsed:
         try:
-            single = store_orders(conn, [order])
+            single = store_orders(conn, orders)
             conn.commit()
         except psycopg2.Error as exc:
             conn.rollback()
-            log.error("message %s (order %s) failed: %s", message_id, order.order_id, exc)
+            log.error("message %s (%d orders, first %s) failed: %s", message_id, len(orders), orders[0].order_id, exc)
             result.failures.append(message_id)
             continue
         result.stored += single.stored

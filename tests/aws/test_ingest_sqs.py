@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.core.ingest import handle
-from lambdas.core.orders import MAX_BODY_BYTES, Order
+from lambdas.core.orders import MAX_BODY_BYTES, Order, unpack_message
 from lambdas.core.queue import QueueStats, SqsQueue
 from tests.aws.conftest import QueueUrls
 from tests.aws.sqs_helpers import RecordingClient, drain, fail_all
@@ -41,7 +41,7 @@ def body_of(response: dict[str, Any]) -> dict[str, Any]:
 
 def queued_orders(fixture: Fixture) -> list[Order]:
     _, client, urls = fixture
-    return [Order.from_message(m["Body"]) for m in drain(client, urls.queue)]
+    return [order for m in drain(client, urls.queue) for order in unpack_message(m["Body"])]
 
 
 def assert_nothing_queued(fixture: Fixture) -> None:
@@ -53,7 +53,7 @@ def assert_nothing_queued(fixture: Fixture) -> None:
 
 
 def test_three_valid_orders_are_accepted_and_queued(orders_queue: Fixture) -> None:
-    """An array of 3 valid orders gives 202 with 3 order_ids and exactly 3 round-tripping messages."""
+    """An array of 3 valid orders gives 202 with 3 order_ids, queued packed in one round-tripping message."""
     queue, _, _ = orders_queue
 
     response = handle(post(json.dumps(ORDERS)), queue, now=lambda: NOW)
@@ -98,8 +98,8 @@ def test_single_order_object_is_accepted(orders_queue: Fixture) -> None:
     assert [o.order_id for o in queued_orders(orders_queue)] == body_of(response)["order_ids"]
 
 
-def test_25_orders_are_sent_in_three_batches(orders_queue: Fixture, sleeps: list[float]) -> None:
-    """25 orders in one request reach SQS as batches of 10, 10 and 5 and all 25 are queued."""
+def test_25_orders_are_packed_into_one_message(orders_queue: Fixture, sleeps: list[float]) -> None:
+    """25 orders in one request reach SQS as one message in one call, and all 25 are queued."""
     _, client, urls = orders_queue
     recorder = RecordingClient(client)
     queue = SqsQueue(urls.queue, dlq_url=urls.dlq, client=recorder, sleep=sleeps.append)
@@ -108,7 +108,7 @@ def test_25_orders_are_sent_in_three_batches(orders_queue: Fixture, sleeps: list
     response = handle(post(json.dumps(items)), queue, now=lambda: NOW)
 
     assert response["statusCode"] == 202
-    assert [len(c["Entries"]) for c in recorder.calls_to("send_message_batch")] == [10, 10, 5]
+    assert [len(c["Entries"]) for c in recorder.calls_to("send_message_batch")] == [1]
     assert sorted(o.customer_id for o in queued_orders(orders_queue)) == list(range(1, 26))
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from lambdas import ingest, refresh, store, sync
-from lambdas.core.orders import Order
+from lambdas.core.orders import unpack_message
 from lambdas.core.queue import PgQueue, QueueStats, sqs_event
 from lambdas.core.reporting import state_report
 from tests.integration.helpers import query, seed_customers
@@ -45,9 +45,9 @@ def test_accepted_request_puts_exactly_its_orders_on_the_queue(queue):
     assert body["accepted"] == 3
     assert body["order_ids"][:2] == ["req-1", "req-2"]
     assert len(body["order_ids"][2]) == 36  # a generated UUID
-    assert queue.stats() == QueueStats(visible=3, in_flight=0, dead_letters=0)
+    assert queue.stats() == QueueStats(visible=1, in_flight=0, dead_letters=0)  # one request, one message
     messages = queue.receive(10)
-    orders = [Order.from_message(m.body) for m in messages]
+    orders = [order for m in messages for order in unpack_message(m.body)]
     assert [o.order_id for o in orders] == body["order_ids"]
     assert [(o.customer_id, o.type, o.qty, o.retail_price) for o in orders] == [
         (1, "cheese", 2, Decimal("10.99")), (2, "meat lover", 1, Decimal("17.5")), (3, "veggie", 4, Decimal("9"))]
@@ -60,7 +60,7 @@ def test_single_order_object_is_accepted(queue):
     """A single JSON object (not an array) is one order on the queue."""
     response = post(ORDERS[0])
     assert response["statusCode"] == 202
-    assert [Order.from_message(m.body).order_id for m in queue.receive(10)] == ["req-1"]
+    assert [o.order_id for m in queue.receive(10) for o in unpack_message(m.body)] == ["req-1"]
 
 
 @pytest.mark.parametrize("body", [
@@ -117,7 +117,7 @@ def test_full_chain_ingest_store_sync(queue, handler_env):
     assert len(set(order_ids)) == 9
 
     handled, responses = drain_into_store(queue)
-    assert handled == 9
+    assert handled == 3  # three requests, each packed in one message
     assert all(r == {"batchItemFailures": []} for r in responses)
     assert queue.stats() == QueueStats(0, 0, 0)
     assert query(handler_env, "oltp", "SELECT count(*) FROM outbox") == [(9,)]
@@ -147,9 +147,9 @@ def test_chain_with_client_retry_stores_once(queue, handler_env):
     request = ORDERS[:2]
     assert post(request)["statusCode"] == 202
     assert post(request)["statusCode"] == 202  # the client did not see the first 202 and retried
-    assert queue.stats().visible == 4
+    assert queue.stats().visible == 2  # one message per request
     handled, responses = drain_into_store(queue)
-    assert handled == 4 and all(r == {"batchItemFailures": []} for r in responses)
+    assert handled == 2 and all(r == {"batchItemFailures": []} for r in responses)
     assert query(handler_env, "oltp", "SELECT order_id FROM orders ORDER BY order_id") == [("req-1",), ("req-2",)]
     assert query(handler_env, "oltp", "SELECT count(*) FROM rejected_orders") == [(0,)]
     assert sync.handler(scheduled_event("sync"), None)["synced"] == 2

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from lambdas import store
+from lambdas.core.orders import pack_messages
 from lambdas.core.store import REASON_CONFLICT, REASON_UNKNOWN_CUSTOMER
 from tests.conftest import load_event
 from tests.integration.helpers import counts, event, message, order, query, seed_customers
@@ -260,3 +261,15 @@ def test_parallel_overlapping_batches_store_each_order_once(customers):
     assert not errors
     assert responses == [NO_FAILURES, NO_FAILURES]
     assert counts(customers) == {"orders": 40, "outbox": 40, "rejected_orders": 0}
+
+
+def test_packed_messages_store_every_order_and_fail_alone(customers):
+    """Packed messages (one per request) store all their orders; a packed message with a bad order fails alone."""
+    good = pack_messages([order("pk-1", 1), order("pk-2", 2, "veggie", 3, "13.99")])[0]
+    other = pack_messages([order("pk-3", 1)])[0]
+    bad = good.replace('"qty":1', '"qty":0', 1).replace("pk-1", "pk-bad")
+    response = store.handler(event(message(good), message(bad, message_id="bad-pack"), message(other)), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad-pack"}]}
+    assert query(customers, "oltp", "SELECT order_id FROM orders ORDER BY order_id") == [
+        ("pk-1",), ("pk-2",), ("pk-3",)]
+    assert counts(customers) == {"orders": 3, "outbox": 3, "rejected_orders": 0}

@@ -19,7 +19,9 @@ from lambdas.core.orders import (
     OrderIn,
     RequestRejected,
     accept,
+    pack_messages,
     parse_json,
+    unpack_message,
     validate_items,
 )
 
@@ -424,3 +426,43 @@ def test_from_message_refuses_malformed_messages(body: str) -> None:
 def test_from_message_reads_a_well_formed_message() -> None:
     """A well-formed message yields the Order it describes."""
     assert Order.from_message(message()) == Order("ord-1", 42, "supreme", 2, Decimal("16.99"), ACCEPTED_AT)
+
+
+# --------------------------------------------------------------------------- queue messages
+
+
+def _accepted(count: int) -> list[Order]:
+    items = [{"customer_id": i + 1, "type": "veggie", "qty": 1 + i % 100, "retail_price": 13.99,
+              "order_id": f"pack-{i}"} for i in range(count)]
+    return accept(validate_items(parse_json(json.dumps(items).encode())))
+
+
+def test_a_request_packs_into_one_message_and_round_trips() -> None:
+    """500 orders fit one message; unpacking gives back the same orders, in order, exactly."""
+    orders = _accepted(500)
+    messages = pack_messages(orders)
+    assert len(messages) == 1
+    assert unpack_message(messages[0]) == orders
+
+
+def test_packing_splits_at_the_size_limit() -> None:
+    """With a small limit the orders spread over several messages, none over the limit, none lost."""
+    orders = _accepted(50)
+    messages = pack_messages(orders, max_bytes=2_000)
+    assert len(messages) > 1
+    assert all(len(m.encode()) <= 2_000 for m in messages)
+    assert [o for m in messages for o in unpack_message(m)] == orders
+
+
+def test_a_single_order_message_of_earlier_releases_is_still_read() -> None:
+    """A queue may still hold one-order messages during an upgrade: they unpack to one order."""
+    order = _accepted(1)[0]
+    assert unpack_message(order.to_message()) == [order]
+
+
+@pytest.mark.parametrize("body", ['{"orders": []}', '{"orders": {}}', "not json", '{"orders": [{"order_id": "x"}]}',
+                                  "[" * 100_000])
+def test_malformed_messages_are_refused(body: str) -> None:
+    """An empty, non-JSON or invalid packed message raises ValueError (the store reports it as failed)."""
+    with pytest.raises(ValueError):
+        unpack_message(body)

@@ -41,7 +41,7 @@ from txpipe_cli.local.state import DATABASES, QUEUE_NAME, SUPERUSER, LocalState
 
 RUNTIME_MODULE = "txpipe_cli.local.runtime"
 # The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
-RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 100, "batch_window": 0.5, "sync_max_seconds": 100}
+RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 10, "batch_window": 0.5, "sync_max_seconds": 100}
 
 
 def free_port() -> int:
