@@ -102,6 +102,7 @@ WHERE f.order_id IS NULL"""
 RECORD_RUN_SQL = "INSERT INTO sync_runs (started_at, finished_at, synced, pending) VALUES (%s, %s, %s, %s)"
 
 _NO_LOWER_BOUND = "-infinity"  # the first claim of a run starts at the oldest pending row
+FIRST_BATCH_ROWS = 20_000
 
 
 @dataclass
@@ -260,19 +261,23 @@ def run_sync(
     """Runs batches until the outbox is drained or max_seconds is spent; see the module docstring."""
     started, t0 = now(), time.monotonic()
     synced = batches = 0
+    # Batches start small and grow 1.5x per full batch up to batch_rows: a small backlog still gets
+    # several pipelined batches, a large one amortizes each warehouse commit and merge over more rows.
+    size = min(batch_rows, FIRST_BATCH_ROWS)
     text = getattr(load_stage, "row_format", "typed") == "text"
     claim_sql, claim_delete_sql = (CLAIM_TEXT_SQL, CLAIM_DELETE_TEXT_SQL) if text else (CLAIM_SQL, CLAIM_DELETE_SQL)
     helper: ThreadPoolExecutor | None = None
     try:
-        rows: Sequence[tuple[Any, ...]] = _claim(oltp, claim_sql, _NO_LOWER_BOUND, batch_rows)
+        rows: Sequence[tuple[Any, ...]] = _claim(oltp, claim_sql, _NO_LOWER_BOUND, size)
         ids = [r[0] for r in rows]  # this batch was claimed by locking: its outbox rows are still to delete
         while rows:
             upcoming: Future[Sequence[tuple[Any, ...]]] | None = None
-            if len(rows) == batch_rows and time.monotonic() - t0 <= max_seconds:
+            if len(rows) == size and time.monotonic() - t0 <= max_seconds:
                 # Rows come in accepted_at order: the last one's is where the next claim starts.
                 after = rows.last_value(6) if isinstance(rows, CopyRows) else rows[-1][6]
                 helper = helper or ThreadPoolExecutor(max_workers=1, thread_name_prefix="txpipe-sync-oltp")
-                upcoming = helper.submit(_claim_ahead, oltp, claim_delete_sql, text, ids, after, batch_rows)
+                size = min(batch_rows, size * 3 // 2)
+                upcoming = helper.submit(_claim_ahead, oltp, claim_delete_sql, text, ids, after, size)
                 ids = []
             _load_batch(warehouse, load_stage, rows, now())
             if ids:
