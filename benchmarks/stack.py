@@ -148,66 +148,40 @@ class Stack:
 
     # ------------------------------------------------------------------ resetting between benchmarks
 
+    def execute(self, name: str, *statements: Any) -> None:
+        """Runs statements (text or psycopg2.sql) on one autocommit connection to a database."""
+        conn = self.connect(name)
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
     def reset(self) -> None:
         """Empties what the pipeline and the baselines write (customers and reference data stay)."""
-        oltp = self.connect("oltp")
-        try:
-            with oltp.cursor() as cur:
-                cur.execute("TRUNCATE outbox, orders, rejected_orders")
-        finally:
-            oltp.close()
-        warehouse = self.connect("warehouse")
-        try:
-            with warehouse.cursor() as cur:
-                # TRUNCATE leaves the fact table as a fresh deploy has it (no statistics), unlike DELETE.
-                cur.execute("TRUNCATE orders_fact, sync_runs")
-        finally:
-            warehouse.close()
+        self.execute("oltp", "TRUNCATE outbox, orders, rejected_orders")
+        # TRUNCATE leaves the fact table as a fresh deploy has it (no statistics), unlike DELETE.
+        self.execute("warehouse", "TRUNCATE orders_fact, sync_runs")
         self.drop_baseline_targets()
-        queue = self.connect("queue")
-        try:
-            with queue.cursor() as cur:
-                cur.execute("TRUNCATE queue_messages")
-        finally:
-            queue.close()
+        self.execute("queue", "TRUNCATE queue_messages")
 
     def drop_baseline_targets(self) -> None:
-        warehouse = self.connect("warehouse")
-        try:
-            with warehouse.cursor() as cur:
-                for schema in BASELINE_SCHEMAS:
-                    cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        finally:
-            warehouse.close()
+        self.execute("warehouse", *(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                                    for schema in BASELINE_SCHEMAS))
 
     def create_target(self, schema: str, table: str = "orders_fact") -> None:
         """A baseline's target table in the warehouse: orders_fact's shape and primary key."""
-        warehouse = self.connect("warehouse")
-        try:
-            with warehouse.cursor() as cur:
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-                cur.execute(sql.SQL(TARGET_DDL).format(sql.Identifier(schema, table)))
-        finally:
-            warehouse.close()
+        self.execute("warehouse", sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
+                     sql.SQL(TARGET_DDL).format(sql.Identifier(schema, table)))
 
     def create_source_view(self) -> None:
-        oltp = self.connect("oltp")
-        try:
-            with oltp.cursor() as cur:
-                cur.execute(SOURCE_VIEW_SQL)
-        finally:
-            oltp.close()
+        self.execute("oltp", SOURCE_VIEW_SQL)
 
     def vacuum_analyze(self, name: str, tables: tuple[str, ...]) -> None:
         """Settles freshly loaded tables (hint bits, visibility map, statistics) so every contender starts
         from the same state, not from whatever autovacuum happens to be doing."""
-        conn = self.connect(name)
-        try:
-            with conn.cursor() as cur:
-                for table in tables:
-                    cur.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
-        finally:
-            conn.close()
+        self.execute(name, *(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)) for table in tables))
 
     def wait_for(self, name: str, query: str, params: tuple[Any, ...], want: int, *, timeout: float,
                  interval: float = 0.02) -> float:
