@@ -466,3 +466,32 @@ def test_malformed_messages_are_refused(body: str) -> None:
     """An empty, non-JSON or invalid packed message raises ValueError (the store reports it as failed)."""
     with pytest.raises(ValueError):
         unpack_message(body)
+
+
+def _packed(**change: object) -> str:
+    item = {"order_id": "p-1", "customer_id": 1, "type": "cheese", "qty": 2, "retail_price": "12.99",
+            "accepted_at": "2026-11-25T12:00:00+00:00", **change}
+    return '{"orders":[' + json.dumps(item, separators=(",", ":")) + "]}"
+
+
+def test_packed_fast_path_reads_exact_values() -> None:
+    """A packed message parsed in one call keeps the exact price and the aware accept time."""
+    [order] = unpack_message(_packed())
+    assert order.retail_price == Decimal("12.99") and order.accepted_at.utcoffset() is not None
+    assert (order.order_id, order.customer_id, order.type, order.qty) == ("p-1", 1, "cheese", 2)
+
+
+@pytest.mark.parametrize("change", [
+    {"type": "Cheese"}, {"qty": 0}, {"qty": True}, {"customer_id": "1"}, {"retail_price": "12.999"},
+    {"retail_price": "0"}, {"accepted_at": "2026-11-25T12:00:00"}, {"order_id": ""}, {"extra": 1},
+])
+def test_packed_fast_path_refuses_what_ingest_would(change: dict[str, object]) -> None:
+    """The one-call validation of a packed message applies the same rules as ingest."""
+    with pytest.raises(ValueError):
+        unpack_message(_packed(**change))
+
+
+def test_packed_fast_path_refuses_an_empty_list() -> None:
+    """A packed message must hold at least one order."""
+    with pytest.raises(ValueError):
+        unpack_message('{"orders":[]}')
