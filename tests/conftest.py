@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg2 import sql
 
 from lambdas.core import schema
 from lambdas.core.db import Endpoint, connect_postgres
@@ -72,7 +73,7 @@ def databases(pg_server: tuple[PgServer, str]) -> Databases:
     admin = connect_postgres(Endpoint("127.0.0.1", server.port, "postgres", secret_ref), autocommit=True)
     with admin.cursor() as cur:
         for db in DATABASES.values():
-            cur.execute(f"CREATE DATABASE {db}")  # noqa: S608 - fixed test names
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     admin.close()
     dbs = Databases({name: Endpoint("127.0.0.1", server.port, db, secret_ref) for name, db in DATABASES.items()})
     for name, migrations in (("oltp", schema.OLTP_MIGRATIONS), ("warehouse", schema.WAREHOUSE_MIGRATIONS)):

@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from lambdas.core.schema import MATERIALIZED_VIEWS, state_populations
+from lambdas.core.schema import MATERIALIZED_VIEWS, REFRESH_STATEMENTS, state_populations
 
 STATE_CODES = frozenset(code for code, _, _ in state_populations())
 
 
 def refresh_views(warehouse: Any) -> list[str]:
     with warehouse.cursor() as cur:
-        for view in MATERIALIZED_VIEWS:
-            cur.execute(f"REFRESH MATERIALIZED VIEW {view}")  # noqa: S608 - fixed identifiers
+        for statement in REFRESH_STATEMENTS:
+            cur.execute(statement)
     warehouse.commit()
     return list(MATERIALIZED_VIEWS)
 

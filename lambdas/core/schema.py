@@ -102,6 +102,8 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 MATERIALIZED_VIEWS = ("sales_by_state", "state_sales")
+# Written out, not formatted: no statement is ever built from a string at run time.
+REFRESH_STATEMENTS = ("REFRESH MATERIALIZED VIEW sales_by_state", "REFRESH MATERIALIZED VIEW state_sales")
 
 
 def state_populations() -> list[tuple[str, str, int]]:
