@@ -88,13 +88,11 @@ def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any
         for attempt in (1, 2):
             try:
                 return handler(*args, **kwargs)
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                _drop_all()
-                if attempt == 2:
-                    raise
             except Exception as exc:
                 _drop_all()
-                if attempt == 2 or not is_connection_error(exc):
+                connection_lost = isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) \
+                    or is_connection_error(exc)
+                if attempt == 2 or not connection_lost:
                     raise
         raise AssertionError("unreachable")
 

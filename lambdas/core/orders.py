@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-PIZZA_TYPES = ("cheese", "pepperoni", "supreme", "meat lover", "veggie")
+PizzaType = Literal["cheese", "pepperoni", "supreme", "meat lover", "veggie"]
+PIZZA_TYPES = get_args(PizzaType)
 MAX_ORDERS_PER_REQUEST = 500
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # an order array is depth 2; anything far deeper is an attack, not an order
@@ -34,11 +35,12 @@ def _strict_number(value: Any) -> Any:
     return number
 
 
-Price = Annotated[
-    Decimal,
-    BeforeValidator(_strict_number),
-    Field(gt=0, le=1000, decimal_places=2, allow_inf_nan=False),
-]
+# The field rules, once, for both an order as posted (OrderIn) and as queued (QueuedOrder).
+CustomerId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Quantity = Annotated[int, Field(ge=1, le=100)]
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
+ExactPrice = Annotated[Decimal, Field(gt=0, le=1000, decimal_places=2, allow_inf_nan=False)]
+Price = Annotated[ExactPrice, BeforeValidator(_strict_number)]  # posted: a JSON number, never a string
 
 
 class OrderIn(BaseModel):
@@ -46,11 +48,11 @@ class OrderIn(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    customer_id: int = Field(ge=1, le=2**63 - 1)
-    type: Literal["cheese", "pepperoni", "supreme", "meat lover", "veggie"]
-    qty: int = Field(ge=1, le=100)
+    customer_id: CustomerId
+    type: PizzaType
+    qty: Quantity
     retail_price: Price
-    order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN)
+    order_id: OrderId | None = None
 
 
 @dataclass(frozen=True)
@@ -114,11 +116,11 @@ class QueuedOrder(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    order_id: str = Field(pattern=ORDER_ID_PATTERN)
-    customer_id: int = Field(ge=1, le=2**63 - 1)
-    type: Literal["cheese", "pepperoni", "supreme", "meat lover", "veggie"]
-    qty: int = Field(ge=1, le=100)
-    retail_price: Annotated[Decimal, Field(gt=0, le=1000, decimal_places=2)]  # exact decimal text
+    order_id: OrderId
+    customer_id: CustomerId
+    type: PizzaType
+    qty: Quantity
+    retail_price: ExactPrice  # the exact decimal text to_message writes
     accepted_at: AwareDatetime
 
 

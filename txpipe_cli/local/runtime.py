@@ -236,10 +236,12 @@ def _make_handler(runtime: Runtime) -> type[BaseHTTPRequestHandler]:
             if int(length) > limit:
                 # Drain a moderately oversized body so the client reads a 413 instead of a broken pipe;
                 # anything past API Gateway's own 10 MiB cap is cut off unread.
-                if int(length) <= DRAIN_LIMIT:
-                    remaining = int(length)
-                    while remaining > 0:
-                        remaining -= len(self.rfile.read(min(remaining, 65536)) or b"x" * remaining)
+                remaining = int(length) if int(length) <= DRAIN_LIMIT else 0
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 65536))
+                    if not chunk:  # the client gave up
+                        break
+                    remaining -= len(chunk)
                 self.close_connection = True  # an unread body must not be parsed as the next request
                 self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                            {"error": f"body of {length} bytes exceeds the {limit}-byte limit"})
