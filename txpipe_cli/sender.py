@@ -1,15 +1,44 @@
-"""`txpipe send`: replay orders from a file through the HTTP API.
+"""`txpipe send`: replay orders from a file through the HTTP API, safe to re-run.
 
-The file is a JSON object, a JSON array, or NDJSON (one order per line). Orders
-go out in requests of up to 500. Every order without an order_id is given one
-here before its first attempt, so a retry after a timeout can never enqueue the
-same order twice; each --repeat pass gets fresh ids.
+1. read_orders: the file (a JSON object, a JSON array, or NDJSON) becomes a list of items, each
+   with its position in the file (array index; 0 for a lone object; NDJSON line number, 1-based,
+   blank lines counted) and the sha256 of the file's bytes.
+2. Ids: each --repeat pass gives every order without an order_id the id
+   "send-<first 24 hex digits of the sha256>-<pass>-<position>" (order_id_for). The same file
+   sent again gets the same ids, and the API stores an order_id once, so re-running after a
+   crash, Ctrl-C or an API outage never doubles an order. Editing the file changes every id.
+   With fresh_ids the ids are random uuid4s instead: a re-run then stores everything again.
+3. Check: each order is checked with the API's own validator (lambdas.core.orders), plus a
+   duplicate order_id within the file (the later copy is refused). Refused orders are never
+   posted, so they cannot hold back valid ones in the same request.
+4. Post: valid orders go out in requests of up to `batch_size` (and under the API's body limit).
+   ApiClient retries transport errors, 5xx and 429 with the same body, so with the same ids.
+   Should the API still answer 400 (a server of another version), the items it names are
+   refused and the rest of that request is re-sent once; a 400 that names no item, or names
+   only some of them (a capped list, "error_count" > len(errors)), refuses the whole request.
+   Any other 4xx stops the send: it is about the request (URL, key), not the orders.
+5. Stop early: ApiClient giving up (TxpipeError) or Ctrl-C ends the send; the result then holds
+   the counts so far and `interrupted` says why.
+
+SendResult.to_dict() is the `--json` output; its keys are stable:
+  orders       items in the file times --repeat
+  sent         orders in requests the API answered (each order counted once)
+  requests     requests the API answered (a retry inside ApiClient is the same request)
+  accepted     orders the API accepted (202)
+  refused      orders refused, by the check before sending or by the API; none of them is stored
+  not_sent     orders neither accepted nor refused: not posted yet, or posted in a request that got
+               no answer (the API may have stored those; a re-run with the same ids stores them once)
+  refusals     the first MAX_LISTED_REFUSALS refusals, each {"pass", "position", "position_kind"
+               ("line" or "index"), "order_id", "errors": [{"field", "reason"}]}
+  interrupted  null, or the reason the send stopped before every order was answered
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,19 +50,33 @@ from urllib.parse import urlsplit
 from txpipe_cli.errors import TxpipeError
 
 RETRIES = 4
+MAX_LISTED_REFUSALS = 1000  # in to_dict(); --rejects gets every one
 
 
-def read_orders(path: Path) -> list[Any]:
-    """The items in a JSON object/array or NDJSON file; each item is checked by the API, not here."""
+@dataclass(frozen=True)
+class OrderFile:
+    """The items of an orders file, where each one sits in it, and the file's sha256 (hex)."""
+
+    items: list[Any]
+    positions: list[int]
+    position_kind: str  # "line" (NDJSON, 1-based) or "index" (a JSON array, or 0 for a lone object)
+    digest: str
+
+
+def read_orders(path: Path) -> OrderFile:
+    """The items in a JSON object/array or NDJSON file, with their positions; each is checked later."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM spreadsheet exports write
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")  # tolerate the BOM spreadsheet exports write
     except (OSError, UnicodeDecodeError) as exc:
         raise TxpipeError(f"cannot read {path}: {exc}") from None
+    digest = hashlib.sha256(raw).hexdigest()
     try:
         data = json.loads(text)
-        return data if isinstance(data, list) else [data]
+        items = data if isinstance(data, list) else [data]
+        return OrderFile(items, list(range(len(items))), "index", digest)
     except json.JSONDecodeError as whole_error:
-        items = []
+        items, positions = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -43,19 +86,119 @@ def read_orders(path: Path) -> list[Any]:
                 if number == 1:
                     raise TxpipeError(f"{path} is neither JSON nor NDJSON: {whole_error}") from None
                 raise TxpipeError(f"{path} line {number} is not valid JSON: {exc.msg}") from None
-        return items
+            positions.append(number)
+        return OrderFile(items, positions, "line", digest)
+
+
+def order_id_for(digest: str, pass_number: int, position: int) -> str:
+    """The id of an order without one: the same for the same file, pass and position (<= 64 ASCII)."""
+    return f"send-{digest[:24]}-{pass_number}-{position}"
+
+
+def stamp(item: Any, order_id: str) -> Any:
+    """The item with `order_id` if it lacks one (absent or null); anything else unchanged, never mutated."""
+    if isinstance(item, dict) and item.get("order_id") is None:
+        return {**item, "order_id": order_id}
+    return item
+
+
+def _check(data: bytes) -> list[dict[str, Any]]:
+    """The API's verdict on one order as posted: [] if it would be accepted, else its errors."""
+    # Imported here: pydantic costs ~0.1 s, which `txpipe --help` should not pay.
+    from lambdas.core.orders import RequestRejected, parse_json, validate_items
+
+    try:
+        validate_items([parse_json(data)])
+    except RequestRejected as exc:
+        return [{"field": e.field, "reason": e.reason} for e in exc.errors]
+    return []
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One order of a pass, ready to post: its position, id, the item as posted and its JSON."""
+
+    position: int
+    order_id: Any
+    item: Any
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Refusal:
+    pass_number: int
+    position: int
+    position_kind: str
+    order_id: Any
+    errors: list[dict[str, Any]]  # [{"field": ..., "reason": ...}]
+    item: Any  # as in the file, with the order_id it was given: what --rejects writes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pass": self.pass_number, "position": self.position, "position_kind": self.position_kind,
+                "order_id": self.order_id, "errors": self.errors}
 
 
 @dataclass
 class SendResult:
+    orders: int = 0
     sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
     requests: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)  # one per refused request
+    accepted: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+    interrupted: str | None = None
+    cancelled: bool = False  # stopped by Ctrl-C (rather than by the API failing)
+
+    @property
+    def refused(self) -> int:
+        return len(self.refusals)
+
+    @property
+    def not_sent(self) -> int:
+        return self.orders - self.accepted - self.refused
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+        return {"orders": self.orders, "sent": self.sent, "requests": self.requests, "accepted": self.accepted,
+                "refused": self.refused, "not_sent": self.not_sent,
+                "refusals": [r.to_dict() for r in self.refusals[:MAX_LISTED_REFUSALS]],
+                "interrupted": self.interrupted}
+
+
+def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
+         ) -> tuple[list[Planned], list[Refusal]]:
+    """One pass over the file: the orders to post, and those refused before sending, in file order."""
+    valid: list[Planned] = []
+    refused: list[Refusal] = []
+    first_at: dict[str, int] = {}
+    for item, position in zip(orders.items, orders.positions, strict=True):
+        stamped = stamp(item, str(uuid.uuid4()) if fresh_ids else order_id_for(orders.digest, pass_number, position))
+        order_id = stamped.get("order_id") if isinstance(stamped, dict) else None
+        data = json.dumps(stamped, separators=(",", ":")).encode()
+        errors = _check(data)
+        if not errors and isinstance(order_id, str):
+            if order_id in first_at:
+                errors = [{"field": "order_id", "reason": f"duplicate order_id in the file (also at "
+                                                          f"{orders.position_kind} {first_at[order_id]})"}]
+            else:
+                first_at[order_id] = position
+        if errors:
+            refused.append(Refusal(pass_number, position, orders.position_kind, order_id, errors, stamped))
+        else:
+            valid.append(Planned(position, order_id, stamped, data))
+    return valid, refused
+
+
+def requests_of(planned: list[Planned], size: int, max_bytes: int) -> Iterator[list[Planned]]:
+    """Consecutive requests of at most `size` orders whose JSON array fits in `max_bytes`."""
+    batch: list[Planned] = []
+    length = 2  # "[" and "]"
+    for order in planned:
+        if batch and (len(batch) == size or length + len(order.data) + 1 > max_bytes):
+            yield batch
+            batch, length = [], 2
+        batch.append(order)
+        length += len(order.data) + 1
+    if batch:
+        yield batch
 
 
 def _json_or_text(payload: bytes) -> dict[str, Any]:
@@ -64,14 +207,6 @@ def _json_or_text(payload: bytes) -> dict[str, Any]:
     except ValueError:
         return {"error": payload[:200].decode("utf-8", "replace")}
     return data if isinstance(data, dict) else {"error": str(data)[:200]}
-
-
-def batches(items: list[Any], size: int, repeat: int) -> Iterator[list[Any]]:
-    for _ in range(repeat):
-        stamped = [{**item, "order_id": str(uuid.uuid4())} if isinstance(item, dict) and item.get("order_id") is None
-                   else item for item in items]
-        for start in range(0, len(stamped), size):
-            yield stamped[start:start + size]
 
 
 class ApiClient:
@@ -112,25 +247,119 @@ class ApiClient:
         self._conn.close()
 
 
-def send(client: ApiClient, items: list[Any], *, batch_size: int = 500, repeat: int = 1,
-         rate: float | None = None, progress: Callable[[int], None] = lambda _: None,
+def _named_errors(body: dict[str, Any], size: int) -> dict[int, list[dict[str, Any]]] | None:
+    """A 400's errors by index in the request, or None when it does not say which items are bad."""
+    errors = body.get("errors")
+    if not isinstance(errors, list) or not errors:
+        return None
+    if isinstance(body.get("error_count"), int) and body["error_count"] > len(errors):
+        return None  # capped: items past the cap may be bad too
+    named: dict[int, list[dict[str, Any]]] = {}
+    for error in errors:
+        index = error.get("index") if isinstance(error, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+            return None  # an error about the whole request
+        named.setdefault(index, []).append({"field": error.get("field"), "reason": error.get("reason")})
+    return named
+
+
+def _request_errors(status: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+    reasons = [e.get("reason") for e in body.get("errors") or [] if isinstance(e, dict) and e.get("reason")]
+    reason = "; ".join(map(str, reasons[:3])) or body.get("error") or "refused"
+    return [{"field": None, "reason": f"the API refused the whole request ({status}): {reason}"}]
+
+
+class Sender:
+    """Posts one pass's requests and keeps the counts in `result`."""
+
+    def __init__(self, client: ApiClient, result: SendResult, pass_number: int, position_kind: str) -> None:
+        self.client = client
+        self.result = result
+        self.pass_number = pass_number
+        self.position_kind = position_kind
+
+    def post(self, batch: list[Planned]) -> None:
+        status, body = self._post(batch)
+        self.result.sent += len(batch)
+        if self._accepted(status, body, batch):
+            return
+        named = _named_errors(body, len(batch))
+        if named is None:
+            self._refuse(batch, _request_errors(status, body))
+            return
+        for index, errors in sorted(named.items()):
+            self._refuse([batch[index]], errors)
+        rest = [order for index, order in enumerate(batch) if index not in named]
+        if rest:  # once: what a second answer refuses stays refused
+            status, body = self._post(rest)
+            if not self._accepted(status, body, rest):
+                named = _named_errors(body, len(rest)) or {}
+                whole = _request_errors(status, body)
+                for index, order in enumerate(rest):
+                    self._refuse([order], named.get(index, whole))
+
+    def _post(self, batch: list[Planned]) -> tuple[int, dict[str, Any]]:
+        status, body = self.client.post(b"[" + b",".join(order.data for order in batch) + b"]")
+        self.result.requests += 1
+        if not (200 <= status < 300 or status in (400, 413)):  # 401, 403, 404...: no request will do better
+            raise TxpipeError(f"the orders API answered {status}: {body.get('error') or body}",
+                              hint="check --url and the target's API key")
+        return status, body
+
+    def _accepted(self, status: int, body: dict[str, Any], batch: list[Planned]) -> bool:
+        if not 200 <= status < 300:
+            return False
+        accepted = body.get("accepted")
+        self.result.accepted += accepted if isinstance(accepted, int) else len(batch)
+        return True
+
+    def _refuse(self, batch: list[Planned], errors: list[dict[str, Any]]) -> None:
+        self.result.refusals.extend(Refusal(self.pass_number, order.position, self.position_kind, order.order_id,
+                                            errors, order.item) for order in batch)
+
+
+def send(client: ApiClient, orders: OrderFile, *, batch_size: int = 500, repeat: int = 1,
+         rate: float | None = None, fresh_ids: bool = False, progress: Callable[[int], None] = lambda _: None,
          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> SendResult:
-    """Posts every batch; with `rate`, paces requests so orders go out at about `rate` per second."""
-    result = SendResult()
+    """Checks and posts every pass; with `rate`, paces requests so orders go out at about `rate` per second.
+
+    Returns the counts also when the API gives up or on Ctrl-C (then `interrupted` says why).
+    """
+    from lambdas.core.orders import MAX_BODY_BYTES  # lazily, as in _check
+
+    result = SendResult(orders=len(orders.items) * repeat)
     start = clock()
-    for batch in batches(items, batch_size, repeat):
-        if rate:
-            ahead = start + result.sent / rate - clock()
-            if ahead > 0:
-                sleep(ahead)
-        status, body = client.post(json.dumps(batch).encode())
-        result.sent += len(batch)
-        result.requests += 1
-        if status == 202:
-            result.accepted += int(body.get("accepted", len(batch)))
-        else:
-            result.rejected += len(batch)
-            result.errors.append({"request": result.requests, "status": status,
-                                  "errors": body.get("errors") or [{"reason": body.get("error", "refused")}]})
-        progress(len(batch))
+    posted = 0
+    try:
+        for pass_number in range(1, repeat + 1):
+            valid, refused = plan(orders, pass_number, fresh_ids=fresh_ids)
+            result.refusals.extend(refused)
+            if refused:
+                progress(len(refused))
+            sender = Sender(client, result, pass_number, orders.position_kind)
+            for batch in requests_of(valid, batch_size, MAX_BODY_BYTES):
+                if rate:
+                    ahead = start + posted / rate - clock()
+                    if ahead > 0:
+                        sleep(ahead)
+                sender.post(batch)
+                posted += len(batch)
+                progress(len(batch))
+    except TxpipeError as exc:
+        result.interrupted = exc.line()
+    except KeyboardInterrupt:
+        result.interrupted = "interrupted (Ctrl-C)"
+        result.cancelled = True
     return result
+
+
+def write_rejects(path: Path, refusals: list[Refusal]) -> None:
+    """The refused orders as NDJSON, as in the file plus their order_id; replaced atomically."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(refusal.item) + "\n" for refusal in refusals)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

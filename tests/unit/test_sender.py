@@ -1,56 +1,99 @@
-"""`txpipe send` internals (txpipe_cli/sender.py) against a real HTTP server on 127.0.0.1."""
+"""`txpipe send` internals (txpipe_cli/sender.py) against a real HTTP server on 127.0.0.1.
+
+This module also holds the fake orders API the other test_sender_*.py modules import: it
+validates with the real API's validator and, like the real store, keeps each order_id once.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 import uuid
-from collections import deque
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lambdas.core.orders import RequestRejected, parse_json, validate_items
 from txpipe_cli.errors import TxpipeError
-from txpipe_cli.sender import RETRIES, ApiClient, SendResult, batches, read_orders, send
+from txpipe_cli.sender import RETRIES, ApiClient, OrderFile, read_orders, send
 
 
 def order(n: int, **extra: Any) -> dict[str, Any]:
     return {"customer_id": n, "type": "cheese", "qty": 1, "retail_price": 12.99, **extra}
 
 
+def order_file(items: list[Any], kind: str = "index", digest: str = "ab" * 32) -> OrderFile:
+    """An OrderFile as read_orders would make it from a JSON array (or NDJSON without blank lines)."""
+    start = 1 if kind == "line" else 0
+    return OrderFile(items, list(range(start, start + len(items))), kind, digest)
+
+
 # --- a fake orders API ----------------------------------------------------------------------------
 
 
 class FakeApi:
-    """State shared with the request handler: what was posted, and statuses to force next."""
+    """The orders API in miniature: the real validator, each order_id stored once, failures on demand."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, Any]] = []
-        self.forced: deque[int] = deque()
+        self.headers: list[dict[str, str]] = []
+        self.forced: deque[int] = deque()  # statuses to answer next, whatever the body
         self.lock = threading.Lock()
+        self.stored: dict[str, dict[str, Any]] = {}  # order_id -> order: INSERT ... ON CONFLICT DO NOTHING
+        self.received: Counter[str] = Counter()  # order_id -> how many accepted requests carried it
+        self.fail_after: int | None = None  # answer 503 to every request once this many were served
+        self.served = 0
+        self.extra_rule: Callable[[dict[str, Any]], str | None] | None = None  # a server of another version
+        self.cap: int | None = None  # list at most this many errors, with "error_count" (as a capped API does)
 
-    def answer(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    def answer(self, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         with self.lock:
             try:
                 body = json.loads(raw)
             except ValueError:
                 body = None
             self.posts.append((path, body))
+            self.headers.append(headers)
             if self.forced:
                 status = self.forced.popleft()
                 return status, {"error": f"forced {status}"}
-        if path != "/orders":
-            return 404, {"error": "not found"}
-        if not isinstance(body, list) or not body or not all(isinstance(item, dict) for item in body):
-            return 400, {"errors": [{"index": None, "field": None, "reason": "expected an array of orders"}]}
-        errors = [{"index": i, "field": "qty", "reason": "Input should be less than or equal to 100"}
-                  for i, item in enumerate(body) if item.get("qty", 0) > 100]
+            if self.fail_after is not None and self.served >= self.fail_after:
+                return 503, {"error": "the order queue is unavailable"}
+            self.served += 1
+            if path != "/orders":
+                return 404, {"error": "not found"}
+            return self._ingest(raw)
+
+    def _ingest(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            data = parse_json(raw)
+        except RequestRejected as rejected:
+            return rejected.status, {"error": "request refused", "errors": [e.to_dict() for e in rejected.errors]}
+        errors: list[dict[str, Any]] = []
+        try:
+            validate_items(data)
+        except RequestRejected as rejected:
+            errors = [e.to_dict() for e in rejected.errors]
+        items = data if isinstance(data, list) else [data]
+        if self.extra_rule and not any(e["index"] is None for e in errors):
+            errors += [{"index": i, "field": "customer_id", "reason": reason} for i, item in enumerate(items)
+                       if isinstance(item, dict) and (reason := self.extra_rule(item))]
         if errors:
-            return 400, {"errors": errors}
-        return 202, {"accepted": len(body)}
+            errors.sort(key=lambda e: -1 if e["index"] is None else e["index"])
+            answer: dict[str, Any] = {"error": "request refused; nothing was enqueued", "errors": errors}
+            if self.cap is not None and len(errors) > self.cap:
+                answer.update(errors=errors[:self.cap], error_count=len(errors))
+            return 400, answer
+        ids = [item.get("order_id") or str(uuid.uuid4()) for item in items]
+        for order_id, item in zip(ids, items, strict=True):
+            self.stored.setdefault(order_id, item)
+            self.received[order_id] += 1
+        return 202, {"accepted": len(items), "order_ids": ids}
 
     @property
     def bodies(self) -> list[Any]:
@@ -63,7 +106,7 @@ def make_handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, payload = api.answer(self.path, raw)
+            status, payload = api.answer(self.path, raw, {k.lower(): v for k, v in self.headers.items()})
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -77,15 +120,15 @@ def make_handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def api() -> Iterator[tuple[FakeApi, str]]:
-    fake = FakeApi()
+@contextmanager
+def serve(fake: FakeApi) -> Iterator[str]:
+    """Serves `fake` on a free loopback port; yields its base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -99,39 +142,69 @@ class Sleeps(list):
         self.append(seconds)
 
 
-@pytest.fixture
-def client(api: tuple[FakeApi, str]) -> Iterator[tuple[ApiClient, FakeApi, Sleeps]]:
-    fake, url = api
+@contextmanager
+def fake_client() -> Iterator[tuple[ApiClient, FakeApi, Sleeps]]:
+    """A FakeApi being served and an ApiClient on it whose backoff does not sleep."""
+    fake = FakeApi()
     sleeps = Sleeps()
-    api_client = ApiClient(url, timeout=5, sleep=sleeps)
-    try:
-        yield api_client, fake, sleeps
-    finally:
-        api_client.close()
+    with serve(fake) as url:
+        api_client = ApiClient(url, timeout=5, sleep=sleeps)
+        try:
+            yield api_client, fake, sleeps
+        finally:
+            api_client.close()
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[FakeApi, str]]:
+    fake = FakeApi()
+    with serve(fake) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def client() -> Iterator[tuple[ApiClient, FakeApi, Sleeps]]:
+    with fake_client() as made:
+        yield made
 
 
 # --- read_orders ----------------------------------------------------------------------------------
 
 
 def test_read_orders_json_object(tmp_path: Path) -> None:
-    """A file holding one JSON object yields a one-item list."""
+    """A file holding one JSON object yields a one-item list at index 0."""
     path = tmp_path / "one.json"
     path.write_text(json.dumps(order(1), indent=2))
-    assert read_orders(path) == [order(1)]
+    read = read_orders(path)
+    assert (read.items, read.positions, read.position_kind) == ([order(1)], [0], "index")
 
 
 def test_read_orders_json_array(tmp_path: Path) -> None:
-    """A (pretty-printed) JSON array yields its items in order."""
+    """A (pretty-printed) JSON array yields its items in order, at their 0-based indexes."""
     path = tmp_path / "many.json"
     path.write_text(json.dumps([order(1), order(2), order(3)], indent=1))
-    assert read_orders(path) == [order(1), order(2), order(3)]
+    read = read_orders(path)
+    assert (read.items, read.positions, read.position_kind) == ([order(1), order(2), order(3)], [0, 1, 2], "index")
 
 
 def test_read_orders_ndjson_with_blank_lines(tmp_path: Path) -> None:
-    """NDJSON with blank and whitespace-only lines yields one item per non-blank line."""
+    """NDJSON with blank and whitespace-only lines: one item per non-blank line, at its 1-based line number."""
     path = tmp_path / "orders.ndjson"
     path.write_text(json.dumps(order(1)) + "\n\n" + json.dumps(order(2)) + "\n   \n" + json.dumps(order(3)) + "\n")
-    assert read_orders(path) == [order(1), order(2), order(3)]
+    read = read_orders(path)
+    assert (read.items, read.positions, read.position_kind) == ([order(1), order(2), order(3)], [1, 3, 5], "line")
+
+
+def test_read_orders_digest_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
+    """The digest is sha256 of the raw bytes (BOM included), so any changed byte changes it."""
+    import hashlib
+
+    path = tmp_path / "bom.json"
+    raw = b"\xef\xbb\xbf" + json.dumps([order(1)]).encode()
+    path.write_bytes(raw)
+    read = read_orders(path)
+    assert read.items == [order(1)]
+    assert read.digest == hashlib.sha256(raw).hexdigest()
 
 
 def test_read_orders_ndjson_bad_line_is_named(tmp_path: Path) -> None:
@@ -162,7 +235,7 @@ def test_read_orders_empty_file_holds_no_items(tmp_path: Path) -> None:
     """An empty or blank file yields no items (the send command then refuses it as holding no orders)."""
     path = tmp_path / "empty.json"
     path.write_text("\n \n")
-    assert read_orders(path) == []
+    assert read_orders(path).items == []
 
 
 def test_read_orders_missing_or_undecodable_file(tmp_path: Path) -> None:
@@ -175,108 +248,19 @@ def test_read_orders_missing_or_undecodable_file(tmp_path: Path) -> None:
         read_orders(latin)
 
 
-# --- batches --------------------------------------------------------------------------------------
-
-
-def test_batches_stamp_missing_ids_and_keep_given_ones() -> None:
-    """Dicts without order_id get a fresh UUID; given ids and non-dict items pass unchanged; input is not mutated."""
-    items = [order(1), order(2, order_id="client-2"), "not an order", order(3)]
-    snapshot = json.loads(json.dumps(items))
-    [batch] = list(batches(items, 10, 1))
-    assert items == snapshot
-    assert batch[1]["order_id"] == "client-2"
-    assert batch[2] == "not an order"
-    stamped = [batch[0]["order_id"], batch[3]["order_id"]]
-    assert len(set(stamped)) == 2
-    assert all(str(uuid.UUID(s)) == s for s in stamped)
-    assert {k: v for k, v in batch[0].items() if k != "order_id"} == order(1)
-
-
-def test_batches_give_each_repeat_pass_new_ids() -> None:
-    """Each --repeat pass gets fresh ids for unstamped orders; client ids repeat as given."""
-    items = [order(1), order(2, order_id="fixed")]
-    passes = list(batches(items, 10, 3))
-    assert len(passes) == 3
-    fresh = [p[0]["order_id"] for p in passes]
-    assert len(set(fresh)) == 3
-    assert [p[1]["order_id"] for p in passes] == ["fixed"] * 3
-
-
-@pytest.mark.parametrize(
-    ("count", "size", "repeat", "sizes"),
-    [(5, 2, 1, [2, 2, 1]), (4, 2, 1, [2, 2]), (5, 2, 2, [2, 2, 1, 2, 2, 1]), (3, 500, 1, [3]),
-     (1001, 500, 1, [500, 500, 1]), (1, 1, 3, [1, 1, 1])],
-)
-def test_batches_split_at_batch_size(count: int, size: int, repeat: int, sizes: list[int]) -> None:
-    """Each pass is split into requests of at most `size`, keeping order."""
-    items = [order(i + 1) for i in range(count)]
-    out = list(batches(items, size, repeat))
-    assert [len(b) for b in out] == sizes
-    flat = [item["customer_id"] for b in out for item in b]
-    assert flat == [i + 1 for i in range(count)] * repeat
-
-
-def test_batches_stamp_null_order_id() -> None:
-    """An order with "order_id": null counts as lacking an id and gets a fresh one."""
-    [batch] = list(batches([order(1, order_id=None)], 10, 1))
-    assert isinstance(batch[0]["order_id"], str)
-
-
-# --- ApiClient and send ---------------------------------------------------------------------------
-
-
-def test_send_counts_accepted_orders(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
-    """All-valid orders: everything is sent and accepted over ceil(n/batch) requests with stamped ids."""
-    api_client, fake, sleeps = client
-    progressed: list[int] = []
-    result = send(api_client, [order(i) for i in range(1, 6)], batch_size=2, progress=progressed.append)
-    assert result == SendResult(sent=5, accepted=5, rejected=0, requests=3, errors=[])
-    assert result.to_dict() == {"sent": 5, "accepted": 5, "rejected": 0, "errors": []}
-    assert progressed == [2, 2, 1]
-    assert [len(b) for b in fake.bodies] == [2, 2, 1]
-    assert all(isinstance(item["order_id"], str) for b in fake.bodies for item in b)
-    assert all(path == "/orders" for path, _ in fake.posts)
-    assert sleeps == []
-
-
-def test_send_counts_a_refused_request(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
-    """A batch holding qty 101 is refused whole: its orders count as rejected and the API's errors are kept."""
-    api_client, fake, _ = client
-    items = [order(1), order(2), order(3), order(4, qty=101), order(5)]
-    result = send(api_client, items, batch_size=2)
-    assert (result.sent, result.accepted, result.rejected, result.requests) == (5, 3, 2, 3)
-    assert result.errors == [{"request": 2, "status": 400,
-                              "errors": [{"index": 1, "field": "qty",
-                                          "reason": "Input should be less than or equal to 100"}]}]
-
-
-def test_send_reports_an_error_without_details(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
-    """A 4xx answer with only an 'error' message is recorded with that message as the reason."""
-    api_client, fake, _ = client
-    fake.forced.append(403)
-    result = send(api_client, [order(1)])
-    assert (result.sent, result.accepted, result.rejected) == (1, 0, 1)
-    assert result.errors == [{"request": 1, "status": 403, "errors": [{"reason": "forced 403"}]}]
-
-
-def test_send_with_repeat(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
-    """--repeat replays the file with fresh ids each pass."""
-    api_client, fake, _ = client
-    result = send(api_client, [order(1), order(2)], repeat=3)
-    assert (result.sent, result.accepted, result.requests) == (6, 6, 3)
-    ids = [item["order_id"] for body in fake.bodies for item in body]
-    assert len(set(ids)) == 6
+# --- ApiClient ------------------------------------------------------------------------------------
 
 
 def test_5xx_is_retried_with_the_same_body(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
     """A 503 followed by 202 is retried after a backoff; the retry carries the same order_ids."""
     api_client, fake, sleeps = client
     fake.forced.append(503)
-    result = send(api_client, [order(1), order(2)])
-    assert (result.sent, result.accepted, result.rejected, result.requests) == (2, 2, 0, 1)
+    result = send(api_client, order_file([order(1), order(2)]))
+    assert (result.sent, result.accepted, result.refused, result.requests) == (2, 2, 0, 1)
     assert len(fake.posts) == 2
     assert fake.bodies[0] == fake.bodies[1]
     assert sleeps == [0.2]
+    assert len(fake.stored) == 2
 
 
 def test_5xx_every_time_gives_up(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
@@ -312,16 +296,49 @@ def test_bad_api_url_is_refused(url: str) -> None:
         ApiClient(url)
 
 
-def test_api_base_path_is_kept(api: tuple[FakeApi, str]) -> None:
-    """A base URL with a stage path posts to <path>/orders (e.g. /prod/orders)."""
+def test_api_base_path_and_headers_are_kept(api: tuple[FakeApi, str]) -> None:
+    """A base URL with a stage path posts to <path>/orders (e.g. /prod/orders), with the given headers."""
     fake, url = api
-    api_client = ApiClient(url + "/prod/", timeout=5, sleep=lambda s: None)
+    api_client = ApiClient(url + "/prod/", timeout=5, sleep=lambda s: None, headers={"x-api-key": "k1"})
     try:
         status, _ = api_client.post(b"[]")
     finally:
         api_client.close()
     assert status == 404
     assert fake.posts[0][0] == "/prod/orders"
+    assert fake.headers[0]["x-api-key"] == "k1"
+    assert fake.headers[0]["content-type"] == "application/json"
+
+
+# --- send: the plain path and pacing ---------------------------------------------------------------
+
+
+def test_send_counts_accepted_orders(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
+    """All-valid orders: everything is sent and accepted over ceil(n/batch) requests with stamped ids."""
+    api_client, fake, sleeps = client
+    progressed: list[int] = []
+    result = send(api_client, order_file([order(i) for i in range(1, 6)]), batch_size=2,
+                  progress=progressed.append)
+    assert result.to_dict() == {"orders": 5, "sent": 5, "requests": 3, "accepted": 5, "refused": 0,
+                                "not_sent": 0, "refusals": [], "interrupted": None}
+    assert progressed == [2, 2, 1]
+    assert [len(b) for b in fake.bodies] == [2, 2, 1]
+    assert all(isinstance(item["order_id"], str) for b in fake.bodies for item in b)
+    assert all(path == "/orders" for path, _ in fake.posts)
+    assert sleeps == []
+
+
+def test_requests_stay_under_the_body_limit(client: tuple[ApiClient, FakeApi, Sleeps],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request is cut before its JSON array would pass the API's body limit, whatever --batch says."""
+    import lambdas.core.orders
+
+    api_client, fake, _ = client
+    one = len(json.dumps({**order(1), "order_id": "x" * 64}, separators=(",", ":")))
+    monkeypatch.setattr(lambdas.core.orders, "MAX_BODY_BYTES", 2 + 3 * (one + 1))
+    result = send(api_client, order_file([order(1, order_id=f"{i:064d}") for i in range(7)]), batch_size=500)
+    assert result.accepted == 7
+    assert [len(b) for b in fake.bodies] == [3, 3, 1]
 
 
 class FakeClock:
@@ -343,7 +360,7 @@ def test_rate_paces_requests(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
     """With rate=4/s and batches of 2, each request after the first waits until 0.5 s of quota has passed."""
     api_client, fake, _ = client
     clock = FakeClock()
-    result = send(api_client, [order(i) for i in range(1, 11)], batch_size=2, rate=4.0,
+    result = send(api_client, order_file([order(i) for i in range(1, 11)]), batch_size=2, rate=4.0,
                   clock=clock.clock, sleep=clock.sleep)
     assert result.accepted == 10
     assert clock.sleeps == pytest.approx([0.5, 0.5, 0.5, 0.5])
@@ -361,14 +378,15 @@ def test_rate_does_not_sleep_when_behind(client: tuple[ApiClient, FakeApi, Sleep
             clock.now += next(durations)
             return api_client.post(body)
 
-    result = send(SlowClient(), [order(i) for i in range(1, 7)], batch_size=2, rate=4.0,  # type: ignore[arg-type]
+    orders = order_file([order(i) for i in range(1, 7)])
+    result = send(SlowClient(), orders, batch_size=2, rate=4.0,  # type: ignore[arg-type]
                   clock=clock.clock, sleep=clock.sleep)
     assert result.accepted == 6
     # after post 1 (t=1.0): quota 0.5 s already passed -> no sleep; after post 2 (t=1.1): due at 1.0 -> no sleep
     assert clock.sleeps == []
     durations = iter([0.1, 0.1, 0.1])
     clock.now = 0.0
-    send(SlowClient(), [order(i) for i in range(1, 7)], batch_size=2, rate=4.0,  # type: ignore[arg-type]
+    send(SlowClient(), orders, batch_size=2, rate=4.0,  # type: ignore[arg-type]
          clock=clock.clock, sleep=clock.sleep)
     assert clock.sleeps == pytest.approx([0.4, 0.4])
 
@@ -377,5 +395,6 @@ def test_no_rate_means_no_sleep(client: tuple[ApiClient, FakeApi, Sleeps]) -> No
     """Without a rate, send never sleeps or consults pacing."""
     api_client, _, _ = client
     clock = FakeClock()
-    send(api_client, [order(i) for i in range(1, 7)], batch_size=1, clock=clock.clock, sleep=clock.sleep)
+    send(api_client, order_file([order(i) for i in range(1, 7)]), batch_size=1, clock=clock.clock,
+         sleep=clock.sleep)
     assert clock.sleeps == []
