@@ -1,7 +1,11 @@
 """ingest: an API Gateway proxy request in, orders on the queue, a 202 (or a 4xx) out.
 
-All-or-nothing: a request with any invalid order is refused whole with one error
-per bad item, and nothing of it is enqueued.
+All-or-nothing: a request with any invalid order is refused whole, and nothing of
+it is enqueued. The refusal names the first MAX_ERRORS_SHOWN problems and counts
+them all, so it is a few KB whatever was sent:
+
+    {"error": "request refused; nothing was enqueued",
+     "errors": [{"index": 3, "field": "qty", "reason": "..."}, ...], "error_count": 57}
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from lambdas.core.queue import Queue, QueueError
 
 log = logging.getLogger("txpipe.ingest")
 
+MAX_ERRORS_SHOWN = 20
+
 
 def response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
-def _refused(status: int, errors: list[ItemError]) -> dict[str, Any]:
-    return response(status, {"error": "request refused; nothing was enqueued",
-                             "errors": [e.to_dict() for e in errors]})
+def _refused(rejected: RequestRejected) -> dict[str, Any]:
+    return response(rejected.status, {"error": "request refused; nothing was enqueued",
+                                      "errors": [e.to_dict() for e in rejected.errors[:MAX_ERRORS_SHOWN]],
+                                      "error_count": rejected.error_count})
 
 
 def handle(event: dict[str, Any], queue: Queue, now: Callable[[], datetime] | None = None) -> dict[str, Any]:
@@ -39,11 +46,11 @@ def handle(event: dict[str, Any], queue: Queue, now: Callable[[], datetime] | No
         else:
             body = raw.encode("utf-8", "surrogatepass")
     except (binascii.Error, ValueError):
-        return _refused(400, [ItemError(None, None, "body is not valid base64")])
+        return _refused(RequestRejected([ItemError(None, None, "body is not valid base64")]))
     try:
         orders = accept(validate_items(parse_json(body)), now() if now else None)
     except RequestRejected as rejected:
-        return _refused(rejected.status, rejected.errors)
+        return _refused(rejected)
     try:
         queue.send_batch(pack_messages(orders))
     except QueueError as exc:

@@ -2,6 +2,12 @@
 
 Pure code: bytes in, validated orders or a list of per-item errors out. Money is
 parsed as Decimal straight from the JSON text, so 16.99 never becomes 16.989999.
+
+A refusal stays small and cheap whatever the body: parse_json bounds size, depth
+and the number of JSON values before building anything big; validate_items refuses
+an over-wide object with one error instead of pydantic's one per unknown key, keeps
+at most MAX_ERRORS_KEPT errors (and counts the rest), and clips every reason and
+field name, so no error echoes a huge input back.
 """
 
 from __future__ import annotations
@@ -20,6 +26,13 @@ PIZZA_TYPES = get_args(PizzaType)
 MAX_ORDERS_PER_REQUEST = 500
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # an order array is depth 2; anything far deeper is an attack, not an order
+# Commas and opening brackets in the raw body (see parse_json). A valid request has under 40,000, even
+# 500 orders whose order_ids are 64 commas each; 200,000 keeps json.loads of 1 MiB to ~25 MB, not ~40.
+MAX_JSON_SEPARATORS = 200_000
+MAX_ORDER_KEYS = 16  # an order has 5 fields; a far wider object is refused whole, without pydantic
+MAX_ERRORS_KEPT = 100  # ItemErrors kept in a RequestRejected; the rest are only counted
+MAX_REASON_CHARS = 200
+MAX_FIELD_CHARS = 64  # an unknown key is named in its error, and a key can be 1 MiB long
 ORDER_ID_PATTERN = r"^[\x20-\x7e]{1,64}$"  # printable ASCII: fits varchar(64) on Redshift byte for byte
 
 
@@ -53,6 +66,12 @@ class OrderIn(BaseModel):
     qty: Quantity
     retail_price: Price
     order_id: OrderId | None = None
+
+
+_REQUIRED = [name for name, field in OrderIn.model_fields.items() if field.is_required()]
+_OPTIONAL = [name for name in OrderIn.model_fields if name not in _REQUIRED]
+ORDER_FIELDS = (f"an order has {len(_REQUIRED)} required and {len(_OPTIONAL)} optional: "
+                + ", ".join(_REQUIRED + _OPTIONAL))
 
 
 @dataclass(frozen=True)
@@ -186,12 +205,18 @@ class ItemError:
 
 
 class RequestRejected(Exception):
-    """The whole request is refused; `errors` says why, item by item."""
+    """The whole request is refused; `errors` says why, item by item (at most MAX_ERRORS_KEPT of them),
+    and `error_count` how many errors there were in all (exact, at least len(errors))."""
 
-    def __init__(self, errors: list[ItemError], status: int = 400) -> None:
+    def __init__(self, errors: list[ItemError], status: int = 400, error_count: int | None = None) -> None:
         super().__init__("; ".join(e.reason for e in errors))
         self.errors = errors
         self.status = status
+        self.error_count = len(errors) if error_count is None else error_count
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _no_constants(name: str) -> Any:
@@ -199,22 +224,31 @@ def _no_constants(name: str) -> Any:
 
 
 def _depth(value: Any) -> int:
-    """Nesting depth, computed iteratively so a hostile body cannot blow the stack."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, dict):
-            stack.extend((child, level + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, level + 1) for child in node)
-    return deepest
+    """Nesting depth (a scalar counts as a level), computed level by level so a hostile body can neither
+    blow the stack nor cost more than a list of references to one level's values."""
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [child for node in level if isinstance(node, dict | list)
+                 for child in (node.values() if isinstance(node, dict) else node)]
+    return depth
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded size and depth. Raises RequestRejected."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded size, depth and number of values.
+
+    Raises RequestRejected.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise RequestRejected([ItemError(None, None, f"body exceeds {MAX_BODY_BYTES} bytes")], status=413)
+    # Every JSON value but the outermost follows a comma or an opening bracket (and every key a comma or
+    # a brace), so counting them on the bytes bounds what json.loads would build: 1 MiB of "[0.1,0.1,..."
+    # is 350,000 Decimals. Those characters inside strings count too; a valid request never comes near.
+    separators = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if separators > MAX_JSON_SEPARATORS:
+        raise RequestRejected([ItemError(None, None, f"body holds too many JSON values (over {MAX_JSON_SEPARATORS} "
+                                                     f"commas and brackets); a request is at most "
+                                                     f"{MAX_ORDERS_PER_REQUEST} orders")])
     try:
         text = body.decode("utf-8")
         data = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
@@ -223,18 +257,44 @@ def parse_json(body: bytes) -> Any:
     except RecursionError:
         raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")]) from None
     except (ValueError, ArithmeticError) as exc:  # JSONDecodeError, huge ints/exponents, NaN/Infinity
-        raise RequestRejected([ItemError(None, None, f"malformed JSON: {exc}")]) from None
+        raise RequestRejected([ItemError(None, None, _clip(f"malformed JSON: {exc}", MAX_REASON_CHARS))]) from None
     if _depth(data) > MAX_JSON_DEPTH:
         raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")])
     return data
 
 
 def _field_name(loc: tuple[Any, ...]) -> str | None:
-    return ".".join(str(part) for part in loc) if loc else None
+    return _clip(".".join(str(part) for part in loc), MAX_FIELD_CHARS) if loc else None
+
+
+def _check_item(index: int, item: Any, seen_ids: dict[str, int]) -> OrderIn | ItemError | ValidationError:
+    """The valid order, or what is wrong with it: one ItemError, or pydantic's errors (not yet listed)."""
+    if not isinstance(item, dict):
+        return ItemError(index, None, "order must be a JSON object")
+    if len(item) > MAX_ORDER_KEYS:
+        # One error, not pydantic's one per unknown key: 90,000 keys made a 6.9 MB refusal.
+        return ItemError(index, None, f"order has {len(item)} fields; {ORDER_FIELDS}")
+    try:
+        order = OrderIn.model_validate(item)
+    except ValidationError as exc:
+        return exc
+    if order.order_id is not None:
+        if order.order_id in seen_ids:
+            return ItemError(index, "order_id",
+                             f"duplicate order_id in request (also at index {seen_ids[order.order_id]})")
+        seen_ids[order.order_id] = index
+    return order
 
 
 def validate_items(data: Any) -> list[OrderIn]:
-    """One order object or an array of 1..500; all valid or RequestRejected listing every problem."""
+    """One order object or an array of 1..500; all valid, or RequestRejected with the problems.
+
+    Every item is checked, so RequestRejected.error_count is exact (no "at least"): an object wider
+    than MAX_ORDER_KEYS counts as one error, and an item pydantic refuses counts pydantic's
+    error_count(), which lists nothing. Only the first MAX_ERRORS_KEPT errors (by item) are listed,
+    with reasons and field names clipped. Checking on after that stays cheap: at most 500 items of
+    at most MAX_ORDER_KEYS keys each reach pydantic.
+    """
     items = data if isinstance(data, list) else [data]
     if isinstance(data, list) and not data:
         raise RequestRejected([ItemError(None, None, "empty array: send at least one order")])
@@ -243,28 +303,26 @@ def validate_items(data: Any) -> list[OrderIn]:
             [ItemError(None, None, f"{len(items)} orders in one request; the limit is {MAX_ORDERS_PER_REQUEST}")]
         )
     errors: list[ItemError] = []
+    error_count = 0
     orders: list[OrderIn] = []
     seen_ids: dict[str, int] = {}
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append(ItemError(index, None, "order must be a JSON object"))
-            continue
-        try:
-            order = OrderIn.model_validate(item)
-        except ValidationError as exc:
-            errors.extend(ItemError(index, _field_name(e["loc"]), e["msg"]) for e in exc.errors())
-            continue
-        if order.order_id is not None:
-            if order.order_id in seen_ids:
-                errors.append(
-                    ItemError(index, "order_id",
-                              f"duplicate order_id in request (also at index {seen_ids[order.order_id]})")
+        checked = _check_item(index, item, seen_ids)
+        if isinstance(checked, OrderIn):
+            orders.append(checked)
+        elif isinstance(checked, ItemError):
+            error_count += 1
+            if len(errors) < MAX_ERRORS_KEPT:
+                errors.append(checked)
+        else:
+            error_count += checked.error_count()
+            if len(errors) < MAX_ERRORS_KEPT:
+                errors.extend(
+                    ItemError(index, _field_name(e["loc"]), _clip(e["msg"], MAX_REASON_CHARS))
+                    for e in checked.errors(include_url=False, include_context=False, include_input=False)
                 )
-                continue
-            seen_ids[order.order_id] = index
-        orders.append(order)
     if errors:
-        raise RequestRejected(errors)
+        raise RequestRejected(errors[:MAX_ERRORS_KEPT], error_count=error_count)
     return orders
 
 
