@@ -75,7 +75,7 @@ def _report_send(result: sender.SendResult, as_json: bool, rejects: Path | None,
         print_json(result.to_dict())
     else:
         console.print(f"{result.orders} orders: accepted {result.accepted}, refused {result.refused}, "
-                      f"not sent {result.not_sent}", highlight=False)
+                      f"not sent {result.not_sent}", highlight=False, soft_wrap=True)
         for refusal in result.refusals[:10]:
             where = f"{refusal.position_kind} {refusal.position}"
             if refusal.pass_number > 1:
