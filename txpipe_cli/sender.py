@@ -75,6 +75,8 @@ def read_orders(path: Path) -> OrderFile:
         data = json.loads(text)
         items = data if isinstance(data, list) else [data]
         return OrderFile(items, list(range(len(items))), "index", digest)
+    except RecursionError:
+        raise TxpipeError(f"{path}: JSON nested too deep to be orders") from None
     except json.JSONDecodeError as whole_error:
         items, positions = [], []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -86,6 +88,8 @@ def read_orders(path: Path) -> OrderFile:
                 if number == 1:
                     raise TxpipeError(f"{path} is neither JSON nor NDJSON: {whole_error}") from None
                 raise TxpipeError(f"{path} line {number} is not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise TxpipeError(f"{path} line {number}: JSON nested too deep to be an order") from None
             positions.append(number)
         return OrderFile(items, positions, "line", digest)
 
@@ -104,7 +108,7 @@ def stamp(item: Any, order_id: str) -> Any:
 
 def _check(data: bytes) -> list[dict[str, Any]]:
     """The API's verdict on one order as posted: [] if it would be accepted, else its errors."""
-    # Imported here: pydantic costs ~0.1 s, which `txpipe --help` should not pay.
+    # Imported here: pydantic's import (0.1-0.3 s) would otherwise slow every command, `txpipe --help` too.
     from lambdas.core.orders import RequestRejected, parse_json, validate_items
 
     try:
@@ -328,16 +332,20 @@ def send(client: ApiClient, orders: OrderFile, *, batch_size: int = 500, repeat:
     from lambdas.core.orders import MAX_BODY_BYTES  # lazily, as in _check
 
     result = SendResult(orders=len(orders.items) * repeat)
-    start = clock()
+    start: float | None = None  # of the pacing: the first request
     posted = 0
     try:
         for pass_number in range(1, repeat + 1):
+            checking = clock()
             valid, refused = plan(orders, pass_number, fresh_ids=fresh_ids)
+            if start is not None:
+                start += clock() - checking  # time spent checking a pass is not for requests to make up
             result.refusals.extend(refused)
             if refused:
                 progress(len(refused))
             sender = Sender(client, result, pass_number, orders.position_kind)
             for batch in requests_of(valid, batch_size, MAX_BODY_BYTES):
+                start = clock() if start is None else start
                 if rate:
                     ahead = start + posted / rate - clock()
                     if ahead > 0:

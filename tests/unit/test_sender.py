@@ -231,6 +231,15 @@ def test_read_orders_invalid_first_line(tmp_path: Path) -> None:
         read_orders(path)
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": 1}\n' + "[" * 100_000 + "]" * 100_000])
+def test_read_orders_too_deep(tmp_path: Path, text: str) -> None:
+    """JSON nested 100,000 deep (whole file or one NDJSON line) is a TxpipeError, not a RecursionError."""
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(TxpipeError, match="nested too deep"):
+        read_orders(path)
+
+
 def test_read_orders_empty_file_holds_no_items(tmp_path: Path) -> None:
     """An empty or blank file yields no items (the send command then refuses it as holding no orders)."""
     path = tmp_path / "empty.json"

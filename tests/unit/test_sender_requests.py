@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
+from txpipe_cli import sender
 from txpipe_cli.sender import ApiClient, send
 
 
@@ -106,3 +107,21 @@ def test_no_rate_means_no_sleep(client: tuple[ApiClient, FakeApi, Sleeps]) -> No
     send(api_client, order_file([order(i) for i in range(1, 7)]), batch_size=1, clock=clock.clock,
          sleep=clock.sleep)
     assert clock.sleeps == []
+
+
+def test_checking_a_pass_does_not_count_against_the_rate(client: tuple[ApiClient, FakeApi, Sleeps],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking each pass takes 5 s here: the requests are still paced, not sent in a burst to catch up."""
+    api_client, _, _ = client
+    clock = FakeClock()
+    real_plan = sender.plan
+
+    def slow_plan(*args: Any, **kwargs: Any) -> Any:
+        clock.now += 5
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(sender, "plan", slow_plan)
+    result = send(api_client, order_file([order(i) for i in range(1, 5)]), batch_size=2, rate=4.0, repeat=2,
+                  clock=clock.clock, sleep=clock.sleep)
+    assert result.accepted == 8
+    assert clock.sleeps == pytest.approx([0.5, 0.5, 0.5])
