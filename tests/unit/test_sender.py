@@ -42,7 +42,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.posts: list[tuple[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self.forced: deque[int] = deque()  # statuses to answer next, whatever the body
+        self.forced: deque[int | tuple[int, dict[str, Any]]] = deque()  # answers next, whatever the body
         self.lock = threading.Lock()
         self.stored: dict[str, dict[str, Any]] = {}  # order_id -> order: INSERT ... ON CONFLICT DO NOTHING
         self.received: Counter[str] = Counter()  # order_id -> how many accepted requests carried it
@@ -60,8 +60,8 @@ class FakeApi:
             self.posts.append((path, body))
             self.headers.append(headers)
             if self.forced:
-                status = self.forced.popleft()
-                return status, {"error": f"forced {status}"}
+                forced = self.forced.popleft()
+                return forced if isinstance(forced, tuple) else (forced, {"error": f"forced {forced}"})
             if self.fail_after is not None and self.served >= self.fail_after:
                 return 503, {"error": "the order queue is unavailable"}
             self.served += 1

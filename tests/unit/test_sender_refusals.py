@@ -126,6 +126,19 @@ def test_400_without_an_index_refuses_the_whole_request(client: tuple[ApiClient,
                                                                    "forced 400"}]
 
 
+@pytest.mark.parametrize("index", [None, 2, -1, "0"])
+def test_400_naming_no_item_of_the_request_refuses_it_whole(client: tuple[ApiClient, FakeApi, Sleeps],
+                                                            index: Any) -> None:
+    """An error whose index is null, out of range or not an int says nothing of which item: refused whole."""
+    api_client, fake, _ = client
+    fake.forced.append((400, {"errors": [{"index": 0, "field": "qty", "reason": "bad"},
+                                         {"index": index, "field": None, "reason": "body"}]}))
+    result = send(api_client, order_file([order(1), order(2)]))
+    assert (result.accepted, result.refused, len(fake.posts)) == (0, 2, 1)
+    assert result.refusals[1].errors == [{"field": None, "reason": "the API refused the whole request (400): "
+                                                                   "bad; body"}]
+
+
 def test_a_resent_request_refused_again_stays_refused(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
     """The re-send happens once: refused again, its orders are counted refused (not sent a third time)."""
     api_client, fake, _ = client
