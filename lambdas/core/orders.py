@@ -27,8 +27,10 @@ MAX_ORDERS_PER_REQUEST = 500
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # an order array is depth 2; anything far deeper is an attack, not an order
 # Commas and opening brackets in the raw body (see parse_json). A valid request has under 40,000, even
-# 500 orders whose order_ids are 64 commas each; 200,000 keeps json.loads of 1 MiB to ~25 MB, not ~40.
-MAX_JSON_SEPARATORS = 200_000
+# 500 orders whose order_ids are 64 commas each (3,000 without). 100,000 holds what json.loads of a
+# 1 MiB body may build to ~13 MB (1 MiB of "0.1," would be ~37 MB of Decimals), and still lets a
+# 90,000-key object through to the one-error wide-order check.
+MAX_JSON_SEPARATORS = 100_000
 MAX_ORDER_KEYS = 16  # an order has 5 fields; a far wider object is refused whole, without pydantic
 MAX_ERRORS_KEPT = 100  # ItemErrors kept in a RequestRejected; the rest are only counted
 MAX_REASON_CHARS = 200
