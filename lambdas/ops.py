@@ -6,9 +6,10 @@ instead of connecting itself. Event: {"action": ..., **arguments}.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.core import customers, env, reporting, schema
+from lambdas.core import customers, env, rejections, reporting, schema
 
 
 def _migrate(event: dict[str, Any]) -> dict[str, Any]:
@@ -28,17 +29,67 @@ def _sla_report(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _status(event: dict[str, Any]) -> dict[str, Any]:
+    """What each store holds; a store that cannot be reached is reported with its error, not raised,
+    so that one down database does not hide the others."""
+    result: dict[str, Any] = {"errors": {}}
+    for name, read in (("oltp", lambda: reporting.oltp_status(env.oltp())),
+                       ("warehouse", lambda: {"last_sync": reporting.last_sync(env.warehouse())}),
+                       ("queue", lambda: {"queue": _queue_stats()})):
+        try:
+            result.update(read())
+        except Exception as exc:  # noqa: BLE001 - reported to the operator, with the others still shown
+            env.drop_connections()
+            result["errors"][name] = " ".join(str(exc).split())[:300]
+    return result
+
+
+def _queue_stats() -> dict[str, int]:
     stats = env.queue().stats()
-    return {**reporting.oltp_status(env.oltp()), "last_sync": reporting.last_sync(env.warehouse()),
-            "queue": {"visible": stats.visible, "in_flight": stats.in_flight, "dead_letters": stats.dead_letters}}
+    return {"visible": stats.visible, "in_flight": stats.in_flight, "dead_letters": stats.dead_letters}
+
+
+def _dlq_list(event: dict[str, Any]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    listed = env.queue().list_dead_letters(int(event.get("limit", 50)))
+    reasons: dict[str, int] = {}
+    for dead in listed:
+        reasons[dead.reason] = reasons.get(dead.reason, 0) + 1
+    return {"count": env.queue().stats().dead_letters, "listed": len(listed), "reasons": reasons,
+            "messages": [d.to_dict(now) for d in listed]}
+
+
+def _dlq_show(event: dict[str, Any]) -> dict[str, Any]:
+    wanted = str(event["message_id"])
+    for dead in env.queue().list_dead_letters(DLQ_SCAN_LIMIT):
+        if dead.message_id == wanted:
+            return dead.to_dict(datetime.now(UTC), body=True)
+    raise ValueError(f"no dead letter {wanted!r} (txpipe dlq list shows their ids)")
+
+
+def _dlq_redrive(event: dict[str, Any]) -> dict[str, Any]:
+    return env.queue().redrive()
+
+
+def _dlq_purge(event: dict[str, Any]) -> dict[str, Any]:
+    return {"purged": env.queue().purge_dead_letters()}
+
+
+def _rejected(event: dict[str, Any]) -> dict[str, Any]:
+    oltp = env.oltp()
+    return {**rejections.summary(oltp),
+            "rows": rejections.page(oltp, after_id=int(event.get("after_id", 0)), limit=int(event.get("limit", 100)),
+                                    reason=event.get("reason"))}
 
 
 def _load_customers(event: dict[str, Any]) -> dict[str, Any]:
     return {"loaded": customers.upsert_customers(env.oltp(), event["rows"])}
 
 
+DLQ_SCAN_LIMIT = 1000  # dlq show looks this far (SQS cannot fetch a message by id)
+
 ACTIONS = {"migrate": _migrate, "load_customers": _load_customers, "report": _report,
-           "sla_report": _sla_report, "status": _status}
+           "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
+           "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected}
 
 
 @env.fresh_connections_on_error

@@ -9,4 +9,4 @@ from lambdas.core.store import process_records
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_records(event["Records"], env.oltp, env.reset_oltp).response()
+    return process_records(event["Records"], env.oltp, env.reset_oltp, env.queue()).response()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from txpipe_cli.commands import orders, package, pipeline, warehouse
+from txpipe_cli.commands import dlq, orders, package, pipeline, warehouse
 
 app = typer.Typer(
     name="txpipe",
@@ -26,6 +26,8 @@ app.command()(orders.sample)
 app.command()(pipeline.endpoint)
 app.command()(package.package)
 app.command()(pipeline.destroy)
+app.add_typer(dlq.dlq_app, name="dlq")
+app.add_typer(dlq.rejected_app, name="rejected")
 
 
 def main() -> None:

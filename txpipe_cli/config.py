@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli.errors import TxpipeError
 
 DEFAULT_SLA_SECONDS = 900.0
@@ -69,13 +70,16 @@ class PipelineSettings:
     refresh_at: str = "02:00"
     timezone: str | None = None  # None: the machine's local time zone
     visibility_timeout_seconds: float = 30.0  # how long a received order message stays hidden
-    max_receive_count: int = 5  # receives before a message goes to the dead-letter queue
+    # Receives before a message goes to the dead-letter queue: a backstop for deliveries that crash,
+    # set so that an outage never reaches it (lambdas/core/failures.py).
+    max_receive_count: int = MAX_RECEIVE_COUNT
 
     def validate(self) -> PipelineSettings:
         check_schedule(self.sync_every_seconds, self.sla_seconds)
         parse_clock(self.refresh_at)
-        if self.visibility_timeout_seconds <= 0 or self.max_receive_count < 1:
-            raise TxpipeError("the visibility timeout must be positive and max receive count at least 1")
+        if self.visibility_timeout_seconds <= 0 or not 1 <= self.max_receive_count <= MAX_RECEIVE_COUNT:
+            raise TxpipeError("the visibility timeout must be positive and max receive count 1 to "
+                              f"{MAX_RECEIVE_COUNT} (as SQS allows)")
         if self.timezone:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

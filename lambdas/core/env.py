@@ -99,6 +99,13 @@ def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any
     return wrapper
 
 
+def drop_connections() -> None:
+    """Forgets this thread's database connections (after an error that may have broken one)."""
+    _drop_all()
+    if _queue is not None and hasattr(_queue, "close"):
+        _queue.close()
+
+
 def _drop_all() -> None:
     drop_cached("oltp")
     drop_cached("warehouse")

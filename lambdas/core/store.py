@@ -6,21 +6,27 @@ order, and a rejected_orders row for each order that cannot be kept: an unknown
 customer, or an order_id re-sent with different content. Rejections are data,
 not failures: the message is consumed and the reason is kept for the operator.
 
-Failures are per message (ReportBatchItemFailures): a malformed message is
-reported alone; a database error on the batch is retried one message at a time
-so a single poison message cannot hold back the others. Connection-level errors
-are transient: the whole batch goes back to the queue.
+Failures are per message (ReportBatchItemFailures) and follow one policy
+(lambdas.core.failures): a message that can never be stored (not an order, or
+data the database refuses) goes to the dead-letter queue at once with its reason;
+a database error on the batch is retried one message at a time so a single such
+message cannot hold back the others; a transient error (the database or network
+down) hands the messages back to the queue hidden for a growing backoff, so an
+outage never spends their way to the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdas.core.failures import Failure, backoff_seconds, classify
 from lambdas.core.orders import Order, unpack_message
+from lambdas.core.queue import Message, Queue, message_from_record
 
 log = logging.getLogger("txpipe.store")
 
@@ -33,7 +39,13 @@ class StoreResult:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    dead_lettered: int = 0
     failures: list[str] = field(default_factory=list)  # SQS message ids to retry
+
+    def add(self, other: StoreResult) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in self.failures]}
@@ -110,60 +122,110 @@ def store_orders(conn: Any, orders: list[Order]) -> StoreResult:
     return result
 
 
+@dataclass
+class _Outcome:
+    """Where each message of a batch ended: stored, waiting to be retried, or dead-lettered."""
+
+    retry: list[Message] = field(default_factory=list)
+    dead: list[tuple[Message, str]] = field(default_factory=list)
+
+
 def process_records(records: list[dict[str, Any]], connection: Callable[[], Any],
-                    reset: Callable[[], None]) -> StoreResult:
-    """Handles one SQS event's records; `connection()` gives the OLTP connection, `reset()` drops it."""
-    import psycopg2
+                    reset: Callable[[], None], queue: Queue, rand: Any = random) -> StoreResult:
+    """Handles one SQS event's records; `connection()` gives the OLTP connection, `reset()` drops it.
 
-    result = StoreResult()
-    parsed: list[tuple[str, list[Order]]] = []
+    Failures follow lambdas.core.failures: a message that can never be stored is dead-lettered on
+    `queue` with its reason; one that failed for a transient reason is hidden for a growing backoff and
+    reported in batchItemFailures. Only a message whose dead-lettering itself failed is retried as is."""
+    result, outcome = StoreResult(), _Outcome()
+    parsed: list[tuple[Message, list[Order]]] = []
     for record in records:
+        message = message_from_record(record)
         try:
-            parsed.append((record["messageId"], unpack_message(record["body"])))
-        except (KeyError, ValueError) as exc:
-            log.error("poison message %s: %s", record.get("messageId"), exc)
-            result.failures.append(record.get("messageId", ""))
-    if not parsed:
-        return result
+            parsed.append((message, unpack_message(message.body)))
+        except ValueError as exc:
+            outcome.dead.append((message, f"not a valid order message: {exc}"))
+    if parsed:
+        _store(parsed, connection, reset, result, outcome)
+    _settle(queue, outcome, result, rand)
+    return result
 
+
+def _store(parsed: list[tuple[Message, list[Order]]], connection: Callable[[], Any], reset: Callable[[], None],
+           result: StoreResult, outcome: _Outcome) -> None:
     for attempt in (1, 2):
+        conn = None
         try:
             conn = connection()
             batch = store_orders(conn, [order for _, orders in parsed for order in orders])
             conn.commit()
-            break
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            # Transient: nothing was committed. Retry once on a fresh connection (a cached one may
-            # predate a server restart), then hand the whole batch back to the queue.
-            reset()
-            if attempt == 2:
-                log.warning("database unavailable, returning %d messages to the queue: %s", len(parsed), exc)
-                result.failures += [mid for mid, _ in parsed]
-                return result
-        except psycopg2.Error as exc:
-            conn.rollback()
-            log.warning("batch failed (%s); retrying its %d messages one by one", exc, len(parsed))
-            return _one_by_one(conn, parsed, result)
-    result.stored += batch.stored
-    result.duplicates += batch.duplicates
-    result.rejected += batch.rejected
-    return result
+            result.add(batch)
+            return
+        # Not only database errors: a secret that cannot be read, or a bug, must not lose or dead-letter
+        # orders either. Only the database can call data terminal (classify); the rest waits and is retried.
+        except Exception as exc:  # noqa: BLE001
+            _rollback(conn, reset)
+            if classify(exc) is Failure.TERMINAL:
+                log.warning("batch failed (%s); storing its %d messages one by one", _one_line(exc), len(parsed))
+                _one_by_one(connection, reset, parsed, result, outcome)
+                return
+            if attempt == 2:  # transient twice: back off
+                log.warning("database unavailable, %d messages wait to be retried: %s", len(parsed), _one_line(exc))
+                outcome.retry += [message for message, _ in parsed]
 
 
-def _one_by_one(conn: Any, parsed: list[tuple[str, list[Order]]], result: StoreResult) -> StoreResult:
-    """Each message in its own transaction, so only the messages that fail go back to the queue."""
-    import psycopg2
-
-    for message_id, orders in parsed:
+def _one_by_one(connection: Callable[[], Any], reset: Callable[[], None], parsed: list[tuple[Message, list[Order]]],
+                result: StoreResult, outcome: _Outcome) -> None:
+    """Each message in its own transaction, so only the messages that fail are retried or dead-lettered."""
+    for index, (message, orders) in enumerate(parsed):
+        conn = None
         try:
+            conn = connection()
             single = store_orders(conn, orders)
             conn.commit()
-        except psycopg2.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - as in _store
+            _rollback(conn, reset)
+            if classify(exc) is Failure.TERMINAL:
+                log.error("message %s (%d orders, first %s) can never be stored: %s",
+                          message.message_id, len(orders), orders[0].order_id, _one_line(exc))
+                outcome.dead.append((message, f"the database refused it: {_one_line(exc)}"))
+                continue
+            outcome.retry += [m for m, _ in parsed[index:]]  # the database went away mid-way: the rest waits
+            return
+        result.add(single)
+
+
+def _settle(queue: Queue, outcome: _Outcome, result: StoreResult, rand: Any) -> None:
+    """Dead-letters what can never be stored and delays what waits; what could not be dead-lettered
+    is retried like a transient failure (it is never reported as handled unless it is somewhere)."""
+    for message, reason in outcome.dead:
+        try:
+            queue.dead_letter(message, reason)
+            result.dead_lettered += 1
+        except Exception as exc:  # noqa: BLE001 - the queue is unreachable: the message stays where it is
+            log.warning("could not dead-letter message %s (%s); it will be retried", message.message_id, exc)
+            outcome.retry.append(message)
+    if not outcome.retry:
+        return
+    result.failures += [m.message_id for m in outcome.retry]
+    try:
+        queue.change_visibility([(m.receipt_handle, backoff_seconds(m.receive_count, rand)) for m in outcome.retry])
+    except Exception as exc:  # noqa: BLE001 - then the queue's own visibility timeout paces the retry
+        log.warning("could not delay %d messages: %s", len(outcome.retry), exc)
+
+
+def _rollback(conn: Any, reset: Callable[[], None]) -> None:
+    """Ends the failed transaction; a connection that cannot even roll back is dropped."""
+    try:
+        if conn is not None and not conn.closed:
             conn.rollback()
-            log.error("message %s (%d orders, first %s) failed: %s", message_id, len(orders), orders[0].order_id, exc)
-            result.failures.append(message_id)
-            continue
-        result.stored += single.stored
-        result.duplicates += single.duplicates
-        result.rejected += single.rejected
-    return result
+            return
+    except Exception:  # noqa: BLE001 - broken: drop it below
+        pass
+    reset()
+
+
+def _one_line(exc: BaseException) -> str:
+    """psycopg2's messages span lines (DETAIL, CONTEXT, a caret line); logs and reasons want the first."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    return " ".join(str(primary or exc).split())[:500]

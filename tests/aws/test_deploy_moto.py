@@ -25,6 +25,7 @@ import requests
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
+from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli.app import app
 
 runner = CliRunner()
@@ -136,7 +137,7 @@ def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], netwo
     sqs = client("sqs")
     queue = sqs.get_queue_url(QueueName=f"txpipe-{STAGE}-orders")["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-    assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] == 5
+    assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] == MAX_RECEIVE_COUNT
     assert int(attrs["VisibilityTimeout"]) >= 6 * functions[f"txpipe-{STAGE}-store"]["Timeout"]
 
     s3 = client("s3")

@@ -32,6 +32,31 @@ def event(*items: str | Order | Message) -> dict[str, Any]:
     return sqs_event(messages, queue_arn("orders"), REGION)
 
 
+def delivered(databases: Any, *items: str | Order, visibility: float = 30.0) -> tuple[dict[str, Any], Any]:
+    """Sends each order / body as one message to the real orders queue and receives them all back, as the
+    event source mapping would: the SQS event (real message ids and receipts) and the queue."""
+    from lambdas.core.queue import PgQueue
+
+    queue = PgQueue.from_endpoint(databases.endpoints["queue"], "orders", visibility_timeout=visibility)
+    bodies = [i.to_message() if isinstance(i, Order) else i for i in items]
+    queue.send_batch(bodies)
+    messages = queue.receive(len(bodies))
+    assert sorted(m.body for m in messages) == sorted(bodies)
+    by_body = {b: [m for m in messages if m.body == b] for b in bodies}
+    ordered = [by_body[b].pop() for b in bodies]  # the event keeps the order the items were given in
+    return sqs_event(ordered, queue_arn("orders"), REGION), queue
+
+
+def message_ids(evt: dict[str, Any], *indexes: int) -> list[dict[str, str]]:
+    """batchItemFailures naming the records at these indexes."""
+    return [{"itemIdentifier": evt["Records"][i]["messageId"]} for i in indexes]
+
+
+def dead_letters(queue: Any) -> list[tuple[str, str]]:
+    """(body, reason) of every message in the dead-letter queue."""
+    return sorted((d.body, d.reason) for d in queue.list_dead_letters(100))
+
+
 def seed_customers(databases: Any, rows: list[list[Any]]) -> None:
     conn = databases.connect("oltp")
     try:

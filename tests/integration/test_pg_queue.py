@@ -117,7 +117,7 @@ def test_message_redriven_to_dlq_after_max_receive_count(make_queue, clean):
 
 
 def test_dlq_can_be_read_as_its_own_queue(make_queue, clean):
-    """The dead-letter queue is a queue named <name>-dlq holding the original body."""
+    """The dead-letter queue is a queue named <name>-dlq holding the original body and its receive count."""
     queue = make_queue(visibility_timeout=0.2, max_receive_count=1)
     queue.send_batch(["bad"])
     assert len(queue.receive(1)) == 1
@@ -129,7 +129,7 @@ def test_dlq_can_be_read_as_its_own_queue(make_queue, clean):
     finally:
         dlq.close()
     assert queue.dlq_name == "orders-dlq"
-    assert [(m.body, m.receive_count) for m in dead] == [("bad", 1)]
+    assert [(m.body, m.receive_count) for m in dead] == [("bad", 2)]  # one receive in each queue
 
 
 def test_concurrent_receivers_get_disjoint_messages(make_queue):
@@ -238,3 +238,44 @@ def test_exhausted_message_never_delivered_beyond_max_receive_count(clean):
         assert queue.stats().dead_letters == 1
     finally:
         queue.close()
+
+
+def test_dead_letters_listed_with_reasons_redriven_and_purged(make_queue, clean):
+    """The operator's side: dead letters carry a reason and age; redrive puts them back fresh; purge empties."""
+    queue = make_queue(visibility_timeout=30, max_receive_count=1)
+    queue.send_batch(["exhausted", "refused", "fine"])
+    got = {m.body: m for m in queue.receive(10)}
+    queue.dead_letter(got["refused"], "not a valid order message: x")
+    queue.change_visibility([(got["exhausted"].receipt_handle, 0)])
+    queue.delete([got["fine"].receipt_handle])
+    assert queue.receive(10) == []  # the exhausted one is redriven by this receive, as SQS does
+    dead = {d.body: d for d in queue.list_dead_letters(10)}
+    assert dead["refused"].reason == "not a valid order message: x"
+    assert dead["exhausted"].reason == "received 1 times without being stored (maxReceiveCount)"
+    assert all(d.dead_lettered_at is not None and d.receive_count == 1 for d in dead.values())
+    assert queue.stats() == QueueStats(visible=0, in_flight=0, dead_letters=2)
+
+    assert queue.redrive() == {"moved": 2, "status": "COMPLETED"}
+    assert queue.stats() == QueueStats(visible=2, in_flight=0, dead_letters=0)
+    assert sorted((m.body, m.receive_count) for m in queue.receive(10)) == [("exhausted", 1), ("refused", 1)]
+
+    queue.send_batch(["again"])
+    [again] = queue.receive(10)
+    queue.dead_letter(again, "r")
+    assert queue.purge_dead_letters() == 1
+    assert queue.list_dead_letters(10) == []
+
+
+def test_stale_or_foreign_receipts_touch_nothing(make_queue, clean):
+    """A receipt from an earlier delivery, or one that is not ours, changes and dead-letters nothing."""
+    queue = make_queue(visibility_timeout=0.1)
+    queue.send_batch(["m"])
+    [first] = queue.receive(1)
+    time.sleep(0.2)
+    [second] = queue.receive(1)
+    queue.dead_letter(first, "stale")
+    queue.change_visibility([(first.receipt_handle, 100), ("AQEB-not-ours", 100)])
+    queue.delete(["rh-1"])
+    assert queue.stats() == QueueStats(visible=0, in_flight=1, dead_letters=0)
+    queue.dead_letter(second, "current")
+    assert [d.reason for d in queue.list_dead_letters(5)] == ["current"]

@@ -1,17 +1,17 @@
-"""The store function against a real OLTP database: exactly-once orders, rejections, partial failures."""
+"""The store function against a real OLTP database: exactly-once orders and rejections.
+
+What happens when a message cannot be stored is in test_store_failures.py."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from lambdas import store
-from lambdas.core.orders import pack_messages
 from lambdas.core.store import REASON_CONFLICT, REASON_UNKNOWN_CUSTOMER
-from tests.conftest import load_event
 from tests.integration.helpers import counts, event, message, order, query, seed_customers
 
 NO_FAILURES = {"batchItemFailures": []}
@@ -106,33 +106,6 @@ def test_redelivered_rejected_message_is_rejected_once(customers):
         ("c", REASON_CONFLICT), ("u", REASON_UNKNOWN_CUSTOMER)]
 
 
-@pytest.mark.parametrize("bad_body", [
-    "this is not json",
-    "[1, 2, 3]",
-    '{"order_id": "x", "customer_id": 1, "type": "cheese", "qty": 1}',
-    '{"order_id": "x", "customer_id": 1, "type": "calzone", "qty": 1, "retail_price": "1.00", '
-    '"accepted_at": "2024-01-01T00:00:00+00:00"}',
-    '{"order_id": "x", "customer_id": 1, "type": "cheese", "qty": 1, "retail_price": "1.00", '
-    '"accepted_at": "2024-01-01T00:00:00"}',
-    '{"customer_id": 1, "type": "cheese", "qty": 1, "retail_price": "1.00", '
-    '"accepted_at": "2024-01-01T00:00:00+00:00"}',
-], ids=["not-json", "not-object", "no-price-no-time", "bad-type", "naive-time", "no-order-id"])
-def test_malformed_message_reported_alone(customers, bad_body):
-    """A malformed body is reported in batchItemFailures by its messageId; the rest of the batch is stored."""
-    bad = message(bad_body, message_id="poison-1")
-    response = store.handler(event(order("ok-1", 1), bad, order("ok-2", 2)), None)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
-    assert query(customers, "oltp", "SELECT order_id FROM orders ORDER BY order_id") == [("ok-1",), ("ok-2",)]
-    assert counts(customers) == {"orders": 2, "outbox": 2, "rejected_orders": 0}
-
-
-def test_only_malformed_messages_all_reported(customers):
-    """A batch of only malformed messages reports every one of them and writes nothing."""
-    response = store.handler(event(message("{", "m1"), message("null", "m2")), None)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
-    assert counts(customers) == {"orders": 0, "outbox": 0, "rejected_orders": 0}
-
-
 def test_two_copies_of_same_order_in_one_batch_stored_once(customers):
     """Two copies of the same order in one batch are stored once, with one outbox row and no failure."""
     o = order("twice", 2, "meat lover", 4, "15.50")
@@ -151,40 +124,6 @@ def test_two_different_orders_with_same_id_in_one_batch(customers):
         (REASON_CONFLICT, second.to_message())]
 
 
-def test_store_event_file(customers):
-    """The stored SQS event file (two orders and one poison message) stores two orders and fails one record."""
-    response = store.handler(load_event("sqs_store_mixed_batch.json"), None)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "c5b9b5a6-0003-4f1e-9a53-000000000003"}]}
-    rows = query(customers, "oltp", "SELECT order_id, customer_id, pizza_type, qty, retail_price, accepted_at "
-                                    "FROM orders ORDER BY order_id")
-    accepted = datetime(2024, 3, 1, 18, 30, tzinfo=UTC)
-    assert rows == [
-        ("file-order-1", 1, "pepperoni", 2, Decimal("14.99"), accepted),
-        ("file-order-2", 3, "veggie", 1, Decimal("11.50"), accepted + timedelta(seconds=1)),
-    ]
-    assert counts(customers) == {"orders": 2, "outbox": 2, "rejected_orders": 0}
-
-
-def test_database_error_on_one_order_fails_only_that_message(customers):
-    """When the database refuses one order, the batch is retried one by one and only that message is reported."""
-    admin = customers.connect("oltp", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute("""CREATE FUNCTION refuse_explode() RETURNS trigger LANGUAGE plpgsql AS $$
-                       BEGIN IF NEW.order_id = 'explode' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$""")
-        cur.execute("CREATE TRIGGER refuse_explode BEFORE INSERT ON orders "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_explode()")
-    try:
-        evt = event(order("fine-1", 1), message(order("explode", 1), "bad-msg"), order("fine-2", 2))
-        assert store.handler(evt, None) == {"batchItemFailures": [{"itemIdentifier": "bad-msg"}]}
-        assert query(customers, "oltp", "SELECT order_id FROM orders ORDER BY order_id") == [("fine-1",), ("fine-2",)]
-        assert counts(customers) == {"orders": 2, "outbox": 2, "rejected_orders": 0}
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("DROP TRIGGER IF EXISTS refuse_explode ON orders")
-            cur.execute("DROP FUNCTION IF EXISTS refuse_explode()")
-        admin.close()
-
-
 def test_connection_cut_by_server_is_retried_on_a_fresh_one(customers):
     """If the server cut the cached OLTP connection, the batch is retried once on a new connection and stored."""
     from lambdas.core import db
@@ -200,30 +139,6 @@ def test_connection_cut_by_server_is_retried_on_a_fresh_one(customers):
     assert store.handler(evt, None) == NO_FAILURES
     assert counts(customers) == {"orders": 3, "outbox": 3, "rejected_orders": 0}
     assert db.cached_connection("oltp", lambda: None).get_backend_pid() != old_pid
-
-
-def returned_to_queue(evt: dict) -> list[str]:
-    """The message ids the event source mapping would not delete: reported failures, or all when the handler raises."""
-    try:
-        response = store.handler(evt, None)
-    except Exception:  # noqa: BLE001 - Lambda (and the local runtime) retry the whole batch
-        return sorted(r["messageId"] for r in evt["Records"])
-    return sorted(f["itemIdentifier"] for f in response["batchItemFailures"])
-
-
-def test_unreachable_database_returns_whole_batch(customers, monkeypatch):
-    """With the OLTP database unreachable every message goes back to the queue; once it is back, all are stored."""
-    from lambdas.core import db
-    from txpipe_cli.local.target import free_port
-
-    db.drop_cached("oltp")
-    monkeypatch.setenv("TXPIPE_OLTP_PORT", str(free_port()))  # nothing listens there
-    evt = event(message(order("a", 1), "m-a"), message("not json", "m-bad"), message(order("b", 2), "m-b"))
-    assert returned_to_queue(evt) == ["m-a", "m-b", "m-bad"]
-    assert counts(customers)["orders"] == 0
-    monkeypatch.setenv("TXPIPE_OLTP_PORT", str(customers.endpoints["oltp"].port))
-    assert returned_to_queue(evt) == ["m-bad"]
-    assert counts(customers) == {"orders": 2, "outbox": 2, "rejected_orders": 0}
 
 
 def test_large_batch_with_copies_across_pages(customers):
@@ -261,15 +176,3 @@ def test_parallel_overlapping_batches_store_each_order_once(customers):
     assert not errors
     assert responses == [NO_FAILURES, NO_FAILURES]
     assert counts(customers) == {"orders": 40, "outbox": 40, "rejected_orders": 0}
-
-
-def test_packed_messages_store_every_order_and_fail_alone(customers):
-    """Packed messages (one per request) store all their orders; a packed message with a bad order fails alone."""
-    good = pack_messages([order("pk-1", 1), order("pk-2", 2, "veggie", 3, "13.99")])[0]
-    other = pack_messages([order("pk-3", 1)])[0]
-    bad = good.replace('"qty":1', '"qty":0', 1).replace("pk-1", "pk-bad")
-    response = store.handler(event(message(good), message(bad, message_id="bad-pack"), message(other)), None)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "bad-pack"}]}
-    assert query(customers, "oltp", "SELECT order_id FROM orders ORDER BY order_id") == [
-        ("pk-1",), ("pk-2",), ("pk-3",)]
-    assert counts(customers) == {"orders": 3, "outbox": 3, "rejected_orders": 0}

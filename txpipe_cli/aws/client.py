@@ -272,6 +272,12 @@ class AwsClient:
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def alarms_firing(self, names: list[str]) -> dict[str, str]:
+        """The named CloudWatch alarms now in ALARM, with their state reason."""
+        response = self._call("cloudwatch", "describe_alarms", AlarmNames=names)
+        return {a["AlarmName"]: a.get("StateReason", "") for a in response.get("MetricAlarms", [])
+                if a.get("StateValue") == "ALARM"}
+
 
 def _change(raw: dict[str, Any]) -> Change:
     rc = raw.get("ResourceChange", {})

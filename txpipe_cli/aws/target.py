@@ -18,6 +18,7 @@ from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
 
 HEALTHY = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+ALARMS = ("dead-letters", "sync-errors", "sla-at-risk")  # infra/template.yaml
 
 
 class AwsTarget:
@@ -79,4 +80,6 @@ class AwsTarget:
                 result["pipeline"] = self.invoke("ops", {"action": "status"})
             except TxpipeError as exc:
                 result["pipeline_error"] = exc.reason
+            # The sync errors alarm is how AWS says the last scheduled syncs failed.
+            result["alarms"] = self.aws.alarms_firing([f"txpipe-{self.stage}-{name}" for name in ALARMS])
         return result

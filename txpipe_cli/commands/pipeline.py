@@ -7,9 +7,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.health import problems
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -31,8 +33,10 @@ def deploy(
                                                  help="IANA time zone for the refresh (default: local).")] = None,
     visibility_timeout: Annotated[float, typer.Option(min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT",
                                                       help="Seconds a received order stays hidden.")] = 30.0,
-    max_receive_count: Annotated[int, typer.Option(min=1, envvar="TXPIPE_MAX_RECEIVE_COUNT",
-                                                   help="Receives before an order goes to the DLQ.")] = 5,
+    max_receive_count: Annotated[int, typer.Option(
+        min=1, max=MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT",
+        help="Deliveries that crash before an order goes to the DLQ (a backstop: a failure the store "
+             "reports is retried with backoff or dead-lettered at once).")] = MAX_RECEIVE_COUNT,
     as_json: JsonOpt = False,
 ) -> None:
     """Provision or update everything the pipeline needs, idempotently.
@@ -101,38 +105,44 @@ def _render_aws_deploy(result: dict[str, Any]) -> None:
 def status(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
     """Show each part alive or dead, the queue, dead letters, outbox backlog, last sync and schedules.
 
-    Exits 1 if any part is dead.
+    Exits 1, naming every problem in one line, when a part is dead or hung, a database cannot be
+    reached, the last scheduled sync failed, an alarm fires, or dead letters wait.
     """
     result = get_target(target, stage=stage).status()
-    dead = [name for name, part in result["parts"].items() if not part["alive"]]
+    found = problems(result)
     if as_json:
-        print_json(result)
+        print_json({**result, "problems": found})
     else:
-        table = Table("part", "alive", "detail", title=f"txpipe status --target {target}")
-        for name, part in result["parts"].items():
-            detail = ", ".join(f"{k}={v}" for k, v in part.items() if k != "alive")
-            table.add_row(name, "[green]alive[/]" if part["alive"] else "[red]dead[/]", detail)
-        console.print(table)
-        pipeline = result.get("pipeline")
-        if pipeline and "outbox_backlog" in pipeline:
-            queue = pipeline["queue"]
-            facts = Table("measure", "value", title="pipeline")
-            for label, value in [
-                ("queue: waiting", queue["visible"]), ("queue: in flight", queue["in_flight"]),
-                ("dead letters", queue["dead_letters"]), ("outbox backlog", pipeline["outbox_backlog"]),
-                ("oldest pending since", pipeline["oldest_pending_at"] or "-"),
-                ("rejected orders", pipeline["rejected_orders"]), ("orders (OLTP)", pipeline["orders"]),
-                ("customers", pipeline["customers"]),
-                ("last sync", (pipeline["last_sync"] or {}).get("finished_at", "never")),
-            ]:
-                facts.add_row(label, str(value))
-            console.print(facts)
-        if result.get("pipeline_error"):
-            err_console.print(f"pipeline figures unavailable: {result['pipeline_error']}", highlight=False)
-        for name, schedule in (result.get("schedules") or {}).items():
-            console.print(f"schedule [bold]{name}[/]: next run {schedule['next_run_at']}")
-    if dead:
-        fail(f"dead: {', '.join(dead)} (run: txpipe deploy to restart)")
+        _render_status(target, result)
+    if found:
+        fail("; ".join(found))
+
+
+def _render_status(target: str, result: dict[str, Any]) -> None:
+    table = Table("part", "state", "detail", title=f"txpipe status --target {target}")
+    for name, part in result["parts"].items():
+        state = part.get("state", "alive" if part["alive"] else "dead")
+        detail = ", ".join(f"{k}={v}" for k, v in part.items() if k not in ("alive", "state", "pollers"))
+        table.add_row(name, f"[green]{state}[/]" if part["alive"] else f"[red]{state}[/]", detail)
+    console.print(table)
+    pipeline = result.get("pipeline") or {}
+    queue = pipeline.get("queue") or {}
+    facts = Table("measure", "value", title="pipeline")
+    for label, value in [
+        ("queue: waiting", queue.get("visible")), ("queue: in flight", queue.get("in_flight")),
+        ("dead letters", queue.get("dead_letters")), ("outbox backlog", pipeline.get("outbox_backlog")),
+        ("oldest pending since", pipeline.get("oldest_pending_at") or "-"),
+        ("rejected orders", pipeline.get("rejected_orders")), ("orders (OLTP)", pipeline.get("orders")),
+        ("customers", pipeline.get("customers")),
+        ("last sync", (pipeline.get("last_sync") or {}).get("finished_at", "never")),
+    ]:
+        facts.add_row(label, "?" if value is None else str(value))
+    if pipeline:
+        console.print(facts)
+    for name, schedule in (result.get("schedules") or {}).items():
+        last = schedule.get("last_run") or {}
+        outcome = "failed" if last.get("error") else ("ok" if last else "not run yet")
+        console.print(f"schedule [bold]{name}[/]: last run {outcome}, next {schedule['next_run_at']}", highlight=False)
 
 
 @handle_errors

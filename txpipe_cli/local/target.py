@@ -247,13 +247,16 @@ class LocalTarget:
     def status(self) -> dict[str, Any]:
         state = self._state()
         server = self._server(state)
-        health = self._health(state) if pid_is_runtime(state.runtime_pid) else None
+        running = pid_is_runtime(state.runtime_pid)
+        health = self._health(state) if running else None
+        runtime_state = "alive" if health is not None else ("hung" if running else "dead")
         result: dict[str, Any] = {
             "target": "local",
             "home": str(self.home),
             "parts": {
                 "postgres": {"alive": server.running(), "port": state.pg_port, "data": str(server.data_dir)},
-                "runtime": {"alive": health is not None, "pid": state.runtime_pid, "api_url": state.api_url},
+                "runtime": {"alive": health is not None, "state": runtime_state, "pid": state.runtime_pid,
+                            "api_url": state.api_url},
             },
             "settings": state.settings,
         }

@@ -1,0 +1,115 @@
+"""The failure side of the local target through the CLI: an OLTP outage ridden out, dead letters and
+rejected orders listed, redriven, exported and re-sent, and `status` naming every problem."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from lambdas.core.db import Endpoint, connect_postgres
+from lambdas.core.queue import PgQueue
+from tests.e2e.test_local_target import Cli, post, wait_for
+from txpipe_cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    home = tmp_path_factory.mktemp("e2e-failures") / "txpipe-home"
+    cli = Cli(home)
+    cli.json("deploy")
+    cli.json("seed", "--generate", "50")
+    yield cli
+    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+
+
+def admin_sql(cli: Cli, statement: str) -> None:
+    """A statement on the maintenance database as the server's superuser (the test plays the DBA)."""
+    state = cli.state
+    conn = connect_postgres(Endpoint("127.0.0.1", state.pg_port, "postgres", f"file:{state.secret_file}"),
+                            autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def order(n: int, **extra: Any) -> dict[str, Any]:
+    return {"customer_id": 1 + n % 50, "type": "cheese", "qty": 1, "retail_price": 10, **extra}
+
+
+def test_an_oltp_outage_loses_and_dead_letters_nothing(cli: Cli) -> None:
+    """OLTP refuses connections for 8 s while orders arrive: all are accepted, status says OLTP is
+    unreachable, and once it is back every order is stored once with no dead letter."""
+    admin_sql(cli, "ALTER DATABASE txpipe_oltp WITH ALLOW_CONNECTIONS false")
+    admin_sql(cli, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'txpipe_oltp'")
+    try:
+        for batch in range(4):
+            body = json.dumps([order(i, order_id=f"outage-{batch}-{i}") for i in range(25)]).encode()
+            assert post(cli.state, body)[0] == 202
+            time.sleep(1.0)
+        down = cli.json("status", code=1)
+        assert "oltp" in down["pipeline"]["errors"]
+        assert any(p.startswith("oltp unreachable") for p in down["problems"])
+        time.sleep(4.0)
+    finally:
+        admin_sql(cli, "ALTER DATABASE txpipe_oltp WITH ALLOW_CONNECTIONS true")
+    wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders WHERE order_id LIKE 'outage-%%'")[0][0] == 100,
+             timeout=60, what="the 100 orders accepted during the outage")
+    assert cli.json("status")["pipeline"]["queue"] == {"visible": 0, "in_flight": 0, "dead_letters": 0}
+    assert cli.json("sync-now")["pending"] == 0
+    assert cli.sql("warehouse", "SELECT count(*), count(DISTINCT order_id) FROM orders_fact "
+                                "WHERE order_id LIKE 'outage-%%'") == [(100, 100)]
+
+
+def test_dead_letters_are_listed_shown_redriven_and_purged(cli: Cli) -> None:
+    """A message that is not an order: listed with its reason and age, shown whole, redriven (it comes
+    back, still refused), then purged; status exits 1 while it waits."""
+    queue = PgQueue.from_endpoint(cli.state.endpoint("queue"), "orders")
+    try:
+        queue.send_batch(['{"not": "an order"}'])
+        wait_for(lambda: queue.stats().dead_letters == 1, what="the dead letter")
+    finally:
+        queue.close()
+    listed = cli.json("dlq", "list")
+    assert listed["count"] == 1 and list(listed["reasons"].values()) == [1]
+    [message] = listed["messages"]
+    assert message["reason"].startswith("not a valid order message") and message["age_seconds"] >= 0
+    assert "1 dead letter(s) wait" in cli.json("status", code=1)["problems"][-1]
+    shown = cli.json("dlq", "show", message["message_id"])
+    assert shown["body"] == '{"not": "an order"}'
+    assert "no dead letter" in cli("dlq", "show", "999999999", code=1).output
+
+    assert cli.json("dlq", "redrive") == {"moved": 1, "status": "COMPLETED"}
+    wait_for(lambda: cli.json("dlq", "list")["count"] == 1, what="the refused message back in the DLQ")
+    assert cli.json("dlq", "purge", "--yes") == {"purged": 1}
+    assert cli.json("dlq", "list")["count"] == 0
+    assert cli.json("status")["problems"] == []
+
+
+def test_rejected_orders_are_listed_exported_and_resent(cli: Cli, tmp_path: Path) -> None:
+    """An unknown customer's order is rejected with its reason; once the customer is loaded, the
+    exported file re-sent stores it."""
+    assert post(cli.state, json.dumps(order(1, customer_id=777_777, order_id="rej-1")).encode())[0] == 202
+    wait_for(lambda: cli.json("rejected", "list")["count"] == 1, what="the rejected order")
+    listed = cli.json("rejected", "list")
+    assert listed["reasons"] == {"unknown customer_id": 1}
+    assert listed["rows"][0]["order"] == {**order(1, customer_id=777_777, order_id="rej-1")}
+
+    exported = tmp_path / "rejected.ndjson"
+    assert cli.json("rejected", "export", str(exported))["written"] == 1
+    assert [json.loads(line) for line in exported.read_text().splitlines()] == [listed["rows"][0]["order"]]
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,state\n777777,WY\n")
+    cli.json("seed", "--customers", str(customers))
+    assert cli.json("send", str(exported))["accepted"] == 1
+    wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders WHERE order_id = 'rej-1'")[0][0] == 1,
+             what="the re-sent order")

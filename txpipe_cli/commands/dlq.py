@@ -1,0 +1,176 @@
+"""txpipe dlq ... and txpipe rejected ...: what did not make it into the OLTP database, and why.
+
+Both targets answer through the ops function (on AWS it reaches the queues and the private
+database from inside the VPC), so the commands are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
+from txpipe_cli.errors import TxpipeError
+from txpipe_cli.output import console, err_console, handle_errors, print_json
+from txpipe_cli.targets import get_target
+
+dlq_app = typer.Typer(help="The dead-letter queue: messages the store could never store, with their reasons.",
+                      no_args_is_help=True)
+rejected_app = typer.Typer(help="Orders kept aside by the store: an unknown customer, or an order_id re-sent "
+                                "with other content.", no_args_is_help=True)
+
+
+def _ops(target: str, stage: str, payload: dict[str, Any]) -> Any:
+    return get_target(target, stage=stage).invoke("ops", payload)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@dlq_app.command("list")
+@handle_errors
+def dlq_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many messages.")] = 50,
+    target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
+) -> None:
+    """How many dead letters wait, why, and how old each is (oldest first)."""
+    result = _ops(target, stage, {"action": "dlq_list", "limit": limit})
+    if as_json:
+        print_json(result)
+        return
+    if not result["count"]:
+        console.print("The dead-letter queue is empty.")
+        return
+    table = Table("message id", "age", "receives", "bytes", "reason",
+                  title=f"{result['count']} dead letter(s)" + (f", {result['listed']} shown"
+                                                                if result["listed"] < result["count"] else ""))
+    for message in result["messages"]:
+        table.add_row(message["message_id"], _age(message["age_seconds"]), str(message["receive_count"]),
+                      str(message["bytes"]), message["reason"])
+    console.print(table)
+    console.print("txpipe dlq show ID prints one; txpipe dlq redrive puts them all back on the queue.")
+
+
+@dlq_app.command("show")
+@handle_errors
+def dlq_show(
+    message_id: Annotated[str, typer.Argument(help="A message id from `txpipe dlq list`.")],
+    target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
+) -> None:
+    """One dead letter: its reason, its times and its whole body."""
+    result = _ops(target, stage, {"action": "dlq_show", "message_id": message_id})
+    if as_json:
+        print_json(result)
+        return
+    for key in ("message_id", "reason", "sent_at", "dead_lettered_at", "receive_count", "bytes"):
+        console.print(f"[bold]{key}[/]: {result[key]}", highlight=False)
+    console.print("[bold]body[/]:", highlight=False)
+    typer.echo(result["body"])
+
+
+@dlq_app.command("redrive")
+@handle_errors
+def dlq_redrive(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
+    """Move every dead letter back to the orders queue (AWS: an SQS message move task).
+
+    Do it once the cause is fixed: a message that still cannot be stored comes straight back, and
+    orders already stored are never stored twice.
+    """
+    result = _ops(target, stage, {"action": "dlq_redrive"})
+    if as_json:
+        print_json(result)
+    elif result["status"] == "COMPLETED":
+        console.print(f"moved {result['moved']} message(s) back to the orders queue")
+    else:
+        console.print(f"moving about {result['moved']} message(s) back to the orders queue "
+                      f"(SQS move task {result.get('task_handle', '')}); txpipe dlq list shows what is left")
+
+
+@dlq_app.command("purge")
+@handle_errors
+def dlq_purge(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
+) -> None:
+    """Delete every dead letter for good (look at them first with `txpipe dlq list`)."""
+    if not yes:
+        typer.confirm("Delete every message in the dead-letter queue for good?", abort=True)
+    result = _ops(target, stage, {"action": "dlq_purge"})
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"purged {result['purged']} dead letter(s)")
+
+
+@rejected_app.command("list")
+@handle_errors
+def rejected_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many (oldest first).")] = 50,
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
+) -> None:
+    """How many orders were rejected, for which reasons, and the oldest of them."""
+    result = _ops(target, stage, {"action": "rejected", "limit": limit, "reason": reason})
+    if as_json:
+        print_json(result)
+        return
+    if not result["count"]:
+        console.print("No rejected orders.")
+        return
+    for name, count in result["reasons"].items():
+        console.print(f"{count} x {name}", highlight=False)
+    table = Table("order_id", "rejected at", "reason", "order", title=f"{result['count']} rejected order(s)")
+    for row in result["rows"]:
+        table.add_row(row["order_id"] or "-", row["rejected_at"], row["reason"],
+                      json.dumps(row["order"], separators=(",", ":")))
+    console.print(table)
+    console.print("txpipe rejected export FILE writes them as orders to fix and re-send.")
+
+
+@rejected_app.command("export")
+@handle_errors
+def rejected_export(
+    output: Annotated[Path, typer.Argument(help="NDJSON file to write (replaced atomically).")],
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    with_reasons: Annotated[bool, typer.Option(
+        "--with-reasons", help="Add reason and rejected_at to each line (then it is no longer sendable).")] = False,
+    target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
+) -> None:
+    """Write every rejected order as one JSON order per line, with its order_id, ready for
+    `txpipe send FILE` once the cause is fixed (e.g. the customer loaded with `txpipe seed`)."""
+    chosen = get_target(target, stage=stage)
+    written, after = 0, 0
+    if not output.parent.is_dir():
+        raise TxpipeError(f"cannot write {output}: {output.parent} is not a directory")
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle, err_console.status("exporting rejected orders...") as spinner:
+            while True:
+                page = chosen.invoke("ops", {"action": "rejected", "after_id": after, "limit": 1000, "reason": reason})
+                for row in page["rows"]:
+                    line = {**row["order"], **({"reason": row["reason"], "rejected_at": row["rejected_at"]}
+                                               if with_reasons else {})}
+                    handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+                written += len(page["rows"])
+                spinner.update(f"exporting rejected orders... {written}")
+                if len(page["rows"]) < 1000:
+                    break
+                after = page["rows"][-1]["id"]
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if as_json:
+        print_json({"written": written, "file": str(output)})
+    else:
+        console.print(f"wrote {written} rejected order(s) to {output}")
