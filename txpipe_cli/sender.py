@@ -114,7 +114,7 @@ def _check(data: bytes) -> list[dict[str, Any]]:
     try:
         validate_items([parse_json(data)])
     except RequestRejected as exc:
-        return [{"field": e.field, "reason": e.reason} for e in exc.errors]
+        return [{"field": e.field, "reason": e.reason} for e in exc.errors] or [{"field": None, "reason": str(exc)}]
     return []
 
 
