@@ -106,16 +106,36 @@ def stamp(item: Any, order_id: str) -> Any:
     return item
 
 
-def _check(data: bytes) -> list[dict[str, Any]]:
-    """The API's verdict on one order as posted: [] if it would be accepted, else its errors."""
-    # Imported here: pydantic's import (0.1-0.3 s) would otherwise slow every command, `txpipe --help` too.
-    from lambdas.core.orders import RequestRejected, parse_json, validate_items
+def check(orders: list[bytes]) -> list[list[dict[str, Any]]]:
+    """The API's verdict on each order as posted: [] if it would be accepted, else its errors.
 
-    try:
-        validate_items([parse_json(data)])
-    except RequestRejected as exc:
-        return [{"field": e.field, "reason": e.reason} for e in exc.errors] or [{"field": None, "reason": str(exc)}]
-    return []
+    The API's own validator, on 500 orders at a time; a group it refuses is checked order by order,
+    so each order's errors are its own. (A group that passes has only orders that pass alone.)
+    """
+    # Imported here: pydantic's import (0.1-0.3 s) would otherwise slow every command, `txpipe --help` too.
+    from lambdas.core.orders import MAX_ORDERS_PER_REQUEST, RequestRejected, parse_json, validate_items
+
+    def refusal(body: bytes) -> RequestRejected | None:
+        try:
+            validate_items(parse_json(body))
+        except RequestRejected as exc:
+            return exc
+        return None
+
+    verdicts: list[list[dict[str, Any]]] = []
+    for start in range(0, len(orders), MAX_ORDERS_PER_REQUEST):
+        group = orders[start:start + MAX_ORDERS_PER_REQUEST]
+        if refusal(b"[" + b",".join(group) + b"]") is None:
+            verdicts.extend([] for _ in group)
+            continue
+        for data in group:
+            refused = refusal(data)
+            if refused is None:
+                verdicts.append([])
+            else:  # an item refused is always listed; the fallback only keeps it refused should that change
+                verdicts.append([{"field": e.field, "reason": e.reason} for e in refused.errors]
+                                or [{"field": None, "reason": str(refused) or "refused"}])
+    return verdicts
 
 
 @dataclass(frozen=True)
@@ -170,14 +190,14 @@ class SendResult:
 def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
          ) -> tuple[list[Planned], list[Refusal]]:
     """One pass over the file: the orders to post, and those refused before sending, in file order."""
+    stamped = [stamp(item, str(uuid.uuid4()) if fresh_ids else order_id_for(orders.digest, pass_number, position))
+               for item, position in zip(orders.items, orders.positions, strict=True)]
+    encoded = [json.dumps(item, separators=(",", ":")).encode() for item in stamped]
     valid: list[Planned] = []
     refused: list[Refusal] = []
     first_at: dict[str, int] = {}
-    for item, position in zip(orders.items, orders.positions, strict=True):
-        stamped = stamp(item, str(uuid.uuid4()) if fresh_ids else order_id_for(orders.digest, pass_number, position))
-        order_id = stamped.get("order_id") if isinstance(stamped, dict) else None
-        data = json.dumps(stamped, separators=(",", ":")).encode()
-        errors = _check(data)
+    for item, position, data, errors in zip(stamped, orders.positions, encoded, check(encoded), strict=True):
+        order_id = item.get("order_id") if isinstance(item, dict) else None
         if not errors and isinstance(order_id, str):
             if order_id in first_at:
                 errors = [{"field": "order_id", "reason": f"duplicate order_id in the file (also at "
@@ -185,9 +205,9 @@ def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
             else:
                 first_at[order_id] = position
         if errors:
-            refused.append(Refusal(pass_number, position, orders.position_kind, order_id, errors, stamped))
+            refused.append(Refusal(pass_number, position, orders.position_kind, order_id, errors, item))
         else:
-            valid.append(Planned(position, order_id, stamped, data))
+            valid.append(Planned(position, order_id, item, data))
     return valid, refused
 
 
@@ -329,7 +349,7 @@ def send(client: ApiClient, orders: OrderFile, *, batch_size: int = 500, repeat:
 
     Returns the counts also when the API gives up or on Ctrl-C (then `interrupted` says why).
     """
-    from lambdas.core.orders import MAX_BODY_BYTES  # lazily, as in _check
+    from lambdas.core.orders import MAX_BODY_BYTES  # lazily, as in check
 
     result = SendResult(orders=len(orders.items) * repeat)
     start: float | None = None  # of the pacing: the first request
