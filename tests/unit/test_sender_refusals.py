@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
-from txpipe_cli.sender import ApiClient, Refusal, order_id_for, read_orders, send, write_rejects
+from txpipe_cli.sender import ApiClient, Refusal, check, order_id_for, read_orders, send, write_rejects
 
 QTY_REASON = "Input should be less than or equal to 100"
 
@@ -210,3 +210,12 @@ def test_rejects_replace_an_old_file_atomically(tmp_path: Path) -> None:
         write_rejects(rejects, [refusal, Refusal(1, 1, "index", None, [], object())])
     assert rejects.read_text() == '{"order_id": "a"}\n'
     assert list(tmp_path.iterdir()) == [rejects]
+
+
+def test_check_gives_each_order_its_own_verdict_across_groups() -> None:
+    """check() groups 500 orders a call; bad ones at the edges of groups still get exactly their own errors."""
+    bad = {0: {"qty": 0}, 499: {"type": "Cheese"}, 500: {"customer_id": 0}, 1001: {"retail_price": 1.234}}
+    items = [order(1 + i % 7, order_id=f"c-{i}", **bad.get(i, {})) for i in range(1002)]
+    verdicts = check([json.dumps(item).encode() for item in items])
+    assert {i: [e["field"] for e in v] for i, v in enumerate(verdicts) if v} == {
+        0: ["qty"], 499: ["type"], 500: ["customer_id"], 1001: ["retail_price"]}
