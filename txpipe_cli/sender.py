@@ -378,6 +378,7 @@ def send(client: ApiClient, orders: OrderFile, *, batch_size: int = 500, repeat:
     except KeyboardInterrupt:
         result.interrupted = "interrupted (Ctrl-C)"
         result.cancelled = True
+    result.refusals.sort(key=lambda refusal: (refusal.pass_number, refusal.position))  # file order
     return result
 
 
