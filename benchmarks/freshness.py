@@ -16,10 +16,8 @@ measured lags, as a check of the model.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,9 +80,10 @@ def simulate_lags(*, rate: float, interval: float, store_per_s: float, sync_per_
 
 
 def _next_sync(stack: Stack) -> float:
-    """Seconds until the runtime's next scheduled sync (from its /health)."""
-    with urllib.request.urlopen(f"{stack.state.api_url}/health", timeout=5) as resp:  # noqa: S310 - loopback
-        health = json.loads(resp.read())
+    """Seconds until the runtime's next scheduled sync (from its /health, on the control socket)."""
+    from txpipe_cli.local import control
+
+    _, _, health = control.call(stack.state.invoke_socket, "GET", "/health", timeout=5, what="/health")
     due = datetime.fromisoformat(health["schedules"]["sync"]["next_run_at"])
     return (due - datetime.now(due.tzinfo)).total_seconds()
 

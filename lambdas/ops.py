@@ -16,6 +16,9 @@ def _migrate(event: dict[str, Any]) -> dict[str, Any]:
     oltp, warehouse = env.oltp(), env.warehouse()
     applied = {"oltp": schema.migrate(oltp, schema.OLTP_MIGRATIONS),
                "warehouse": schema.migrate(warehouse, schema.WAREHOUSE_MIGRATIONS)}
+    schema.grant_access(oltp, schema.OLTP_ACCESS)
+    if env.warehouse_kind() == "postgres":
+        schema.grant_access(warehouse, schema.WAREHOUSE_ACCESS_POSTGRES)
     return {"applied": applied, "state_population_rows": schema.load_state_population(warehouse)}
 
 

@@ -20,5 +20,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # commits and merges; benchmarks/README.md), at ~90 MB peak memory.
     result = run_sync(env.oltp(), env.warehouse(), batch_rows=int(env.setting("SYNC_BATCH_ROWS", 50_000)),
                       max_seconds=budget, load_stage=env.warehouse_loader())
-    publish_backlog(result.oldest_pending_seconds, result.pending)  # feeds the SLA-at-risk alarm on AWS
+    # feeds the SLA-at-risk alarm on AWS
+    publish_backlog(result.oldest_pending_seconds, result.pending, env=env.environ())
     return result.to_dict()

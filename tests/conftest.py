@@ -112,10 +112,8 @@ def handler_env(clean: Databases, monkeypatch: pytest.MonkeyPatch) -> Databases:
 
     for key, value in clean.env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(env, "_queue", None)
+    env.reset_queues()
     yield clean
     db.drop_cached("oltp")
     db.drop_cached("warehouse")
-    if env._queue is not None:
-        env._queue.close()  # type: ignore[attr-defined]
-    env._queue = None
+    env.reset_queues()

@@ -69,21 +69,22 @@ def connect_postgres(endpoint: Endpoint, *, autocommit: bool = False, applicatio
     return conn
 
 
-def cached_connection(name: str, factory: Any) -> Any:
-    """A per-thread connection, reopened if the server closed it (idle timeout, restart)."""
-    conns: dict[str, Any] = _local.__dict__.setdefault("conns", {})
-    conn = conns.get(name)
+def cached_connection(key: tuple[str, Any], factory: Any) -> Any:
+    """A per-thread connection for (database name, endpoint), reopened if the server closed it."""
+    conns: dict[tuple[str, Any], Any] = _local.__dict__.setdefault("conns", {})
+    conn = conns.get(key)
     if conn is not None and getattr(conn, "closed", 0):
         conn = None
     if conn is None:
-        conn = conns[name] = factory()
+        conn = conns[key] = factory()
     return conn
 
 
 def drop_cached(name: str) -> None:
-    """Forgets a connection after an error that may have broken it."""
-    conn = _local.__dict__.get("conns", {}).pop(name, None)
-    if conn is not None:
+    """Forgets this thread's connections to that database after an error that may have broken one."""
+    conns: dict[tuple[str, Any], Any] = _local.__dict__.get("conns", {})
+    for key in [k for k in conns if k[0] == name]:
+        conn = conns.pop(key)
         try:
             conn.close()
         except Exception:  # noqa: BLE001 - it is being discarded either way

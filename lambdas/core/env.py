@@ -2,13 +2,21 @@
 
 Resolved lazily, cached per thread, and dropped after an error so that the next
 invocation starts from a clean connection rather than an aborted transaction.
+
+The environment is the process's on Lambda. The local runtime runs every function in
+one process, so it hands each invocation its own function's variables through
+`function_environment` (a context variable): each function then connects as its own
+database user, as on AWS. Connections are cached per thread and per endpoint, so a
+thread that runs two functions never lends one's connection to the other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from lambdas.core.db import Endpoint, cached_connection, connect_postgres, drop_cached
@@ -19,29 +27,50 @@ from lambdas.core.warehouse import connect_redshift, is_connection_error, load_s
 WAREHOUSE_KINDS = ("postgres", "redshift")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
-_queue: Queue | None = None
+_queues: dict[tuple[str, ...], Queue] = {}
+_function_env: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "txpipe_function_env", default=None)
+
+
+def environ() -> dict[str, str]:
+    """This invocation's environment: the function's own under the local runtime, else the process's."""
+    return dict(_function_env.get() or os.environ)
+
+
+@contextlib.contextmanager
+def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Runs the block with `variables` as the function's environment (the local runtime's invoke)."""
+    token = _function_env.set(variables)
+    try:
+        yield
+    finally:
+        _function_env.reset(token)
+
+
+def _endpoint(name: str) -> Endpoint:
+    return Endpoint.from_env(name, environ())
 
 
 def oltp() -> Any:
-    return cached_connection(
-        "oltp", lambda: connect_postgres(Endpoint.from_env("oltp"), application_name="txpipe-oltp")
-    )
+    endpoint = _endpoint("oltp")
+    return cached_connection(("oltp", endpoint),
+                             lambda: connect_postgres(endpoint, application_name="txpipe-oltp"))
 
 
 def warehouse_kind() -> str:
     """TXPIPE_WAREHOUSE_KIND: postgres (the local stand-in, psycopg2) or redshift (redshift-connector)."""
-    kind = os.environ.get("TXPIPE_WAREHOUSE_KIND", "postgres")
+    kind = environ().get("TXPIPE_WAREHOUSE_KIND", "postgres")
     if kind not in WAREHOUSE_KINDS:
         raise RuntimeError(f"warehouse kind {kind!r} is not supported: use one of {', '.join(WAREHOUSE_KINDS)}")
     return kind
 
 
 def warehouse() -> Any:
+    endpoint = _endpoint("warehouse")
     if warehouse_kind() == "redshift":
-        return cached_connection("warehouse", _connect_redshift_from_env)
-    return cached_connection(
-        "warehouse", lambda: connect_postgres(Endpoint.from_env("warehouse"), application_name="txpipe-warehouse")
-    )
+        return cached_connection(("warehouse", endpoint), _connect_redshift_from_env)
+    return cached_connection(("warehouse", endpoint),
+                             lambda: connect_postgres(endpoint, application_name="txpipe-warehouse"))
 
 
 def warehouse_loader() -> Callable[[Any, list[tuple[Any, ...]]], None]:
@@ -50,8 +79,8 @@ def warehouse_loader() -> Callable[[Any, list[tuple[Any, ...]]], None]:
 
 
 def _connect_redshift_from_env() -> Any:
-    endpoint = Endpoint.from_env("warehouse")
-    value = os.environ.get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
+    endpoint = _endpoint("warehouse")
+    value = environ().get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
     if value not in ("true", "false"):
         raise RuntimeError("TXPIPE_WAREHOUSE_SSL must be true or false")
     ssl = value == "true"
@@ -66,14 +95,26 @@ def reset_oltp() -> None:
 
 
 def queue() -> Queue:
-    global _queue
-    if _queue is None:
-        _queue = queue_from_env()
-    return _queue
+    """The function's queue, built once per queue URL and identity (thread-safe enough: a race builds
+    two equal objects, and PgQueue keeps its connections per thread)."""
+    variables = environ()
+    key = tuple(variables.get(k, "") for k in ("TXPIPE_QUEUE_URL", "TXPIPE_DLQ_URL", "TXPIPE_QUEUE_HOST",
+                                                "TXPIPE_QUEUE_PORT", "TXPIPE_QUEUE_DB", "TXPIPE_QUEUE_SECRET"))
+    if key not in _queues:
+        _queues[key] = queue_from_env(variables)
+    return _queues[key]
+
+
+def reset_queues() -> None:
+    """Forgets every queue object (tests point the functions at new queues)."""
+    for built in list(_queues.values()):
+        if hasattr(built, "close"):
+            built.close()
+    _queues.clear()
 
 
 def setting(name: str, default: float) -> float:
-    return float(os.environ.get(f"TXPIPE_{name}", default))
+    return float(environ().get(f"TXPIPE_{name}", default))
 
 
 def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,8 +143,9 @@ def fresh_connections_on_error(handler: Callable[..., Any]) -> Callable[..., Any
 def drop_connections() -> None:
     """Forgets this thread's database connections (after an error that may have broken one)."""
     _drop_all()
-    if _queue is not None and hasattr(_queue, "close"):
-        _queue.close()
+    for built in list(_queues.values()):
+        if hasattr(built, "close"):
+            built.close()  # PgQueue: this thread's connection only
 
 
 def _drop_all() -> None:

@@ -207,11 +207,15 @@ class PgQueue:
             self._local.conn = None
 
     def create(self) -> None:
-        def ddl(cur: Any) -> None:
-            for statement in PG_QUEUE_DDL:
+        self.run_statements(PG_QUEUE_DDL)
+
+    def run_statements(self, statements: tuple[str, ...] | list[str]) -> None:
+        """Fixed DDL or grants (no parameters), in order."""
+        def run(cur: Any) -> None:
+            for statement in statements:
                 cur.execute(statement)
 
-        self._run(ddl)
+        self._run(run)
 
     def send_batch(self, bodies: list[str]) -> None:
         if not bodies:

@@ -96,6 +96,60 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
 ]
 
+# --------------------------------------------------------------------------- who may do what
+# Each function connects as its own database user with only the grants it needs; ops, which runs
+# the migrations, owns everything. Re-applied after every migrate (GRANT is idempotent), so a grant
+# added here reaches an existing deployment. The users are created here where they are missing (on
+# RDS, by the master user, and given rds_iam so they log in with IAM tokens); the local target
+# creates them beforehand with passwords (txpipe_cli/local/provision.py).
+FUNCTION_USERS = ("txpipe_ingest", "txpipe_store", "txpipe_sync", "txpipe_refresh", "txpipe_esm")
+ENSURE_USERS = """DO $$
+DECLARE
+    u text;
+BEGIN
+    FOREACH u IN ARRAY ARRAY['txpipe_ingest', 'txpipe_store', 'txpipe_sync', 'txpipe_refresh', 'txpipe_esm'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = u) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN', u);
+        END IF;
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_iam') THEN
+            EXECUTE format('GRANT rds_iam TO %I', u);
+        END IF;
+    END LOOP;
+END $$"""
+OLTP_ACCESS = (
+    ENSURE_USERS,
+    # store: look up customers, insert orders (and read them back for a re-sent order_id), the outbox, rejections.
+    "GRANT SELECT ON customers TO txpipe_store",
+    "GRANT SELECT, INSERT ON orders, outbox, rejected_orders TO txpipe_store",
+    "GRANT USAGE ON SEQUENCE rejected_orders_id_seq TO txpipe_store",
+    # sync: read orders and customers, claim (lock) and delete outbox rows.
+    "GRANT SELECT ON orders, customers TO txpipe_sync",
+    "GRANT SELECT, UPDATE, DELETE ON outbox TO txpipe_sync",
+)
+# PostgreSQL, the local warehouse. (Redshift's users and grants come with the AWS path's IAM login.)
+WAREHOUSE_ACCESS_POSTGRES = (
+    ENSURE_USERS,
+    # sync: insert what the fact table lacks (reading it to tell), record its runs.
+    "GRANT SELECT, INSERT ON orders_fact TO txpipe_sync",
+    "GRANT INSERT ON sync_runs TO txpipe_sync",
+    # refresh: only an owner may refresh a materialized view (PostgreSQL before 17), so the views are its.
+    # A new owner needs CREATE on the schema at the moment of the hand-over, and not after it.
+    "GRANT SELECT ON orders_fact, state_population TO txpipe_refresh",
+    "GRANT CREATE ON SCHEMA public TO txpipe_refresh",
+    "ALTER MATERIALIZED VIEW sales_by_state OWNER TO txpipe_refresh",
+    "ALTER MATERIALIZED VIEW state_sales OWNER TO txpipe_refresh",
+    "REVOKE CREATE ON SCHEMA public FROM txpipe_refresh",
+)
+
+
+def grant_access(conn: Any, statements: tuple[str, ...]) -> None:
+    """Applies one database's users and grants in one transaction."""
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    conn.commit()
+
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer NOT NULL PRIMARY KEY,
     applied_at timestamptz NOT NULL

@@ -71,9 +71,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
 
 
 def post(state: LocalState, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """POST /orders with the deployment's API key (unless headers replace it)."""
     conn = http.client.HTTPConnection("127.0.0.1", state.api_port, timeout=10)
     try:
-        conn.request("POST", "/orders", body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request("POST", "/orders", body=body, headers={"Content-Type": "application/json",
+                                                            "x-api-key": state.api_key(), **(headers or {})})
         response = conn.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     finally:
@@ -113,9 +115,15 @@ def test_deploy_again_is_a_no_op(cli: Cli) -> None:
     assert "Nothing to change" in cli("deploy").stdout
 
 
-def test_endpoint_prints_the_orders_url(cli: Cli) -> None:
-    """endpoint gives the URL clients POST to; the local API needs no key."""
-    assert cli.json("endpoint") == {"url": f"{cli.state.api_url}/orders", "api_key_required": False}
+def test_endpoint_prints_the_orders_url_and_the_key_is_required(cli: Cli) -> None:
+    """endpoint gives the URL clients POST to and, asked, the API key; without the key the API answers 403."""
+    assert cli.json("endpoint") == {"url": f"{cli.state.api_url}/orders", "api_key_required": True}
+    key = cli.json("endpoint", "--show-key")["api_key"]
+    assert key == cli.state.api_key() and len(key) >= 32
+    assert "x-api-key" in cli("endpoint").stdout and key not in cli("endpoint").stdout
+    body = json.dumps({"customer_id": 1, "type": "cheese", "qty": 1, "retail_price": 9.99}).encode()
+    assert post(cli.state, body, {"x-api-key": ""}) == (403, {"message": "Forbidden"})
+    assert post(cli.state, body, {"x-api-key": key[:-1] + "x"}) == (403, {"message": "Forbidden"})
 
 
 def test_deploy_refuses_a_schedule_that_misses_the_sla(cli: Cli) -> None:

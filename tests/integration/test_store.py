@@ -129,7 +129,8 @@ def test_connection_cut_by_server_is_retried_on_a_fresh_one(customers):
     from lambdas.core import db
 
     assert store.handler(event(order("warm", 1)), None) == NO_FAILURES  # opens the cached connection
-    old_pid = db.cached_connection("oltp", lambda: None).get_backend_pid()
+    key = ("oltp", customers.endpoints["oltp"])
+    old_pid = db.cached_connection(key, lambda: None).get_backend_pid()
     admin = customers.connect("oltp", autocommit=True)
     with admin.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
@@ -138,7 +139,7 @@ def test_connection_cut_by_server_is_retried_on_a_fresh_one(customers):
     evt = event(message(order("a", 1), "m-a"), message(order("b", 2), "m-b"))
     assert store.handler(evt, None) == NO_FAILURES
     assert counts(customers) == {"orders": 3, "outbox": 3, "rejected_orders": 0}
-    assert db.cached_connection("oltp", lambda: None).get_backend_pid() != old_pid
+    assert db.cached_connection(key, lambda: None).get_backend_pid() != old_pid
 
 
 def test_large_batch_with_copies_across_pages(customers):

@@ -166,7 +166,7 @@ def test_unreachable_queue_keeps_the_poison_for_a_retry(customers, monkeypatch):
     from lambdas.core import env
 
     evt, queue = delivered(customers, order("a", 1), "not json")
-    monkeypatch.setattr(env, "_queue", None)
+    env.reset_queues()
     monkeypatch.setenv("TXPIPE_QUEUE_PORT", "1")  # the store's own queue connection fails
     assert store.handler(evt, None) == {"batchItemFailures": message_ids(evt, 1)}
     assert counts(customers)["orders"] == 1

@@ -3,14 +3,14 @@
 PostgreSQL refuses to run as root. When txpipe runs as root, the server runs as
 an unprivileged user (TXPIPE_PG_USER, else `postgres` if it exists, else
 `nobody`), and its data directory must be reachable by that user: if the
-requested place is not (say under /root, which is 0700), the data goes to
-/var/tmp/txpipe-pg-<hash> and the state file records where.
+requested place is not (say under /root, which is 0700), the data goes to a fresh
+directory with an unpredictable name in /var/tmp (mkdtemp, 0700) and the state file
+records where. A place that is a symlink is refused: /var/tmp is anyone's to write.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import pwd
 import shutil
@@ -66,8 +66,7 @@ def choose_data_root(home: Path, user: str | None) -> Path:
     """Where the server's files go: under home if the server user can reach it."""
     if reachable(home, user):
         return home / "pg"
-    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"txpipe-pg-{digest}"
+    return Path(tempfile.mkdtemp(prefix="txpipe-pg-", dir="/var/tmp"))
 
 
 @dataclass
@@ -104,6 +103,10 @@ class PgServer:
 
     def init(self, superuser: str, password: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.is_symlink() or not self.root.is_dir():
+            raise TxpipeError(f"refusing to put the database under {self.root}: it is not a plain directory")
+        if os.lstat(self.root).st_uid not in (os.getuid(), _as_user(self.user).get("user", os.getuid())):
+            raise TxpipeError(f"refusing to put the database under {self.root}: another user owns it")
         os.chmod(self.root, 0o700)
         self._chown(self.root)
         # The password goes through a 0600 file owned by the server user, never the command line.
@@ -136,8 +139,23 @@ class PgServer:
                   "-o", f"-p {int(self.port)}")
 
     def stop(self) -> None:
-        if self.running():
-            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30")
+        """Fast shutdown; if the server does not go (hung), immediate; then the postmaster is killed."""
+        for mode in ("fast", "immediate"):
+            if not self.running():
+                return
+            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "20", check=False)
+        pid = self.postmaster_pid()
+        if pid:
+            os.kill(pid, 9)
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, checked against its command line (a recycled pid is not ours)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"postgres" in cmdline and str(self.data_dir).encode() in cmdline else None
 
     def remove(self) -> None:
         self.stop()

@@ -2,61 +2,64 @@
 
 One background process, started by `txpipe deploy` and stopped by `txpipe destroy`:
 
-- HTTP API (API Gateway REST proxy): `POST /orders` becomes a proxy event for
-  `lambdas.ingest.handler`; its response becomes the HTTP response.
-- Lambda Invoke API: `POST /2015-03-31/functions/<name>/invocations` calls that
-  function with the JSON payload (how `sync-now`, `report`... reach the functions).
+- HTTP API (API Gateway REST proxy, behind an API key): `POST /orders` becomes a proxy
+  event for `lambdas.ingest.handler`; its response becomes the HTTP response.
+- Lambda Invoke API, on a Unix socket only the operator can open:
+  `POST /2015-03-31/functions/<name>/invocations` calls that function with the JSON
+  payload (how `sync-now`, `report`... reach the functions). Both are served by uvicorn
+  (txpipe_cli/local/server.py), with the limits a flood needs.
 - SQS event source mapping: pollers receive batches from the queue, deliver them
   as SQS events to `lambdas.store.handler`, and delete every message except the
   `batchItemFailures` it reports (which come back after the visibility timeout,
   and go to the dead-letter queue after maxReceiveCount receives).
 - Schedules: sync every N seconds (EventBridge `rate`), refresh daily at HH:MM in
   the configured time zone (EventBridge Scheduler `cron`).
-- `GET /health`: liveness and the schedules' last and next runs.
+- `GET /health` (on the Unix socket): liveness and the schedules' last and next runs.
 
+Each function runs with its own environment (its own database user), as on Lambda.
 Nothing here holds business logic: it only builds events and calls handlers.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
+import asyncio
 import logging
+import logging.handlers
 import os
 import signal
 import threading
 import time
-import traceback
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lambdas.core.orders import MAX_BODY_BYTES
+from lambdas.core.env import function_environment
 from lambdas.core.queue import PgQueue
+from lambdas.functions import FUNCTIONS
 from txpipe_cli.config import parse_clock
-from txpipe_cli.local.events import LambdaContext, api_gateway_event, queue_arn, scheduled_event
+from txpipe_cli.local.events import LambdaContext, queue_arn, scheduled_event
+from txpipe_cli.local.server import App, Limits, build_server, listen_tcp, listen_unix
 from txpipe_cli.local.state import QUEUE_NAME, LocalState
 
 log = logging.getLogger("txpipe.runtime")
-
-FUNCTIONS = {"ingest": ("lambdas.ingest", 30), "store": ("lambdas.store", 60), "sync": ("lambdas.sync", 300),
-             "refresh": ("lambdas.refresh", 300), "ops": ("lambdas.ops", 300)}
-INVOKE_PREFIX = "/2015-03-31/functions/"
-DRAIN_LIMIT = 10 * 1024 * 1024
+LOG_BYTES = 10 * 1024 * 1024  # the runtime log rotates at this size, keeping LOG_BACKUPS old files
+LOG_BACKUPS = 3
 
 
-class FunctionError(Exception):
-    """A handler raised; carried back to the caller the way Lambda reports it."""
+class Functions:
+    """Runs a function the way Lambda does: its handler, its own environment, a context with its timeout."""
 
+    def __init__(self, environments: Mapping[str, Mapping[str, str]]) -> None:
+        self.environments = environments
+        self.handlers = {name: function.load() for name, function in FUNCTIONS.items()}
 
-def invoke(name: str, event: dict[str, Any]) -> Any:
-    module_name, timeout = FUNCTIONS[name]
-    handler = importlib.import_module(module_name).handler
-    return handler(event, LambdaContext(name, timeout))
+    def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        function = FUNCTIONS[name]
+        with function_environment(self.environments[name]):
+            return self.handlers[name](event, LambdaContext(name, function.timeout_seconds))
 
 
 def next_daily(at: str, tz: ZoneInfo, now: datetime) -> datetime:
@@ -72,7 +75,9 @@ def next_daily(at: str, tz: ZoneInfo, now: datetime) -> datetime:
 class Schedules:
     """The two schedules, run in one thread; a run that overlaps its next slot is not doubled."""
 
-    def __init__(self, sync_every: float, refresh_at: str, tz: ZoneInfo, stop: threading.Event) -> None:
+    def __init__(self, invoke: Callable[[str, dict[str, Any]], Any], sync_every: float, refresh_at: str,
+                 tz: ZoneInfo, stop: threading.Event) -> None:
+        self.invoke = invoke
         self.sync_every = sync_every
         self.refresh_at = refresh_at
         self.tz = tz
@@ -97,7 +102,7 @@ class Schedules:
         started = datetime.now(UTC)
         record: dict[str, Any] = {"started_at": started.isoformat()}
         try:
-            record["result"] = invoke(name, scheduled_event(f"txpipe-{name}", started))
+            record["result"] = self.invoke(name, scheduled_event(f"txpipe-{name}", started))
         except Exception as exc:  # noqa: BLE001 - a failed run is recorded and retried next slot
             log.error("scheduled %s failed: %s", name, exc)
             record["error"] = str(exc)
@@ -116,16 +121,18 @@ class Schedules:
 class Poller:
     """An SQS event source mapping: batch size, batching window, partial batch failure."""
 
-    def __init__(self, queue: PgQueue, batch_size: int, window: float, stop: threading.Event) -> None:
-        self.queue, self.batch_size, self.window, self.stop = queue, batch_size, window, stop
+    def __init__(self, queue: PgQueue, invoke: Callable[[str, dict[str, Any]], Any], batch_size: int,
+                 window: float, stop: threading.Event) -> None:
+        self.queue, self.invoke, self.batch_size, self.window, self.stop = queue, invoke, batch_size, window, stop
         self.batches = self.failures = 0
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - the queue or database is down: back off, keep polling
-                log.exception("poller error")
+            except Exception as exc:  # noqa: BLE001 - the queue or database is down: back off, keep polling
+                log.warning("poller: %s", " ".join(str(exc).split())[:300])
+                self.queue.close()
                 self.stop.wait(1.0)
 
     def poll_once(self) -> int:
@@ -137,7 +144,7 @@ class Poller:
         if not messages:
             return 0
         try:
-            response = invoke("store", _sqs_event(messages)) or {}
+            response = self.invoke("store", _sqs_event(messages)) or {}
             failed = {f.get("itemIdentifier") for f in response.get("batchItemFailures", [])}
         except Exception as exc:  # noqa: BLE001 - the whole batch returns to the queue
             log.error("store failed for a batch of %d: %s", len(messages), exc)
@@ -158,21 +165,25 @@ def _sqs_event(messages: list[Any]) -> dict[str, Any]:
 
 
 class Runtime:
-    def __init__(self, state: LocalState) -> None:
+    def __init__(self, state: LocalState, limits: Limits | None = None) -> None:
         self.state = state
         self.stop = threading.Event()
+        self.functions = Functions({name: state.function_env(name) for name in FUNCTIONS})
         settings = state.settings
         tz = ZoneInfo(settings["timezone"]) if settings.get("timezone") else _local_zone()
-        self.schedules = Schedules(float(settings["sync_every_seconds"]), settings["refresh_at"], tz, self.stop)
+        self.schedules = Schedules(self.functions.invoke, float(settings["sync_every_seconds"]),
+                                   settings["refresh_at"], tz, self.stop)
         opts = state.runtime
-        queue = PgQueue.from_endpoint(state.endpoint("queue"), QUEUE_NAME,
+        # The event source mapping polls as its own database user, as AWS's pollers are not the function.
+        queue = PgQueue.from_endpoint(state.endpoint("queue", role=state.esm_role), QUEUE_NAME,
                                       visibility_timeout=float(settings["visibility_timeout_seconds"]),
                                       max_receive_count=int(settings["max_receive_count"]))
-        self.pollers = [Poller(queue, int(opts.get("batch_size", 100)), float(opts.get("batch_window", 0.5)),
-                               self.stop) for _ in range(int(opts.get("pollers", 2)))]
+        self.pollers = [Poller(queue, self.functions.invoke, int(opts.get("batch_size", 10)),
+                               float(opts.get("batch_window", 0.5)), self.stop)
+                        for _ in range(int(opts.get("pollers", 2)))]
         self.started_at = datetime.now(UTC)
-        self.server = ThreadingHTTPServer(("127.0.0.1", state.api_port), _make_handler(self))
-        self.server.daemon_threads = True
+        self.limits = limits = limits or Limits()
+        self.app = App(self.functions.invoke, self.health, state.api_key(), set(FUNCTIONS), limits)
 
     def health(self) -> dict[str, Any]:
         return {"ok": True, "pid": os.getpid(), "started_at": self.started_at.isoformat(),
@@ -183,19 +194,25 @@ class Runtime:
     def serve(self) -> None:
         threads = [threading.Thread(target=p.run, name=f"poller-{i}", daemon=True) for i, p in enumerate(self.pollers)]
         threads.append(threading.Thread(target=self.schedules.run, name="schedules", daemon=True))
+        sockets = [listen_tcp(self.state.api_port, self.limits.backlog),
+                   listen_unix(str(self.state.invoke_socket), self.limits.backlog)]
+        server = build_server(self.app, self.limits)
+        # uvicorn handles SIGTERM/SIGINT while it serves (a graceful stop), then re-raises the signal to
+        # the handler found before it: this one, which stops the pollers and schedules in turn.
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         for thread in threads:
             thread.start()
-        signal.signal(signal.SIGTERM, lambda *_: self.shutdown())
-        signal.signal(signal.SIGINT, lambda *_: self.shutdown())
-        log.info("runtime up on %s", self.state.api_url)
-        self.server.serve_forever(poll_interval=0.2)
-        for thread in threads:
-            thread.join(timeout=10)
-        log.info("runtime stopped")
-
-    def shutdown(self) -> None:
-        self.stop.set()
-        threading.Thread(target=self.server.shutdown, daemon=True).start()
+        log.info("runtime up: orders API on %s, invoke API on %s", self.state.api_url, self.state.invoke_socket)
+        try:
+            asyncio.run(server.serve(sockets=sockets))
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            self.app.close()
+            Path(self.state.invoke_socket).unlink(missing_ok=True)
+            log.info("runtime stopped")
 
 
 def _local_zone() -> ZoneInfo:
@@ -205,102 +222,31 @@ def _local_zone() -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _make_handler(runtime: Runtime) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes; without TCP_NODELAY each keep-alive response
-        # waits ~40 ms for the client's delayed ACK.
-        disable_nagle_algorithm = True
-        server_version = "txpipe-local"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass  # one line per request would drown the log under load
-
-        def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            for key, value in (headers or {"Content-Type": "application/json"}).items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-            self._reply(status, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})})
-
-        def _body(self, limit: int) -> bytes | None:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
-                return None
-            if int(length) > limit:
-                # Drain a moderately oversized body so the client reads a 413 instead of a broken pipe;
-                # anything past API Gateway's own 10 MiB cap is cut off unread.
-                remaining = int(length) if int(length) <= DRAIN_LIMIT else 0
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 65536))
-                    if not chunk:  # the client gave up
-                        break
-                    remaining -= len(chunk)
-                self.close_connection = True  # an unread body must not be parsed as the next request
-                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           {"error": f"body of {length} bytes exceeds the {limit}-byte limit"})
-                return None
-            return self.rfile.read(int(length))
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            if self.path == "/health":
-                self._json(200, runtime.health())
-            else:
-                self._json(404, {"error": f"no route for GET {self.path}"})
-
-        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-            if self.path in ("/orders", "/orders/"):
-                body = self._body(MAX_BODY_BYTES)
-                if body is None:
-                    return
-                event = api_gateway_event("POST", "/orders", dict(self.headers.items()), body)
-                try:
-                    result = invoke("ingest", event)
-                except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function fails
-                    log.error("ingest failed:\n%s", traceback.format_exc())
-                    self._json(502, {"message": "Internal server error"})
-                    return
-                self._reply(result["statusCode"], result.get("body", "").encode(), result.get("headers"))
-            elif self.path.startswith(INVOKE_PREFIX) and self.path.endswith("/invocations"):
-                self._invoke(self.path[len(INVOKE_PREFIX):-len("/invocations")])
-            else:
-                self._json(404, {"error": f"no route for POST {self.path}"})
-
-        def _invoke(self, name: str) -> None:
-            if name not in FUNCTIONS:
-                self._json(404, {"errorType": "ResourceNotFoundException", "errorMessage": f"no function {name!r}"})
-                return
-            body = self._body(6 * 1024 * 1024)  # Lambda's synchronous payload limit
-            if body is None:
-                return
-            try:
-                result = invoke(name, json.loads(body or b"{}"))
-            except Exception as exc:  # noqa: BLE001 - reported like Lambda: 200 with X-Amz-Function-Error
-                log.error("%s failed:\n%s", name, traceback.format_exc())
-                self._json(200, {"errorType": type(exc).__name__, "errorMessage": str(exc)},
-                           {"X-Amz-Function-Error": "Unhandled"})
-                return
-            self._json(200, result)
-
-    return Handler
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="txpipe local runtime (started by `txpipe deploy`)")
     parser.add_argument("--home", required=True, type=Path)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state = LocalState.load(args.home)
     if state is None:
         raise SystemExit(f"no local deployment under {args.home}")
-    os.environ.update(state.function_env())
+    _log_to(state.log_dir / "runtime.log")
     Runtime(state).serve()
+
+
+def _log_to(path: Path) -> None:
+    """The runtime's log: 0600 (it names orders and databases), rotated by size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    old = os.umask(0o077)
+    try:
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 if __name__ == "__main__":

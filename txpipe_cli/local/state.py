@@ -2,7 +2,9 @@
 
 Ports, process ids, where the server's files are, and the deployed pipeline
 settings. Written atomically so a crash mid-write never leaves half a file.
-Secrets live beside it in secrets/, 0600, and never in this file.
+Secrets live beside it in secrets/ (0700), one 0600 file each, never in this file:
+the server's superuser (used by `deploy` alone), one database user per function
+and one for the queue's pollers, and the orders API key.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.core.db import Endpoint
+from lambdas.functions import FUNCTIONS
 
 DATABASES = {"oltp": "txpipe_oltp", "warehouse": "txpipe_warehouse", "queue": "txpipe_queue"}
 SUPERUSER = "txpipe"
 QUEUE_NAME = "orders"
+ESM_ROLE = "txpipe_esm"  # the event source mapping's own user: it receives and deletes, nothing else
+# A Unix socket's path must fit in sun_path (108 bytes on Linux); longer homes get a private directory.
+SOCKET_PATH_LIMIT = 100
 
 
 @dataclass
@@ -31,19 +37,28 @@ class LocalState:
     api_port: int = 0
     runtime_pid: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
-    runtime: dict[str, Any] = field(default_factory=dict)  # pollers, batch size, queue settings
+    runtime: dict[str, Any] = field(default_factory=dict)  # pollers, batch size, queue settings, socket path
 
     @property
     def path(self) -> Path:
         return self.home / "local.json"
 
     @property
+    def secret_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
     def secret_file(self) -> Path:
-        return self.home / "secrets" / "postgres.json"
+        """The server superuser's credentials: deploy's own, never handed to a function."""
+        return self.secret_dir / "postgres.json"
 
     @property
     def log_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def esm_role(self) -> str:
+        return ESM_ROLE
 
     @classmethod
     def load(cls, home: Path) -> LocalState | None:
@@ -61,33 +76,93 @@ class LocalState:
             json.dump(data, handle, indent=2)
         os.replace(tmp, self.path)
 
-    def ensure_secret(self) -> str:
-        """The local database password: generated once, kept 0600 under $TXPIPE_HOME/secrets."""
-        if self.secret_file.exists():
-            return json.loads(self.secret_file.read_text())["password"]
-        self.secret_file.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.secret_file.parent, 0o700)
-        password = secrets.token_urlsafe(24)
-        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # ------------------------------------------------------------------ secrets
+
+    def _secret(self, name: str, make: dict[str, str]) -> dict[str, str]:
+        """secrets/<name>.json, created once with `make` (0600, O_EXCL: never over another file)."""
+        path = self.secret_dir / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        self.secret_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.secret_dir, 0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"username": SUPERUSER, "password": password}, handle)
-        return password
+            json.dump(make, handle)
+        return make
 
-    def endpoint(self, name: str) -> Endpoint:
-        return Endpoint("127.0.0.1", self.pg_port, DATABASES[name], f"file:{self.secret_file}")
+    def ensure_secret(self) -> str:
+        """The server superuser's password: generated once."""
+        return self._secret("postgres", {"username": SUPERUSER, "password": secrets.token_urlsafe(24)})["password"]
 
-    def function_env(self) -> dict[str, str]:
-        """The environment every handler sees: the same variables CloudFormation sets on AWS."""
+    def role_secret(self, role: str) -> dict[str, str]:
+        """A database user's credentials: generated once."""
+        return self._secret(role, {"username": role, "password": secrets.token_urlsafe(24)})
+
+    def api_key(self) -> str:
+        """The orders API key clients send as x-api-key: generated once, as API Gateway's usage plan key."""
+        return self._secret("api-key", {"api_key": secrets.token_urlsafe(32)})["api_key"]
+
+    # ------------------------------------------------------------------ endpoints
+
+    def endpoint(self, name: str, role: str | None = None) -> Endpoint:
+        """A database as the superuser (deploy) or as `role` (a function, the pollers)."""
+        secret = self.secret_file if role is None else self.secret_dir / f"{role}.json"
+        return Endpoint("127.0.0.1", self.pg_port, DATABASES[name], f"file:{secret}")
+
+    def roles(self) -> list[str]:
+        return [f.db_user for f in FUNCTIONS.values()] + [ESM_ROLE]
+
+    def function_env(self, name: str) -> dict[str, str]:
+        """The environment the function sees: the same variables CloudFormation sets on AWS, with the
+        function's own database user."""
+        function = FUNCTIONS[name]
         env: dict[str, str] = {}
-        for name in DATABASES:
-            env.update(self.endpoint(name).to_env(name))
-        env["TXPIPE_WAREHOUSE_KIND"] = "postgres"
-        env["TXPIPE_QUEUE_URL"] = f"pgqueue://{QUEUE_NAME}"
-        env["TXPIPE_QUEUE_VISIBILITY_TIMEOUT"] = str(self.settings.get("visibility_timeout_seconds", 30))
-        env["TXPIPE_QUEUE_MAX_RECEIVE_COUNT"] = str(self.settings.get("max_receive_count", 5))
-        env["TXPIPE_SYNC_MAX_SECONDS"] = str(self.runtime.get("sync_max_seconds", 100))
+        for database in function.databases:
+            env.update(self.endpoint(database, role=function.db_user).to_env(database))
+        if "warehouse" in function.databases:
+            env["TXPIPE_WAREHOUSE_KIND"] = "postgres"
+        if "queue" in function.databases:
+            env["TXPIPE_QUEUE_URL"] = f"pgqueue://{QUEUE_NAME}"
+            env["TXPIPE_QUEUE_VISIBILITY_TIMEOUT"] = str(self.settings.get("visibility_timeout_seconds", 30))
+            env["TXPIPE_QUEUE_MAX_RECEIVE_COUNT"] = str(self.settings.get("max_receive_count", 1000))
+        if name == "sync":
+            env["TXPIPE_SYNC_MAX_SECONDS"] = str(self.runtime.get("sync_max_seconds", 100))
+            # A tuning knob the runtime passes on from its own environment (the benchmarks shrink it).
+            if os.environ.get("TXPIPE_SYNC_BATCH_ROWS"):
+                env["TXPIPE_SYNC_BATCH_ROWS"] = os.environ["TXPIPE_SYNC_BATCH_ROWS"]
         return env
+
+    # ------------------------------------------------------------------ the runtime's sockets
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def invoke_socket(self) -> Path:
+        """The Invoke API's Unix socket, chosen at deploy (see choose_invoke_socket)."""
+        return Path(self.runtime.get("invoke_socket") or self.home / "run" / "invoke.sock")
+
+    def choose_invoke_socket(self) -> Path:
+        """run/invoke.sock under home (0700), or, when that path is too long for a socket, a fresh
+        private directory (mkdtemp: unpredictable name, 0700) in the system's temporary directory."""
+        wanted = self.home / "run" / "invoke.sock"
+        if len(str(wanted)) <= SOCKET_PATH_LIMIT:
+            wanted.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(wanted.parent, 0o700)
+            return wanted
+        current = self.runtime.get("invoke_socket")
+        if current and _private_dir(Path(current).parent):
+            return Path(current)
+        return Path(tempfile.mkdtemp(prefix="txpipe-run-")) / "invoke.sock"
+
+
+def _private_dir(path: Path) -> bool:
+    """A real directory (not a symlink) that we own and nobody else can enter."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077

@@ -2,24 +2,26 @@
 
 `deploy` converges, in order, and each step is a no-op when already true:
 
-1. state     - $TXPIPE_HOME/local.json and a generated database password (0600);
+1. state     - $TXPIPE_HOME/local.json and generated secrets (0600 files): the
+               server's superuser, one database user per function, the API key;
 2. postgres  - initdb once (as an unprivileged user when run as root), start it
                on a free loopback port if it is not running;
 3. databases - txpipe_oltp (the RDS stand-in), txpipe_warehouse (the Redshift
-               stand-in), txpipe_queue (the orders queue and its DLQ);
+               stand-in), txpipe_queue (the orders queue and its DLQ), their
+               users and owner (txpipe_cli/local/provision.py);
 4. runtime   - the background process that serves the API and the Invoke API,
-               polls the queue and runs the schedules; (re)started if dead or
-               if the settings changed;
+               polls the queue and runs the schedules; (re)started if dead, hung
+               (no answer to /health) or if the settings changed;
 5. schema    - migrations applied through the ops function, as on AWS.
 
-`destroy` stops both processes and removes every file it created.
+`destroy` stops every process it started (found by pid and command line) and
+removes every file it created.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import signal
@@ -27,8 +29,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -36,12 +36,17 @@ from typing import Any
 
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
+from txpipe_cli.local import control
 from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_user
-from txpipe_cli.local.state import DATABASES, QUEUE_NAME, SUPERUSER, LocalState
+from txpipe_cli.local.provision import provision
+from txpipe_cli.local.state import SUPERUSER, LocalState
 
 RUNTIME_MODULE = "txpipe_cli.local.runtime"
 # The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
 RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 10, "batch_window": 0.5, "sync_max_seconds": 100}
+# Bumped when a runtime of an earlier release must be replaced on the next deploy (here: uvicorn, the
+# control socket and per-function database users).
+RUNTIME_VERSION = 2
 
 
 def free_port() -> int:
@@ -61,13 +66,32 @@ def port_free(port: int) -> bool:
         return True
 
 
-def pid_is_runtime(pid: int) -> bool:
-    """True if pid is alive and is our runtime (a recycled pid must not be killed)."""
+HEALTH_TIMEOUT = 2.0  # a runtime that does not answer /health within this is hung
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+def _cmdline(pid: int) -> list[bytes]:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
+        return []
+
+
+def pid_is_runtime(pid: int, home: Path | None = None) -> bool:
+    """True if pid is alive and is our runtime (for this home): a recycled pid must not be killed."""
+    args = _cmdline(pid) if pid > 0 else []
+    if RUNTIME_MODULE.encode() not in args:
         return False
-    return RUNTIME_MODULE.encode() in cmdline
+    return home is None or str(home).encode() in args
+
+
+def runtime_pids(home: Path) -> list[int]:
+    """Every runtime process serving this home, recorded or not (e.g. one a crashed deploy left)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and pid_is_runtime(int(entry.name), home):
+            pids.append(int(entry.name))
+    return sorted(pids)
 
 
 class LocalTarget:
@@ -87,14 +111,12 @@ class LocalTarget:
     def _server(self, state: LocalState) -> PgServer:
         return PgServer(Path(state.pg_root), state.pg_port, state.pg_user, find_bindir())
 
-    def _health(self, state: LocalState, timeout: float = 2.0) -> dict[str, Any] | None:
-        if not state.api_port:
-            return None
+    def _health(self, state: LocalState, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(f"{state.api_url}/health", timeout=timeout) as resp:  # noqa: S310 - loopback
-                return json.loads(resp.read())
-        except (OSError, ValueError):
+            status, _, body = control.call(state.invoke_socket, "GET", "/health", timeout=timeout, what="/health")
+        except TxpipeError:
             return None
+        return body if status == 200 and isinstance(body, dict) else None
 
     @property
     def api_url(self) -> str:
@@ -118,7 +140,8 @@ class LocalTarget:
             yield
 
     def api_headers(self) -> dict[str, str]:
-        return {}  # loopback only: the local API takes no key
+        """The API key clients send, as API Gateway's usage plan requires it."""
+        return {"x-api-key": self._state().api_key()}
 
     def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None, *,
                plan: bool = False, parameters: dict[str, str] | None = None,
@@ -133,6 +156,7 @@ class LocalTarget:
         actions: dict[str, str] = {}
         state = LocalState.load(self.home) or LocalState(home=self.home)
         password = state.ensure_secret()
+        state.api_key()
 
         step("postgres")
         bindir = find_bindir()
@@ -153,7 +177,7 @@ class LocalTarget:
         state.save()
 
         step("databases")
-        actions["databases"] = self._ensure_databases(state)
+        actions["databases"] = provision(state)
 
         step("runtime")
         actions["runtime"] = self._ensure_runtime(state, settings)
@@ -168,86 +192,87 @@ class LocalTarget:
                 "actions": actions, "api_url": state.api_url, "home": str(self.home),
                 "settings": asdict(settings)}
 
-    def _ensure_databases(self, state: LocalState) -> str:
-        import psycopg2
-        from psycopg2 import sql
-
-        from lambdas.core.db import Endpoint, connect_postgres
-        from lambdas.core.queue import PgQueue
-
-        admin = connect_postgres(Endpoint("127.0.0.1", state.pg_port, "postgres", f"file:{state.secret_file}"),
-                                 autocommit=True)
-        try:
-            with admin.cursor() as cur:
-                cur.execute("SELECT datname FROM pg_database")
-                existing = {row[0] for row in cur.fetchall()}
-                missing = [db for db in DATABASES.values() if db not in existing]
-                for db in missing:
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-        except psycopg2.Error as exc:
-            raise TxpipeError(f"could not create the local databases: {exc}".strip()) from None
-        finally:
-            admin.close()
-        queue = PgQueue.from_endpoint(state.endpoint("queue"), QUEUE_NAME)
-        queue.create()
-        queue.close()
-        return f"created {', '.join(missing)}" if missing else "present"
-
     def _ensure_runtime(self, state: LocalState, settings: PipelineSettings) -> str:
         wanted = asdict(settings)
-        alive = pid_is_runtime(state.runtime_pid) and self._health(state) is not None
+        running = pid_is_runtime(state.runtime_pid, self.home)
+        alive = running and self._health(state) is not None
+        strays = [pid for pid in runtime_pids(self.home) if pid != state.runtime_pid]
         # The runtime's handlers were given the database port at start: a moved server needs a restart.
-        if alive and state.settings == wanted and state.runtime.get("pg_port") == state.pg_port:
+        current = (state.settings == wanted and state.runtime.get("pg_port") == state.pg_port
+                   and state.runtime.get("version") == RUNTIME_VERSION)
+        if alive and current and not strays:
             return "running"
-        action = "updated" if alive else ("restarted" if state.runtime_pid else "started")
         if alive:
-            self._stop_runtime(state)
+            action = "updated"
+        elif running:
+            action = "replaced a hung runtime"
+        else:
+            action = "restarted" if state.runtime_pid else "started"
+        self._stop_runtimes(state)
         state.settings = wanted
-        state.runtime = {**RUNTIME_DEFAULTS, **state.runtime, "pg_port": state.pg_port}
+        state.runtime = {**RUNTIME_DEFAULTS, **state.runtime, "pg_port": state.pg_port, "version": RUNTIME_VERSION}
+        state.runtime["invoke_socket"] = str(state.choose_invoke_socket())
         if not state.api_port or not port_free(state.api_port):
             state.api_port = free_port()
         state.save()
-        state.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = state.log_dir / "runtime.log"
-        with open(log_path, "ab") as log_file:
-            proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                [sys.executable, "-m", RUNTIME_MODULE, "--home", str(self.home)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=str(self.home),
-            )
+        proc = self._spawn_runtime(state)
         state.runtime_pid = proc.pid
         state.save()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+                tail = self._start_output(state).strip().splitlines()[-1:]
                 raise TxpipeError(f"the local runtime exited at start: {tail[0] if tail else proc.returncode}",
-                                  hint=f"see {log_path}")
+                                  hint=f"see {state.log_dir / 'runtime.out'}")
             if self._health(state, timeout=0.5):
                 return action
             time.sleep(0.1)
-        raise TxpipeError("the local runtime did not answer within 20 s", hint=f"see {log_path}")
+        raise TxpipeError("the local runtime did not answer within 20 s", hint=f"see {state.log_dir}")
 
-    def _stop_runtime(self, state: LocalState) -> bool:
-        pid = state.runtime_pid
-        if not pid_is_runtime(pid):
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while pid_is_runtime(pid) and time.monotonic() < deadline:
-            _reap(pid)
+    def _spawn_runtime(self, state: LocalState) -> subprocess.Popen[bytes]:
+        """Starts the runtime detached; what it prints before its own log is set up (an import error, say)
+        goes to logs/runtime.out, 0600, emptied at each start."""
+        state.log_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(state.log_dir, 0o700)
+        out = os.open(state.log_dir / "runtime.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+                [sys.executable, "-m", RUNTIME_MODULE, "--home", str(self.home)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, cwd=str(self.home),
+            )
+        finally:
+            os.close(out)
+
+    def _start_output(self, state: LocalState) -> str:
+        try:
+            return (state.log_dir / "runtime.out").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _stop_runtimes(self, state: LocalState) -> list[int]:
+        """Stops every runtime of this home: SIGTERM, then SIGKILL after STOP_GRACE (a hung or stopped
+        process only yields to that). Returns the pids stopped."""
+        pids = sorted(set(runtime_pids(self.home)) | ({state.runtime_pid}
+                                                      if pid_is_runtime(state.runtime_pid, self.home) else set()))
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while time.monotonic() < deadline and any(pid_is_runtime(p, self.home) for p in pids):
+            for pid in pids:
+                _reap(pid)
             time.sleep(0.05)
-        if pid_is_runtime(pid):
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-        return True
+        for pid in pids:
+            if pid_is_runtime(pid, self.home):
+                _signal(pid, signal.SIGKILL)
+                _reap(pid)
+        return pids
 
     # ------------------------------------------------------------------ status / destroy
 
     def status(self) -> dict[str, Any]:
         state = self._state()
         server = self._server(state)
-        running = pid_is_runtime(state.runtime_pid)
+        running = pid_is_runtime(state.runtime_pid, self.home)
         health = self._health(state) if running else None
         runtime_state = "alive" if health is not None else ("hung" if running else "dead")
         result: dict[str, Any] = {
@@ -276,42 +301,62 @@ class LocalTarget:
             return self._destroy(self._state())
 
     def _destroy(self, state: LocalState) -> dict[str, Any]:
-        stopped_runtime = self._stop_runtime(state)
+        stopped = self._stop_runtimes(state)
         if state.pg_root:
             self._server(state).remove()
-        for name in ("local.json", "secrets", "logs", "pg", ".lock"):
+        socket_dir = state.invoke_socket.parent
+        for name in ("local.json", "secrets", "logs", "pg", "run", "build", ".lock"):
             path = self.home / name
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
+            elif path.exists() or path.is_symlink():
                 path.unlink()
+        if socket_dir != self.home / "run" and _owned_private(socket_dir):
+            shutil.rmtree(socket_dir, ignore_errors=True)
         try:
             self.home.rmdir()
         except OSError:
             pass  # the operator keeps other files there
-        return {"target": "local", "destroyed": True, "stopped_runtime": stopped_runtime}
+        return {"target": "local", "destroyed": True, "stopped_runtime": bool(stopped), "stopped_pids": stopped}
 
     # ------------------------------------------------------------------ functions
 
     def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
         state = self._state()
-        request = urllib.request.Request(
-            f"{state.api_url}/2015-03-31/functions/{function}/invocations",
-            data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback
-                body = json.loads(resp.read())
-                failed = resp.headers.get("X-Amz-Function-Error")
-        except urllib.error.URLError as exc:
-            raise TxpipeError(f"the local runtime is not answering at {state.api_url} ({exc.reason})",
-                              hint="run: txpipe deploy (it restarts what has died)") from None
-        if failed:
-            raise TxpipeError(f"the {function} function failed: {body.get('errorMessage')}",
+        status, headers, body = control.call(state.invoke_socket, "POST",
+                                             f"/2015-03-31/functions/{function}/invocations", payload,
+                                             timeout=timeout, what=f"the {function} function")
+        if status != 200:
+            message = body.get("errorMessage") or body.get("message") if isinstance(body, dict) else body
+            raise TxpipeError(f"the local runtime refused to invoke {function}: {message}")
+        if headers.get("x-amz-function-error"):
+            raise TxpipeError(f"the {function} function failed: {_one_line(body.get('errorMessage'))}",
                               hint=f"see {state.log_dir / 'runtime.log'}")
         if isinstance(body, dict) and "error" in body:
-            raise TxpipeError(body["error"])
+            raise TxpipeError(_one_line(body["error"]))
         return body
+
+
+def _one_line(text: Any) -> str:
+    """Driver messages span lines (DETAIL, HINT, a caret line): the operator gets the first sentence's line."""
+    return " ".join(str(text).split())[:400]
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _owned_private(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def _reap(pid: int) -> None:
