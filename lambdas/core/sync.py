@@ -107,11 +107,13 @@ FIRST_BATCH_ROWS = 20_000
 
 @dataclass
 class SyncResult:
-    synced: int
+    synced: int  # outbox rows moved (cleared from the outbox)
     pending: int
     seconds: float
     batches: int
     oldest_pending_seconds: float
+    inserted: int = 0  # of the synced, new to the warehouse
+    already_present: int = 0  # of the synced, already there (a run that crashed after its warehouse commit)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,14 +240,17 @@ def _claim_ahead(oltp: Any, sql: str, as_copy: bool, delete_first: list[str] | N
 
 
 def _load_batch(warehouse: Any, load_stage: Callable[[Any, Any], None], rows: Sequence[tuple[Any, ...]],
-                loaded_at: datetime) -> None:
-    """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction."""
+                loaded_at: datetime) -> int:
+    """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction;
+    returns how many it inserted."""
     with warehouse.cursor() as cur:
         cur.execute(STAGE_DDL)
         cur.execute(STAGE_CLEAR)
         load_stage(cur, rows)
         cur.execute(MERGE_SQL, (loaded_at,))
+        inserted = cur.rowcount
     warehouse.commit()
+    return max(inserted, 0)
 
 
 def run_sync(
@@ -260,7 +265,7 @@ def run_sync(
 ) -> SyncResult:
     """Runs batches until the outbox is drained or max_seconds is spent; see the module docstring."""
     started, t0 = now(), time.monotonic()
-    synced = batches = 0
+    synced = batches = inserted = 0
     # Batches start small and grow 1.5x per full batch up to batch_rows: a small backlog still gets
     # several pipelined batches, a large one amortizes each warehouse commit and merge over more rows.
     size = min(batch_rows, FIRST_BATCH_ROWS)
@@ -279,7 +284,7 @@ def run_sync(
                 size = min(batch_rows, size * 3 // 2)
                 upcoming = helper.submit(_claim_ahead, oltp, claim_delete_sql, text, ids, after, size)
                 ids = []
-            _load_batch(warehouse, load_stage, rows, now())
+            inserted += _load_batch(warehouse, load_stage, rows, now())
             if ids:
                 _delete_claimed(oltp, ids)  # the warehouse has committed them
                 ids = []
@@ -304,4 +309,5 @@ def run_sync(
     with warehouse.cursor() as cur:
         cur.execute(RECORD_RUN_SQL, (started, finished, synced, pending))
     warehouse.commit()
-    return SyncResult(synced, pending, round(time.monotonic() - t0, 3), batches, round(oldest_age, 3))
+    return SyncResult(synced, pending, round(time.monotonic() - t0, 3), batches, round(oldest_age, 3),
+                      inserted=inserted, already_present=synced - inserted)

@@ -353,6 +353,7 @@ def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
         before = datetime.now(UTC)
         result = run_sync(oltp, warehouse, load_stage=load_stage_redshift)
         assert (result.synced, result.pending, result.batches) == (len(orders), 0, 1)
+        assert result.inserted == len(orders)  # redshift-connector reports the merge's row count too
         first = fact_rows(rs)
         expected = sorted((o.order_id, o.customer_id, STATE_OF[o.customer_id], o.type, o.qty, o.retail_price,
                            o.accepted_at) for o in orders)

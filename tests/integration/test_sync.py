@@ -168,6 +168,7 @@ def test_crash_after_warehouse_commit_before_outbox_delete(dbs):
         oltp.close()
         warehouse.close()
     assert result.pending == 0
+    assert (result.synced, result.inserted, result.already_present) == (9, 0, 9)  # said as it is
     assert fact_rows(dbs) == first  # one row per order, original loaded_at
     assert outbox_ids(dbs) == []
 
@@ -186,7 +187,8 @@ def test_rows_already_in_warehouse_keep_their_loaded_at(dbs, conns):
                         (o.order_id, o.customer_id, STATE_OF[o.customer_id], o.type, o.qty, o.retail_price,
                          o.accepted_at, o.accepted_at, old_loaded))
     wh.close()
-    run_sync(*conns)
+    result = run_sync(*conns)
+    assert (result.synced, result.inserted, result.already_present) == (4, 2, 2)
     rows = {r[0]: r for r in fact_rows(dbs)}
     assert sorted(rows) == sorted(o.order_id for o in orders)
     assert [rows[o.order_id][7] for o in orders[:2]] == [old_loaded, old_loaded]
@@ -290,8 +292,9 @@ def test_sync_handler_with_scheduled_event(handler_env, monkeypatch):
     store_directly(handler_env, make_orders(30))
     monkeypatch.setenv("TXPIPE_SYNC_BATCH_ROWS", "7")
     result = sync.handler(load_event("scheduled_sync.json"), LambdaContext("sync", 60))
-    assert set(result) == {"synced", "pending", "seconds", "batches", "oldest_pending_seconds"}
-    assert (result["synced"], result["pending"], result["batches"]) == (30, 0, 5)
+    assert set(result) == {"synced", "pending", "seconds", "batches", "oldest_pending_seconds", "inserted",
+                           "already_present"}
+    assert (result["synced"], result["pending"], result["batches"], result["inserted"]) == (30, 0, 5, 30)
     assert scalar(handler_env, "warehouse", "SELECT count(*) FROM orders_fact") == 30
     assert sync.handler(scheduled_event("sync"), None)["synced"] == 0
 

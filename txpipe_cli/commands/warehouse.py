@@ -20,10 +20,16 @@ def sync_now(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: Json
     with err_console.status("syncing..."):
         result = get_target(target, stage=stage).invoke("sync", {"source": "txpipe.sync-now",
                                                                  "detail-type": "Manual Sync"})
+    moved = {"synced": result["synced"], "inserted": result.get("inserted", result["synced"]),
+             "already_present": result.get("already_present", 0), "pending": result["pending"],
+             "seconds": result["seconds"]}
     if as_json:
-        print_json({"synced": result["synced"], "pending": result["pending"], "seconds": result["seconds"]})
+        print_json(moved)
     else:
-        console.print(f"synced {result['synced']} orders in {result['seconds']:.2f} s; {result['pending']} pending")
+        present = (f", {moved['already_present']} were already in the warehouse (an earlier run stopped after "
+                   "loading them)") if moved["already_present"] else ""
+        console.print(f"synced {moved['synced']} orders in {moved['seconds']:.2f} s: {moved['inserted']} new to the "
+                      f"warehouse{present}; {moved['pending']} pending")
 
 
 @handle_errors
