@@ -42,7 +42,8 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
             result.update(read())
         except Exception as exc:  # noqa: BLE001 - reported to the operator, with the others still shown
             env.drop_connections()
-            result["errors"][name] = " ".join(str(exc).split())[:300]
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # drivers add DETAIL/HINT lines
+            result["errors"][name] = first[:300]
     return result
 
 

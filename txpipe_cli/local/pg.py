@@ -16,6 +16,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,14 +130,20 @@ class PgServer:
             )
 
     def running(self) -> bool:
-        if not self.initialized():
-            return False
-        return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+        """The postmaster named in postmaster.pid is alive and is this server's (pg_ctl status alone
+        calls a just-killed, not yet reaped postmaster running)."""
+        return self.initialized() and self.postmaster_pid() is not None
 
-    def start(self) -> None:
-        # The port is passed at start so a redeploy can move it if the old one was taken.
-        self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "30",
-                  "-o", f"-p {int(self.port)}")
+    def start(self, attempts: int = 10) -> None:
+        """Starts the server. Right after a postmaster was killed its backends may still hold the shared
+        memory for a moment, and the new postmaster refuses to start: then it is tried again."""
+        for attempt in range(1, attempts + 1):
+            # The port is passed at start so a redeploy can move it if the old one was taken.
+            proc = self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "30",
+                             "-o", f"-p {int(self.port)}", check=attempt == attempts)
+            if proc.returncode == 0:
+                return
+            time.sleep(1.0)
 
     def stop(self) -> None:
         """Fast shutdown; if the server does not go (hung), immediate; then the postmaster is killed."""

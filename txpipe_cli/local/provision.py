@@ -43,7 +43,11 @@ def provision(state: LocalState) -> str:
                                 autocommit=True)
 
     done: list[str] = []
-    conn = admin("postgres")
+    try:
+        conn = admin("postgres")
+    except psycopg2.OperationalError as exc:
+        raise TxpipeError(f"cannot reach the local PostgreSQL server: {_first_line(exc)}",
+                          hint="run txpipe deploy again; txpipe status shows the server") from None
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT rolname FROM pg_roles")
