@@ -7,17 +7,15 @@ import base64
 import json
 import tracemalloc
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from lambdas.core import ingest
-from lambdas.core.orders import MAX_BODY_BYTES, MAX_JSON_SEPARATORS, MAX_ORDERS_PER_REQUEST, OrderIn, unpack_message
-from tests.unit.test_orders_properties import invalid_orders, json_values, to_json, valid_orders
+from lambdas.core.orders import MAX_BODY_BYTES, MAX_JSON_SEPARATORS, MAX_ORDERS_PER_REQUEST, unpack_message
+from tests.strategies import invalid_orders, json_values, oracle, to_json, valid_orders
 
 BOUNDED = settings(max_examples=200, deadline=None)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -37,31 +35,6 @@ class FakeQueue:
 def event(raw: bytes) -> dict[str, Any]:
     """An API Gateway REST proxy event carrying `raw` as a base64 body."""
     return {"httpMethod": "POST", "body": base64.b64encode(raw).decode(), "isBase64Encoded": True, "headers": {}}
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(name)
-
-
-def oracle(body: bytes) -> list[OrderIn] | None:
-    """The orders a request must be accepted with, or None if it must be refused, written apart from
-    validate_items: one order object, or an array of 1..500 objects, each passing OrderIn, no order_id twice."""
-    try:
-        data = json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constants)
-    except (ValueError, RecursionError, ArithmeticError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return None
-    if isinstance(data, list) and 1 <= len(data) <= MAX_ORDERS_PER_REQUEST:
-        items = data
-    elif isinstance(data, dict):
-        items = [data]
-    else:
-        return None
-    try:
-        orders = [OrderIn.model_validate(item) for item in items]
-    except ValidationError:  # also a non-object item: model_validate refuses anything but a dict here
-        return None
-    ids = [o.order_id for o in orders if o.order_id is not None]
-    return orders if len(ids) == len(set(ids)) else None
 
 
 def assert_handled(ev: dict[str, Any], seen: bytes) -> dict[str, Any]:

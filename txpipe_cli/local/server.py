@@ -131,6 +131,9 @@ class App:
             await _respond(send, 503, _json({"message": "the API is busy; retry shortly"}), {"Retry-After": "1"})
             return
         try:
+            if scope.get("http_version") not in ("1.0", "1.1"):  # h11 parses an "HTTP/2.0" line as one
+                await _respond(send, 505, _json({"message": "only HTTP/1.1 is served here"}), close=True)
+                return
             server = scope.get("server") or ("", 0)
             if server[1] is None:  # a Unix socket: the operator's control socket
                 await self._control(scope, receive, send)
