@@ -76,7 +76,7 @@ class Stack:
         """Deploys under a fresh TXPIPE_HOME in /var/tmp (the server user must reach it), seeds customers,
         and destroys everything on the way out."""
         home = Path(tempfile.mkdtemp(prefix="txpipe-bench-", dir="/var/tmp"))
-        os.chmod(home, 0o755)
+        os.chmod(home, 0o755)  # noqa: S103 - the unprivileged server user must reach its data under it
         env = {**os.environ, "TXPIPE_HOME": str(home)}
         env.pop("TXPIPE_API_URL", None)
         # Child processes (`python -m benchmarks.seed`, `benchmarks.dlt_run`) import this package from the repo.

@@ -52,7 +52,7 @@ def load_event(name: str) -> dict[str, Any]:
 def pg_server() -> Iterator[tuple[PgServer, str]]:
     # /var/tmp, not pytest's tmp_path: that is 0700 under root and the server runs unprivileged.
     root = Path(tempfile.mkdtemp(prefix="txpipe-test-pg-", dir="/var/tmp"))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - the unprivileged server user must reach its data under it
     secret = root / "secret.json"
     password = "test-" + os.urandom(8).hex()
     secret.write_text(json.dumps({"username": "txpipe", "password": password}))

@@ -27,7 +27,7 @@ LAST = ["Smith", "Garcia", "Nguyen", "Johnson", "Patel", "Kim", "Brown", "Lopez"
 
 def generate_customers(count: int, seed: int = 42) -> list[list[Any]]:
     """Customers 1..count, each in a state drawn with probability proportional to its population."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not a secret
     states = state_populations()
     codes = [code for code, _, _ in states]
     weights = [population for _, _, population in states]
@@ -67,7 +67,7 @@ def read_customers(path: Path) -> list[list[Any]]:
 
 def generate_orders(count: int, customers: int, seed: int = 7) -> list[dict[str, Any]]:
     """Orders from customers 1..customers, types by popularity, mostly small quantities."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not a secret
     names = list(MENU)
     weights = [MENU[name][1] for name in names]
     orders = []

@@ -12,6 +12,7 @@ the local runtime, which runs handlers on several threads, never shares one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -85,7 +86,5 @@ def drop_cached(name: str) -> None:
     conns: dict[tuple[str, Any], Any] = _local.__dict__.get("conns", {})
     for key in [k for k in conns if k[0] == name]:
         conn = conns.pop(key)
-        try:
+        with contextlib.suppress(Exception):  # it is being discarded either way
             conn.close()
-        except Exception:  # noqa: BLE001 - it is being discarded either way
-            pass

@@ -17,6 +17,7 @@ outage never spends their way to the dead-letter queue.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -216,12 +217,10 @@ def _settle(queue: Queue, outcome: _Outcome, result: StoreResult, rand: Any) -> 
 
 def _rollback(conn: Any, reset: Callable[[], None]) -> None:
     """Ends the failed transaction; a connection that cannot even roll back is dropped."""
-    try:
-        if conn is not None and not conn.closed:
+    if conn is not None and not conn.closed:
+        with contextlib.suppress(Exception):  # broken: dropped below
             conn.rollback()
             return
-    except Exception:  # noqa: BLE001 - broken: drop it below
-        pass
     reset()
 
 

@@ -60,7 +60,9 @@ def _as_user(user: str | None) -> dict[str, object]:
 def reachable(path: Path, user: str | None) -> bool:
     if user is None:
         return True
-    return subprocess.run(["test", "-x", str(path)], **_as_user(user), check=False).returncode == 0
+    # Asked of the server user itself (permissions of every parent, ACLs): coreutils' test, by full path.
+    test = shutil.which("test") or "/usr/bin/test"
+    return subprocess.run([test, "-x", str(path)], **_as_user(user), check=False).returncode == 0  # noqa: S603
 
 
 def choose_data_root(home: Path, user: str | None) -> Path:
@@ -86,7 +88,8 @@ class PgServer:
         return self.root / "server.log"
 
     def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,
+        # The PostgreSQL binaries of the bindir found at deploy, with arguments txpipe builds: no shell.
+        proc = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,  # noqa: S603
                               timeout=timeout, check=False, cwd="/", **_as_user(self.user))
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
