@@ -113,3 +113,50 @@ def test_rejected_orders_are_listed_exported_and_resent(cli: Cli, tmp_path: Path
     assert cli.json("send", str(exported))["accepted"] == 1
     wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders WHERE order_id = 'rej-1'")[0][0] == 1,
              what="the re-sent order")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_no_secret_in_logs_environments_command_lines_or_output(cli: Cli) -> None:
+    """After the outages, dead letters and refusals above, no generated password or the API key appears in
+    any log, in the environment or command line of any process txpipe started, or in command output."""
+    from txpipe_cli.local.pg import PgServer, find_bindir
+
+    state = cli.state
+    secrets = [json.loads(path.read_text()) for path in state.secret_dir.glob("*.json")]
+    values = [s.get("password") or s.get("api_key") for s in secrets]
+    assert len(values) >= 8 and all(values)  # superuser, six users, the API key
+
+    server = PgServer(Path(state.pg_root), state.pg_port, state.pg_user, find_bindir())
+    postmaster = server.postmaster_pid()
+    assert postmaster
+    processes = [state.runtime_pid, postmaster, *_children(postmaster)]
+    exposed: dict[str, bytes] = {}
+    for pid in processes:
+        for part in ("environ", "cmdline"):
+            try:
+                exposed[f"/proc/{pid}/{part}"] = Path(f"/proc/{pid}/{part}").read_bytes()
+            except OSError:
+                pass
+    for path in [*state.log_dir.glob("*"), server.log_file, state.path]:
+        exposed[str(path)] = path.read_bytes()
+    for command in (["status"], ["deploy"], ["dlq", "list"], ["rejected", "list"], ["endpoint"]):
+        exposed[" ".join(command)] = runner.invoke(app, [*command, "--json"],
+                                                   env={"TXPIPE_HOME": str(cli.home)}).output.encode()
+    assert len(processes) > 3 and exposed[str(state.log_dir / "runtime.log")]
+    leaks = [(where, n) for where, content in exposed.items() for n, value in enumerate(values)
+             if value.encode() in content]
+    assert leaks == []
+    mode = {path.name: path.stat().st_mode & 0o777 for path in [*state.secret_dir.iterdir(), *state.log_dir.iterdir()]}
+    assert set(mode.values()) == {0o600}, mode
