@@ -26,4 +26,4 @@ def problems(status: dict[str, Any]) -> list[str]:
     dead_letters = (status.get("pipeline", {}).get("queue") or {}).get("dead_letters")
     if dead_letters:
         found.append(f"{dead_letters} dead letter(s) wait (txpipe dlq list)")
-    return found
+    return [" ".join(problem.split()) for problem in found]

@@ -104,8 +104,9 @@ class Schedules:
         try:
             record["result"] = self.invoke(name, scheduled_event(f"txpipe-{name}", started))
         except Exception as exc:  # noqa: BLE001 - a failed run is recorded and retried next slot
-            log.error("scheduled %s failed: %s", name, exc)
-            record["error"] = str(exc)
+            reason = " ".join(str(exc).split())[:300]  # drivers' messages span lines
+            log.error("scheduled %s failed: %s", name, reason)
+            record["error"] = reason
         record["finished_at"] = datetime.now(UTC).isoformat()
         self.last[name] = record
 

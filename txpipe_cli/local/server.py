@@ -48,7 +48,7 @@ class Limits:
     keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
     body_seconds: float = 30.0  # a request body must arrive within this
     drain_seconds: float = 60.0  # reading (and dropping) an oversized body, so the 413 reaches the client
-    in_flight: int = 64  # requests admitted at once (each holds at most one body of MAX_BODY_BYTES)
+    in_flight: int = 32  # requests admitted at once (each holds at most one body of MAX_BODY_BYTES)
     admission_wait: float = 5.0  # longest wait for admission before a 503
     api_workers: int = 4  # threads running ingest: its queue connections, shared by all API requests
     invoke_workers: int = 4  # threads running invoked functions (sync-now, report, ops...)
@@ -100,6 +100,22 @@ async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: in
     await send({"type": "http.response.body", "body": body})
 
 
+def release_memory() -> None:
+    """Hands the heap memory freed by large requests back to the system (glibc's malloc_trim). Python
+    frees a parsed 1 MiB body's objects, but glibc keeps the pages for reuse, so after a burst of large
+    bodies the process would stay at its peak size. A no-op where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+LARGE_BODY = 64 * 1024  # a request this large is followed, once the burst is over, by release_memory()
+
+
 def _json(data: Any) -> bytes:
     return json.dumps(data).encode()
 
@@ -115,6 +131,7 @@ class App:
         self.api_pool = ThreadPoolExecutor(limits.api_workers, thread_name_prefix="txpipe-api")
         self.invoke_pool = ThreadPoolExecutor(limits.invoke_workers, thread_name_prefix="txpipe-invoke")
         self._admission: asyncio.Semaphore | None = None
+        self._release: asyncio.TimerHandle | None = None
 
     def close(self) -> None:
         self.api_pool.shutdown(wait=True, cancel_futures=True)
@@ -172,7 +189,16 @@ class App:
             log.exception("ingest failed")
             await _respond(send, 502, _json({"message": "Internal server error"}))
             return
+        finally:
+            if len(body) >= LARGE_BODY:
+                self._release_memory_soon(loop)
         await _respond(send, int(result["statusCode"]), result.get("body", "").encode(), result.get("headers"))
+
+    def _release_memory_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """release_memory() half a second after the last large request (one call per burst)."""
+        if self._release is not None:
+            self._release.cancel()
+        self._release = loop.call_later(0.5, lambda: loop.run_in_executor(None, release_memory))
 
     async def _control(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
