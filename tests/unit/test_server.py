@@ -116,3 +116,30 @@ def test_a_failing_function_is_reported_like_lambda() -> None:
 def test_unknown_functions_and_routes_are_404() -> None:
     assert call(make(), scope("POST", "/2015-03-31/functions/nope/invocations", None, True), [b"{}"])[0] == 404
     assert call(make(), scope("POST", "/admin"), [b"{}"])[0] == 404
+
+
+def test_api_connections_get_tcp_nodelay() -> None:
+    """Each accepted connection has TCP_NODELAY (else a keep-alive response waits ~40 ms for a delayed ACK)."""
+    import socket
+
+    from txpipe_cli.local.server import listen_tcp
+    from txpipe_cli.local.target import free_port
+
+    async def run() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = listen_tcp(free_port(), 8)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        value = await asyncio.wait_for(seen, 5)
+        writer.close()
+        server.close()
+        return value
+
+    assert asyncio.run(run()) == 1
