@@ -19,6 +19,12 @@ def _migrate(event: dict[str, Any]) -> dict[str, Any]:
     schema.grant_access(oltp, schema.OLTP_ACCESS)
     if env.warehouse_kind() == "postgres":
         schema.grant_access(warehouse, schema.WAREHOUSE_ACCESS_POSTGRES)
+    else:
+        users = env.environ()
+        # Set by the stack (IAMR:<role>); absent where nothing logs in with IAM (the shim in the tests).
+        if users.get("TXPIPE_WAREHOUSE_SYNC_USER") and users.get("TXPIPE_WAREHOUSE_REFRESH_USER"):
+            schema.redshift_access(warehouse, users["TXPIPE_WAREHOUSE_SYNC_USER"],
+                                   users["TXPIPE_WAREHOUSE_REFRESH_USER"])
     return {"applied": applied, "state_population_rows": schema.load_state_population(warehouse)}
 
 

@@ -1,10 +1,13 @@
 """Database endpoints and connections, resolved from the function's environment.
 
 The same variables are set by the local runtime and by CloudFormation:
-TXPIPE_<NAME>_HOST / _PORT / _DB / _SECRET, where _SECRET is a reference to a
-JSON secret holding {"username", "password"}: an AWS Secrets Manager ARN, or
-`file:/path` on the local target (a 0600 file under $TXPIPE_HOME). Credentials
-never appear in an environment variable, a command line or a log line.
+TXPIPE_<NAME>_HOST / _PORT / _DB / _SECRET, where _SECRET says how to log in:
+- `file:/path`: a JSON secret {"username", "password"} in a 0600 file (the local target);
+- an AWS Secrets Manager ARN of such a secret (on AWS, the ops function only: the admin);
+- `iam:<user>`: IAM database authentication as that database user, with a 15-minute token
+  the function's own role signs at connect (RDS; see warehouse.py for Redshift). No
+  password exists anywhere, so a function that logs in this way holds no secret at all.
+Credentials never appear in an environment variable, a command line or a log line.
 
 Connections are cached per thread: a warm Lambda reuses its one connection, and
 the local runtime, which runs handlers on several threads, never shares one.
@@ -57,14 +60,38 @@ def read_secret(ref: str) -> dict[str, Any]:
     raise RuntimeError("secret reference must be an ARN or file:/path")
 
 
+IAM_PREFIX = "iam:"
+
+
+def iam_user(ref: str) -> str | None:
+    """The database user of an `iam:<user>` reference, else None."""
+    return ref.removeprefix(IAM_PREFIX) if ref.startswith(IAM_PREFIX) else None
+
+
+def rds_auth_token(endpoint: Endpoint, user: str, client: Any = None) -> str:
+    """An RDS IAM authentication token: a SigV4-signed URL, made locally (no AWS call), valid 15 minutes."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("rds")
+    return client.generate_db_auth_token(DBHostname=endpoint.host, Port=endpoint.port, DBUsername=user)
+
+
 def connect_postgres(endpoint: Endpoint, *, autocommit: bool = False, application_name: str = "txpipe") -> Any:
     import psycopg2
 
-    secret = read_secret(endpoint.secret_ref)
+    user = iam_user(endpoint.secret_ref)
+    if user is not None:
+        # RDS accepts IAM tokens over TLS only.
+        credentials = {"user": user, "password": rds_auth_token(endpoint, user), "sslmode": "require"}
+    else:
+        secret = read_secret(endpoint.secret_ref)
+        credentials = {"user": secret["username"], "password": secret["password"]}
     conn = psycopg2.connect(
-        host=endpoint.host, port=endpoint.port, dbname=endpoint.dbname,
-        user=secret["username"], password=secret["password"],
+        host=endpoint.host, port=endpoint.port, dbname=endpoint.dbname, **credentials,
         application_name=application_name, connect_timeout=10,
+        # A network that drops packets is noticed in about 30 s rather than at TCP's two hours.
+        keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=4,
     )
     conn.autocommit = autocommit
     return conn

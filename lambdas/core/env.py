@@ -87,7 +87,11 @@ def _connect_redshift_from_env() -> Any:
     # Plain text exists for the loopback test shim only: credentials never cross a network without TLS.
     if not ssl and endpoint.host not in LOOPBACK_HOSTS:
         raise RuntimeError("TXPIPE_WAREHOUSE_SSL=false is allowed only for a loopback warehouse host (the test shim)")
-    return connect_redshift(endpoint, ssl=ssl, application_name="txpipe-warehouse")
+    variables = environ()
+    target = {"workgroup": variables.get("TXPIPE_WAREHOUSE_WORKGROUP", ""),
+              "cluster": variables.get("TXPIPE_WAREHOUSE_CLUSTER", ""),
+              "region": variables.get("AWS_REGION") or variables.get("AWS_DEFAULT_REGION", "")}
+    return connect_redshift(endpoint, ssl=ssl, application_name="txpipe-warehouse", iam_target=target)
 
 
 def reset_oltp() -> None:

@@ -11,6 +11,7 @@ no SKIP LOCKED, no PostgreSQL-only types); tests parse it with sqlglot's redshif
 from __future__ import annotations
 
 import csv
+import re
 from importlib import resources
 from typing import Any
 
@@ -50,6 +51,30 @@ OLTP_MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
 ]
 
+# The reporting views, by name (created by the warehouse's first migration; on Redshift created again
+# as their refresh user, since only a view's owner may refresh it and Redshift cannot hand one over).
+VIEW_DDL = {
+    # Per state and pizza type. Per capita divides by the state's population.
+    "sales_by_state": """CREATE MATERIALIZED VIEW sales_by_state AS
+           SELECT f.state, f.pizza_type,
+                  SUM(f.qty) AS total_pizzas,
+                  SUM(f.qty * f.retail_price) AS gross_sales,
+                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
+                  COUNT(DISTINCT f.customer_id) AS unique_customers
+           FROM orders_fact f JOIN state_population p ON p.state = f.state
+           GROUP BY f.state, f.pizza_type""",
+    # Per-state totals are aggregated per state, never summed from the per-type rows:
+    # a customer who bought two types is one unique customer, not two.
+    "state_sales": """CREATE MATERIALIZED VIEW state_sales AS
+           SELECT f.state,
+                  SUM(f.qty) AS total_pizzas,
+                  SUM(f.qty * f.retail_price) AS gross_sales,
+                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
+                  COUNT(DISTINCT f.customer_id) AS unique_customers
+           FROM orders_fact f JOIN state_population p ON p.state = f.state
+           GROUP BY f.state""",
+}
+
 WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
         """CREATE TABLE IF NOT EXISTS state_population (
@@ -74,25 +99,8 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
                synced integer NOT NULL,
                pending integer NOT NULL
            )""",
-        # Per state and pizza type. Per capita divides by the state's population.
-        """CREATE MATERIALIZED VIEW sales_by_state AS
-           SELECT f.state, f.pizza_type,
-                  SUM(f.qty) AS total_pizzas,
-                  SUM(f.qty * f.retail_price) AS gross_sales,
-                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
-                  COUNT(DISTINCT f.customer_id) AS unique_customers
-           FROM orders_fact f JOIN state_population p ON p.state = f.state
-           GROUP BY f.state, f.pizza_type""",
-        # Per-state totals are aggregated per state, never summed from the per-type rows:
-        # a customer who bought two types is one unique customer, not two.
-        """CREATE MATERIALIZED VIEW state_sales AS
-           SELECT f.state,
-                  SUM(f.qty) AS total_pizzas,
-                  SUM(f.qty * f.retail_price) AS gross_sales,
-                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
-                  COUNT(DISTINCT f.customer_id) AS unique_customers
-           FROM orders_fact f JOIN state_population p ON p.state = f.state
-           GROUP BY f.state""",
+        VIEW_DDL["sales_by_state"],
+        VIEW_DDL["state_sales"],
     ]),
 ]
 
@@ -140,6 +148,49 @@ WAREHOUSE_ACCESS_POSTGRES = (
     "ALTER MATERIALIZED VIEW state_sales OWNER TO txpipe_refresh",
     "REVOKE CREATE ON SCHEMA public FROM txpipe_refresh",
 )
+
+
+# Redshift: the sync and refresh functions log in with IAM as IAMR:<their role's name> (warehouse.py).
+_REDSHIFT_USER = re.compile(r"^[A-Za-z0-9_:@.+=-]{1,127}$")
+
+
+def _quoted_user(name: str) -> str:
+    """A Redshift user name as a quoted identifier. Identifiers cannot be bound as parameters; this one
+    comes from the stack (IAMR:<role name>) and is checked against what IAM allows in a role name."""
+    if not _REDSHIFT_USER.fullmatch(name):
+        raise ValueError(f"not a database user name txpipe creates: {name!r}")
+    return f'"{name}"'
+
+
+def redshift_access(conn: Any, sync_user: str, refresh_user: str) -> list[str]:
+    """Creates the functions' IAM users where missing, grants each what it needs, and makes the refresh
+    user the owner of the reporting views (only an owner may refresh one: the views are created again as
+    it, by the admin, which may act as any user). Returns the statements it ran."""
+    sync, refresh = _quoted_user(sync_user), _quoted_user(refresh_user)
+    ran: list[str] = []
+    with conn.cursor() as cur:
+        def run(statement: str) -> None:
+            cur.execute(statement)
+            ran.append(statement)
+
+        for user, quoted in ((sync_user, sync), (refresh_user, refresh)):
+            cur.execute("SELECT count(*) FROM pg_user WHERE usename = %s", (user,))
+            if not cur.fetchone()[0]:
+                run(f"CREATE USER {quoted} PASSWORD DISABLE")
+        run(f"GRANT SELECT, INSERT ON orders_fact TO {sync}")
+        run(f"GRANT INSERT ON sync_runs TO {sync}")
+        run(f"GRANT SELECT ON orders_fact, state_population TO {refresh}")
+        for view, ddl in VIEW_DDL.items():
+            cur.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = %s", (view,))
+            owner = cur.fetchone()
+            if owner and owner[0] == refresh_user:
+                continue
+            run(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
+            run(f"SET SESSION AUTHORIZATION {refresh}")
+            run(ddl)
+            run("RESET SESSION AUTHORIZATION")
+    conn.commit()
+    return ran
 
 
 def grant_access(conn: Any, statements: tuple[str, ...]) -> None:

@@ -28,9 +28,14 @@ open transaction holds nothing but its CREATE TEMP TABLE). The differences this 
   connect: a REFRESH MATERIALIZED VIEW or a large merge running longer would fail
   half-way. It bounds the connect only; reads then wait as psycopg2's do (the Lambda
   timeout bounds a hang; TCP keepalive, on by default, notices a dead peer).
-- Credentials. The admin secret in Secrets Manager ({"username", "password"}, the same
-  shape as the local secret file) is read with `read_secret` and handed to the driver;
-  it is never logged (the driver masks it in its own debug log) nor put in argv or env.
+- Credentials. The sync and refresh functions log in with IAM (`iam:` references): the
+  driver asks Redshift Serverless (GetCredentials) or the cluster
+  (GetClusterCredentialsWithIAM) for temporary credentials for the function's own role,
+  whose database user is `IAMR:<role name>`; the ops function's migrations create those
+  users and grant them only what each needs (schema.py). Only ops reads the admin secret
+  in Secrets Manager ({"username", "password"}, the same shape as the local secret file),
+  with `read_secret`; it is never logged (the driver masks it in its own debug log) nor
+  put in argv or env.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lambdas.core.db import Endpoint, read_secret
+from lambdas.core.db import Endpoint, iam_user, read_secret
 from lambdas.core.sync import STAGE_COLUMNS
 
 LOAD_CHUNK_ROWS = 1_000  # 8,000 parameters per statement: far below the protocol's Int16 count and 16 MB SQL limit
@@ -56,14 +61,19 @@ def connect_redshift(
     application_name: str = "txpipe",
     connect_timeout: float = 10,
     read_timeout: float | None = None,
+    iam_target: dict[str, str] | None = None,
 ) -> Any:
-    """A redshift-connector connection (autocommit off) with the endpoint's secret."""
+    """A redshift-connector connection (autocommit off) with the endpoint's secret, or IAM credentials
+    for the function's role (an `iam:` reference; `iam_target` names the workgroup or cluster)."""
     import redshift_connector
 
-    secret = read_secret(endpoint.secret_ref)
+    if iam_user(endpoint.secret_ref) is not None:
+        credentials = iam_login(iam_target or {})
+    else:
+        secret = read_secret(endpoint.secret_ref)
+        credentials = {"user": secret["username"], "password": secret["password"]}
     conn = redshift_connector.connect(
-        host=endpoint.host, port=endpoint.port, database=endpoint.dbname,
-        user=secret["username"], password=secret["password"],
+        host=endpoint.host, port=endpoint.port, database=endpoint.dbname, **credentials,
         ssl=ssl, timeout=connect_timeout, application_name=application_name,
         client_protocol_version=BASE_SERVER_PROTOCOL,
     )
@@ -72,6 +82,18 @@ def connect_redshift(
         sock.settimeout(read_timeout)
     conn.autocommit = False
     return conn
+
+
+def iam_login(target: dict[str, str]) -> dict[str, Any]:
+    """redshift-connector's IAM settings for the function's own role (group federation: the database
+    user is IAMR:<role name>, for Serverless and a provisioned cluster alike)."""
+    region = target.get("region") or ""
+    if target.get("workgroup"):
+        return {"iam": True, "group_federation": True, "is_serverless": True,
+                "serverless_work_group": target["workgroup"], "region": region}
+    if target.get("cluster"):
+        return {"iam": True, "group_federation": True, "cluster_identifier": target["cluster"], "region": region}
+    raise RuntimeError("IAM login to Redshift needs TXPIPE_WAREHOUSE_WORKGROUP or TXPIPE_WAREHOUSE_CLUSTER")
 
 
 def _insert_sql(rows: int) -> str:

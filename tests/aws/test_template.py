@@ -71,11 +71,49 @@ def test_no_star_action_and_star_resource_only_where_aws_requires(template: dict
     assert len(roles) == 6  # five functions and the scheduler: one role each
     for name, role in roles.items():
         for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
+            for statement in _statements(policy):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert all("*" not in action for action in actions), name
                 if statement["Resource"] == "*":
                     assert set(actions) <= STAR_RESOURCE_ACTIONS, (name, actions)
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """A policy's statements, both branches of a conditional (Fn::If) one included."""
+    found = []
+    for statement in policy["PolicyDocument"]["Statement"]:
+        found += statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+    return found
+
+
+def _role_of(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [s for p in template["Resources"][role]["Properties"]["Policies"] for s in _statements(p)]
+
+
+def test_only_ops_holds_an_admin_secret_the_others_log_in_with_iam(template: dict[str, Any]) -> None:
+    """store and sync reach RDS as their own users with IAM tokens, sync and refresh reach Redshift with
+    their role's temporary credentials; no function but ops may read an admin secret or has one in its env."""
+    assert template["Resources"]["OltpDatabase"]["Properties"]["EnableIAMDatabaseAuthentication"] is True
+    for function in ("IngestFunction", "StoreFunction", "SyncFunction", "RefreshFunction", "OpsFunction"):
+        actions = {a for s in _role_of(template, function)
+                   for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        secrets = {k: v for k, v in variables.items() if k.endswith("_SECRET")}
+        if function == "OpsFunction":
+            assert "secretsmanager:GetSecretValue" in actions
+            assert all(isinstance(v, dict) for v in secrets.values())  # !Ref to the admin secrets
+            assert variables["TXPIPE_WAREHOUSE_SYNC_USER"] == {"Fn::Sub": "IAMR:${SyncRole}"}
+        else:
+            assert "secretsmanager:GetSecretValue" not in actions, function
+            assert all(isinstance(v, str) and v.startswith("iam:") for v in secrets.values()), (function, secrets)
+    user_of = {"StoreFunction": "txpipe_store", "SyncFunction": "txpipe_sync"}
+    for function, user in user_of.items():
+        [connect] = [s for s in _role_of(template, function) if s["Action"] == "rds-db:connect"]
+        assert connect["Resource"]["Fn::Sub"].endswith(f":dbuser:${{OltpDatabase.DbiResourceId}}/{user}")
+    for function in ("SyncFunction", "RefreshFunction"):
+        actions = {s["Action"] for s in _role_of(template, function) if isinstance(s["Action"], str)}
+        assert {"redshift-serverless:GetCredentials", "redshift:GetClusterCredentialsWithIAM"} <= actions
 
 
 def test_functions_have_log_groups_roles_and_the_vpc_where_needed(template: dict[str, Any]) -> None:

@@ -22,6 +22,8 @@ from lambdas.core import reporting, schema, sync
 class RecordingConnection:
     """A DB-API-ish connection whose cursor records every statement and answers with canned rows."""
 
+    rowcount = 0
+
     def __init__(self, row: Any = None, fetchall: list[list[Any]] | None = None) -> None:
         self.statements: list[str] = []
         self._row = row
