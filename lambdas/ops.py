@@ -97,7 +97,11 @@ def _load_customers(event: dict[str, Any]) -> dict[str, Any]:
 
 DLQ_SCAN_LIMIT = 1000  # dlq show looks this far (SQS cannot fetch a message by id)
 
-ACTIONS = {"migrate": _migrate, "load_customers": _load_customers, "report": _report,
+def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
+    return _queue_stats()
+
+
+ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _load_customers, "report": _report,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
            "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected}
 

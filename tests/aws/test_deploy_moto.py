@@ -191,9 +191,10 @@ def test_deploy_again_changes_nothing(env: dict[str, str], network: list[str]) -
 def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_url: str) -> None:
     """sync-now, report and status invoke the deployed functions and read the real queues."""
     moved = {"synced": 3, "pending": 1, "seconds": 0.25, "batches": 1, "oldest_pending_seconds": 2}
-    with invocations_answer(moto_url, moved):
+    queue = {"visible": 0, "in_flight": 0, "dead_letters": 0}
+    with invocations_answer(moto_url, queue, moved):  # ops queue_depth, then sync
         assert json.loads(cli("sync-now", "--json").stdout) == {"synced": 3, "inserted": 3, "already_present": 0,
-                                                                 "pending": 1, "seconds": 0.25}
+                                                                 "pending": 1, "still_queued": 0, "seconds": 0.25}
 
     report = {"state": "TX", "total_pizzas": 5, "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024,
               "unique_customers": 2, "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -15,21 +16,47 @@ from txpipe_cli.targets import Target, get_target
 
 
 @handle_errors
-def sync_now(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
-    """Run a warehouse sync now, wait for it, and print what moved."""
-    with err_console.status("syncing..."):
-        result = get_target(target, stage=stage).invoke("sync", {"source": "txpipe.sync-now",
-                                                                 "detail-type": "Manual Sync"})
+def sync_now(
+    target: TargetOpt = "local",
+    stage: StageOpt = "dev",
+    queue_wait: Annotated[float, typer.Option(
+        min=0, help="First wait up to this many seconds for orders still on the queue to be stored, so that "
+                    "orders just sent are synced too (0: do not wait).")] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a warehouse sync now, wait for it, and print what moved.
+
+    Orders the API accepted a moment ago may still be on the queue: the sync waits (up to --queue-wait)
+    until the queue is empty, then moves everything stored.
+    """
+    chosen = get_target(target, stage=stage)
+    with err_console.status("waiting for queued orders to be stored...") as status:
+        queued = _wait_for_queue(chosen, queue_wait)
+        status.update("syncing...")
+        result = chosen.invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
     moved = {"synced": result["synced"], "inserted": result.get("inserted", result["synced"]),
              "already_present": result.get("already_present", 0), "pending": result["pending"],
-             "seconds": result["seconds"]}
+             "still_queued": queued, "seconds": result["seconds"]}
     if as_json:
         print_json(moved)
     else:
         present = (f", {moved['already_present']} were already in the warehouse (an earlier run stopped after "
                    "loading them)") if moved["already_present"] else ""
+        queue = (f"; {queued} message(s) still on the queue after {queue_wait:g} s (txpipe status says why)"
+                 if queued else "")
         console.print(f"synced {moved['synced']} orders in {moved['seconds']:.2f} s: {moved['inserted']} new to the "
-                      f"warehouse{present}; {moved['pending']} pending")
+                      f"warehouse{present}; {moved['pending']} pending{queue}")
+
+
+def _wait_for_queue(target: Target, seconds: float) -> int:
+    """Waits until the orders queue is empty or `seconds` pass; returns the messages still on it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        depth = target.invoke("ops", {"action": "queue_depth"})
+        waiting = int(depth["visible"]) + int(depth["in_flight"])
+        if not waiting or time.monotonic() >= deadline:
+            return waiting
+        time.sleep(0.2)
 
 
 @handle_errors
