@@ -227,6 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="txpipe local runtime (started by `txpipe deploy`)")
     parser.add_argument("--home", required=True, type=Path)
     args = parser.parse_args()
+    # Everything the runtime creates is the operator's alone: its log (and each file it rotates to), the
+    # control socket.
+    os.umask(0o077)
     state = LocalState.load(args.home)
     if state is None:
         raise SystemExit(f"no local deployment under {args.home}")
@@ -238,12 +241,8 @@ def _log_to(path: Path) -> None:
     """The runtime's log: 0600 (it names orders and databases), rotated by size."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    old = os.umask(0o077)
-    try:
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS)
+    os.chmod(path, 0o600)  # a log from an earlier release may have been 0644
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access"):
