@@ -216,6 +216,29 @@ def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_ur
     assert endpoint["url"].startswith("https://") and endpoint["url"].endswith(f"/{STAGE}/orders")
 
 
+def test_dlq_and_rejected_commands_go_through_the_ops_function(env: dict[str, str], moto_url: str) -> None:
+    """dlq list/redrive and rejected list reach the ops function on AWS as they do locally, and a
+    dead letter waiting makes status exit 1 saying so."""
+    listed = {"count": 1, "listed": 1, "reasons": {"not a valid order message: x": 1},
+              "messages": [{"message_id": "m-1", "reason": "not a valid order message: x", "age_seconds": 90.0,
+                            "sent_at": "2026-12-01T00:00:00+00:00", "dead_lettered_at": None, "receive_count": 1,
+                            "bytes": 2}]}
+    with invocations_answer(moto_url, listed):
+        assert json.loads(cli("dlq", "list", "--json").stdout) == listed
+    with invocations_answer(moto_url, listed):
+        assert "not a valid order message" in cli("dlq", "list").stdout
+    moving = {"moved": 1, "status": "RUNNING", "task_handle": "task-1"}
+    with invocations_answer(moto_url, moving):
+        assert "SQS move task task-1" in cli("dlq", "redrive").stdout
+    rejected = {"count": 0, "oldest_at": None, "newest_at": None, "reasons": {}, "rows": []}
+    with invocations_answer(moto_url, rejected):
+        assert "No rejected orders" in cli("rejected", "list").stdout
+    waiting = {"orders": 0, "customers": 0, "outbox_backlog": 0, "oldest_pending_at": None, "rejected_orders": 0,
+               "last_sync": None, "errors": {}, "queue": {"visible": 0, "in_flight": 0, "dead_letters": 2}}
+    with invocations_answer(moto_url, waiting):
+        assert "2 dead letter(s) wait" in cli("status", code=1).output
+
+
 def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: str) -> None:
     """An ops answer carrying an error (e.g. an unknown state) fails the command with that reason."""
     with invocations_answer(moto_url, {"error": "unknown state 'ZZ': use a USPS code such as TX (50 states and DC)"}):
