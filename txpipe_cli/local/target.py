@@ -204,8 +204,8 @@ class LocalTarget:
             return "running"
         if alive:
             action = "updated"
-        elif running:
-            action = "replaced a hung runtime"
+        elif running:  # alive but silent: hung, or a runtime of an earlier release (no control socket)
+            action = "updated" if state.runtime.get("version") != RUNTIME_VERSION else "replaced a hung runtime"
         else:
             action = "restarted" if state.runtime_pid else "started"
         self._stop_runtimes(state)
