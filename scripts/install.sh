@@ -14,7 +14,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 
 extras=""; [ "${1:-}" = "--dev" ] && extras="[dev]"
-python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
+# Versions pinned by constraints.txt (refreshed by scripts/lock.sh), so a fresh machine gets what the tests passed with.
+python3 -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
 
 if [ "${1:-}" = "--dev" ]; then
   # checkov pins older boto3/botocore than txpipe uses, so it lives in its own virtualenv.

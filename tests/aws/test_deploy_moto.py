@@ -41,6 +41,10 @@ def moto_url() -> Iterator[str]:
         server.start()
         host, port = server.get_host_and_port()
         url = f"http://{host}:{port}"
+        # No Docker here: invocations answer queued results (invocations_answer). Set once, before anything
+        # is created, because moto keeps the functions of each mode in a backend of their own.
+        requests.post(f"{url}/moto-api/config", json={"lambda": {"use_docker": False}},
+                      timeout=10).raise_for_status()
         yield url
         server.stop()
 
@@ -109,19 +113,12 @@ def cli(*args: str, code: int = 0) -> Any:
 
 @contextlib.contextmanager
 def invocations_answer(moto_url: str, *results: dict[str, Any]) -> Iterator[None]:
-    """Inside the block, Lambda invocations answer these payloads in order (moto without Docker).
-
-    moto keeps docker-less functions in a separate backend, so the switch is scoped: outside
-    it the Lambda API shows the functions CloudFormation created."""
-    config = f"{moto_url}/moto-api/config"
-    requests.post(config, json={"lambda": {"use_docker": False}}, timeout=10).raise_for_status()
+    """Inside the block, Lambda invocations answer these payloads in order. The server runs Lambda
+    without Docker for the whole module (moto_url): functions live in one backend, listed and invoked alike."""
     requests.post(f"{moto_url}/moto-api/static/lambda-simple/response",
                   json={"results": [json.dumps(r) for r in results], "region": "us-east-1"},
                   timeout=10).raise_for_status()
-    try:
-        yield
-    finally:
-        requests.post(config, json={"lambda": {"use_docker": True}}, timeout=10).raise_for_status()
+    yield
 
 
 def stack_exists() -> bool:
@@ -202,14 +199,15 @@ def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_ur
         assert json.loads(cli("report", "--state", "TX", "--json").stdout) == report
 
     sqs = client("sqs")
-    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=f"txpipe-{STAGE}-orders")["QueueUrl"], MessageBody="{}")
+    # To the DLQ: a message on the orders queue is taken at once by moto's event source mapping.
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=f"txpipe-{STAGE}-orders-dlq")["QueueUrl"], MessageBody="{}")
     pipeline = {"orders": 0, "customers": 0, "outbox_backlog": 0, "oldest_pending_at": None,
                 "rejected_orders": 0, "last_sync": None, "queue": {"visible": 1, "in_flight": 0, "dead_letters": 0}}
     with invocations_answer(moto_url, pipeline):
         status = json.loads(cli("status", "--json").stdout)
     assert status["parts"]["stack"] == {"alive": True, "status": "CREATE_COMPLETE"}
-    assert status["parts"]["queue"]["visible"] == 1
-    assert status["parts"]["dead_letters"]["visible"] == 0
+    assert status["parts"]["queue"]["visible"] == 0
+    assert status["parts"]["dead_letters"]["visible"] == 1
     assert status["pipeline"]["outbox_backlog"] == 0
 
     endpoint = json.loads(cli("endpoint", "--json").stdout)
