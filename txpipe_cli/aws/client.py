@@ -63,6 +63,10 @@ class AwsClient:
                                   hint="export AWS_DEFAULT_REGION or set a region in your AWS profile") from None
         return self._clients[service]
 
+    def client(self, service: str) -> Any:
+        """The boto3 client for a service, built here once (for read-only checks such as txpipe doctor)."""
+        return self._client(service)
+
     def _call(self, service: str, operation: str, **kwargs: Any) -> Any:
         """One AWS call; AWS's own errors become one actionable line."""
         from botocore.exceptions import BotoCoreError, ClientError
