@@ -25,6 +25,7 @@ import requests
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
+from lambdas.core.db import read_secret
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli.app import app
 
@@ -68,14 +69,28 @@ def _teach_moto_getatt_of_skipped_resources(mp: pytest.MonkeyPatch) -> None:
 
 
 def _teach_moto_dbi_resource_id(mp: pytest.MonkeyPatch) -> None:
-    """moto's CloudFormation lacks AWS::RDS::DBInstance's documented DbiResourceId attribute (the IAM
-    database login policy names it; cfn-lint checks it is real). Added here, for this server only."""
+    """moto's CloudFormation lacks two documented attributes of AWS::RDS::DBInstance that the template uses
+    (cfn-lint checks both are real): DbiResourceId (the IAM database login policy names it) and
+    MasterUserSecret.SecretArn (the ops function reads that secret), and it ignores the
+    ManageMasterUserPassword property, which its RDS API does model (a managed secret in its Secrets
+    Manager). Taught here, for this server only."""
     from moto.rds.models import DBInstance
 
+    attributes = {"DbiResourceId": lambda db: db.dbi_resource_id,
+                  "MasterUserSecret.SecretArn": lambda db: db.master_user_secret.secret_arn}
     has, get = DBInstance.has_cfn_attr.__func__, DBInstance.get_cfn_attribute
-    mp.setattr(DBInstance, "has_cfn_attr", classmethod(lambda cls, attr: attr == "DbiResourceId" or has(cls, attr)))
+    create = DBInstance.create_from_cloudformation_json.__func__
+
+    def create_managing_its_password(cls: type, name: str, resource: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        database = create(cls, name, resource, *args, **kwargs)
+        if str(resource["Properties"].get("ManageMasterUserPassword")).lower() == "true":
+            database.update(manage_master_user_password=True)  # as ModifyDBInstance does in moto
+        return database
+
+    mp.setattr(DBInstance, "has_cfn_attr", classmethod(lambda cls, attr: attr in attributes or has(cls, attr)))
     mp.setattr(DBInstance, "get_cfn_attribute",
-               lambda self, attr: self.dbi_resource_id if attr == "DbiResourceId" else get(self, attr))
+               lambda self, attr: attributes[attr](self) if attr in attributes else get(self, attr))
+    mp.setattr(DBInstance, "create_from_cloudformation_json", classmethod(create_managing_its_password))
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +191,19 @@ def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], netwo
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [result["record"]["code_key"]]
     assert (Path(env["TXPIPE_HOME"]) / f"aws-{STAGE}.json").exists()
+
+
+def test_ops_reads_the_master_secret_rds_manages(env: dict[str, str]) -> None:
+    """The deployed ops function is told the ARN of the secret RDS made for the instance (no secret of the
+    stack's own), and db.read_secret reads its {"username", "password"} from there as the function would."""
+    [database] = client("rds").describe_db_instances()["DBInstances"]
+    managed = database["MasterUserSecret"]["SecretArn"]
+    variables = {name: client("lambda").get_function_configuration(FunctionName=f"txpipe-{STAGE}-{name}")
+                 ["Environment"]["Variables"] for name in ("ops", "store", "sync")}
+    assert variables["ops"]["TXPIPE_OLTP_SECRET"] == managed
+    assert {variables[name]["TXPIPE_OLTP_SECRET"] for name in ("store", "sync")} == {"iam:txpipe_store",
+                                                                                     "iam:txpipe_sync"}
+    assert set(read_secret(managed)) >= {"username", "password"}
 
 
 def test_deploy_again_changes_nothing(env: dict[str, str], network: list[str]) -> None:

@@ -102,7 +102,7 @@ def test_only_ops_holds_an_admin_secret_the_others_log_in_with_iam(template: dic
         secrets = {k: v for k, v in variables.items() if k.endswith("_SECRET")}
         if function == "OpsFunction":
             assert "secretsmanager:GetSecretValue" in actions
-            assert all(isinstance(v, dict) for v in secrets.values())  # !Ref to the admin secrets
+            assert all(isinstance(v, dict) for v in secrets.values())  # the admin secrets' ARNs
             assert variables["TXPIPE_WAREHOUSE_SYNC_USER"] == {"Fn::Sub": "IAMR:${SyncRole}"}
         else:
             assert "secretsmanager:GetSecretValue" not in actions, function
@@ -145,14 +145,44 @@ def test_queue_event_source_and_api(template: dict[str, Any]) -> None:
 
 
 def test_databases_are_private_and_encrypted(template: dict[str, Any]) -> None:
-    """RDS and Redshift are encrypted, not public, with credentials from Secrets Manager."""
+    """RDS and Redshift are encrypted and not public."""
     rds = template["Resources"]["OltpDatabase"]["Properties"]
     assert rds["StorageEncrypted"] is True and rds["PubliclyAccessible"] is False
-    assert "resolve:secretsmanager" in json.dumps(rds["MasterUserPassword"])
     workgroup = template["Resources"]["WarehouseWorkgroup"]["Properties"]
     assert workgroup["PubliclyAccessible"] is False
     cluster = template["Resources"]["WarehouseCluster"]["Properties"]
     assert cluster["Encrypted"] is True and cluster["PubliclyAccessible"] is False
+
+
+def test_admin_passwords_are_made_and_rotated_by_aws(template: dict[str, Any]) -> None:
+    """RDS and the provisioned cluster keep their admin passwords in secrets of their own, which AWS
+    rotates; no password of theirs is in the template, and no rotation code or schedule of ours is."""
+    rds = template["Resources"]["OltpDatabase"]["Properties"]
+    assert rds["ManageMasterUserPassword"] is True and "MasterUserPassword" not in rds
+    cluster = template["Resources"]["WarehouseCluster"]["Properties"]
+    assert cluster["ManageMasterPassword"] is True and "MasterUserPassword" not in cluster
+    assert "resolve:" not in json.dumps([rds, cluster])
+    assert not resources(template, "AWS::SecretsManager::RotationSchedule")
+    assert not resources(template, "AWS::SecretsManager::SecretTargetAttachment")
+    # CloudFormation returns no ARN for a Redshift Serverless namespace's managed secret, so that one
+    # mode keeps a generated secret, and only when it is the mode deployed.
+    secrets = resources(template, "AWS::SecretsManager::Secret")
+    assert list(secrets) == ["WarehouseAdminSecret"]
+    assert secrets["WarehouseAdminSecret"]["Condition"] == "UseServerless"
+
+
+def test_ops_reads_the_secrets_aws_manages(template: dict[str, Any]) -> None:
+    """The ops function is told each admin secret's ARN (RDS's and the cluster's by their documented
+    attributes) and may read exactly those."""
+    oltp = {"Fn::GetAtt": ["OltpDatabase", "MasterUserSecret.SecretArn"]}
+    warehouse = {"Fn::If": ["UseServerless", {"Ref": "WarehouseAdminSecret"},
+                            {"Fn::GetAtt": ["WarehouseCluster", "MasterPasswordSecretArn"]}]}
+    variables = template["Resources"]["OpsFunction"]["Properties"]["Environment"]["Variables"]
+    assert (variables["TXPIPE_OLTP_SECRET"], variables["TXPIPE_WAREHOUSE_SECRET"]) == (oltp, warehouse)
+    [read] = [s for s in _role_of(template, "OpsFunction") if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert read["Resource"] == [oltp, warehouse]
+    outputs = template["Outputs"]
+    assert (outputs["OltpSecretArn"]["Value"], outputs["WarehouseSecretArn"]["Value"]) == (oltp, warehouse)
 
 
 def test_schedules_alarms_and_outputs(template: dict[str, Any]) -> None:

@@ -211,6 +211,9 @@ def _default_build(out_dir: Path) -> dict[str, Any]:
 
 
 def _default_template() -> str:
+    """The template as CloudFormation accepts it: short tags resolved into their Fn:: forms, compact JSON."""
+    from cfnlint.decode.cfn_yaml import loads
+
     from infra import template_body
 
-    return template_body()
+    return json.dumps(loads(template_body()), separators=(",", ":"))
