@@ -26,6 +26,7 @@ from urllib.parse import quote
 from psycopg2 import sql
 
 from lambdas.core.db import connect_postgres, read_secret
+from lambdas.core.schema import order_columns_ddl
 from txpipe_cli.local.state import LocalState
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,16 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 BASELINE_SCHEMAS = ("bench_seed", "bench_copy", "bench_copy_binary", "bench_sling", "bench_sling_first", "bench_dlt",
                     "bench_dlt_staging")
 # The target every table-writing baseline gets: orders_fact's columns and primary key, without loaded_at
-# (txpipe's own stamp). The same physical shape txpipe's sync writes into.
-TARGET_DDL = """CREATE TABLE {} (
-    order_id varchar(64) NOT NULL PRIMARY KEY,
-    customer_id bigint NOT NULL,
-    state char(2) NOT NULL,
-    pizza_type varchar(32) NOT NULL,
-    qty integer NOT NULL,
-    retail_price decimal(8, 2) NOT NULL,
-    accepted_at timestamptz NOT NULL,
-    stored_at timestamptz NOT NULL)"""
+# (txpipe's own stamp), built from the warehouse schema itself: the same physical shape txpipe's sync
+# writes into, whatever that becomes. `{}` is the table, filled in with psycopg2.sql.
+TARGET_DDL = "CREATE TABLE {} " + order_columns_ddl(loaded_at=False)
 # What every sync contender reads: the pending orders with their customer's state (txpipe's claim joins
 # the same way). A view in the OLTP database, so dlt and Sling read exactly what txpipe reads.
 SOURCE_VIEW = "bench_orders_src"

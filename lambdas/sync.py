@@ -1,4 +1,5 @@
-"""sync function: scheduled event -> outbox rows loaded into the warehouse fact table."""
+"""sync function: scheduled event -> outbox rows loaded into the warehouse fact table (TXPIPE_WAREHOUSE_KIND's
+backend: PostgreSQL COPY locally, Redshift COPY from S3 on AWS; see lambdas.core.sync)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         budget = min(budget, context.get_remaining_time_in_millis() / 1000 * 0.5)
     # 50,000-row batches: a 1M-row backlog went from 122k to 139k rows/s against 20,000 (fewer warehouse
     # commits and merges; benchmarks/README.md), at ~90 MB peak memory.
-    result = run_sync(env.oltp(), env.warehouse(), batch_rows=int(env.setting("SYNC_BATCH_ROWS", 50_000)),
-                      max_seconds=budget, load_stage=env.warehouse_loader())
+    result = run_sync(env.oltp(), env.warehouse(), backend=env.warehouse_backend(),
+                      batch_rows=int(env.setting("SYNC_BATCH_ROWS", 50_000)), max_seconds=budget)
     # feeds the SLA-at-risk alarm on AWS
     publish_backlog(result.oldest_pending_seconds, result.pending, env=env.environ())
     return result.to_dict()

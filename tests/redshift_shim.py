@@ -2,7 +2,7 @@
 
 We have no Redshift in tests, and the warehouse code that runs against Redshift goes
 through redshift-connector, which does not talk to PostgreSQL as is. This proxy sits on
-127.0.0.1 between the driver and the test server and changes exactly two things:
+127.0.0.1 between the driver and the test server and changes exactly three things:
 
 - the client's StartupMessage: redshift-connector sends Redshift-only parameters
   (client_protocol_version, driver_version, os_version, driver_discovery_version,
@@ -13,21 +13,38 @@ through redshift-connector, which does not talk to PostgreSQL as is. This proxy 
 - the server's ParameterStatus "server_version": Debian's "15.18 (Debian 15.18-1...)"
   is not a version packaging can parse, which the driver needs. The shim reports the
   version Redshift reports ("8.0.2" by default), so the driver behaves as on Redshift.
+- Redshift's `COPY <table> (<columns>) FROM 's3://bucket/key' IAM_ROLE '<arn>' CSV [GZIP]
+  TIMEFORMAT 'auto' NULL AS '\\0'`, which PostgreSQL does not have. The shim carries it out
+  as Redshift does, in the client's own session and transaction: the path is a key prefix
+  (every object under it is loaded; none is an error), the role must be one of
+  `copy_roles` (the roles "associated with the cluster"), the objects are read from `s3`
+  (a boto3 client, moto's in the tests) and gunzipped, and the CSV goes to PostgreSQL as
+  `COPY ... FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (...))`: with NULL AS '\\0' no field
+  of text is NULL. It refuses every option it does not carry out faithfully (the default
+  NULL AS '\\N', whose quoting rules in CSV it cannot vouch for, among them), with an error
+  from the server, rather than ignore it. Each COPY done is recorded in `copies`.
 
-Everything else passes through byte for byte; once the server says ReadyForQuery the
-first time, the rest of the session is copied without looking at it (server_version
-cannot change later). The shim listens on 127.0.0.1 only, on a free port, accepts at
-most `max_connections` clients at once, and `stop()` closes every socket and ends its
-thread within a few seconds.
+  On the wire (extended protocol, as the driver speaks it): the Parse of such a statement
+  is rewritten to the COPY FROM STDIN; when the server answers its Execute with
+  CopyInResponse, the shim swallows that (the driver knows no COPY sub-protocol), sends the
+  data, CopyDone and a Sync of its own (the server ignores the client's Sync while copying
+  in), and the client sees CommandComplete and ReadyForQuery as after any statement.
+
+Everything else passes through unchanged. The shim listens on 127.0.0.1 only, on a free
+port, accepts at most `max_connections` clients at once, and `stop()` closes every socket
+and ends its thread within a few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 import struct
 import threading
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103
@@ -61,6 +78,186 @@ def plain_version(value: str) -> str:
     return match.group(0) if match else value
 
 
+# -- Redshift's COPY from S3 ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>[(),;]))")
+_S3_PATH = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\x00]+)$")
+_IS_S3_COPY = re.compile(r"^\s*COPY\b.*\bFROM\s+'s3://", re.I | re.S)
+_NULL_AS_NUL = ("\\0", "\\000")
+
+
+class CopyRefused(ValueError):
+    """A COPY the shim does not carry out (its message becomes the server's error)."""
+
+
+@dataclass(frozen=True)
+class S3CopySpec:
+    """A parsed `COPY <table> (<columns>) FROM 's3://...' ...` statement."""
+
+    table: str
+    columns: tuple[str, ...]
+    bucket: str
+    prefix: str
+    role: str
+    gzip: bool
+
+    def postgres_copy(self) -> str:
+        # Identifiers were matched as plain words by the tokenizer, so they need no quoting here.
+        columns = ", ".join(self.columns)
+        return f"COPY {self.table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({columns}))"
+
+
+@dataclass(frozen=True)
+class S3Copy:
+    """One COPY from S3 the shim carried out: the path, the role, the objects it read, the rows loaded."""
+
+    uri: str
+    role: str
+    keys: tuple[str, ...]
+    rows: int
+
+
+def _tokens(sql: str) -> list[tuple[str, str]]:
+    out, at, text = [], 0, sql.rstrip().rstrip(";")
+    while at < len(text.rstrip()):
+        match = _TOKEN.match(text, at)
+        if match is None:
+            raise CopyRefused(f"cannot read the COPY statement at {text[at:at + 20]!r}")
+        kind = match.lastgroup or ""
+        value = match.group(kind)
+        out.append((kind, value[1:-1].replace("''", "'") if kind == "string" else value))
+        at = match.end()
+    return out
+
+
+def parse_s3_copy(sql: str) -> S3CopySpec:
+    """Parses a Redshift COPY from S3, refusing any option the shim does not carry out as Redshift would."""
+    tokens = _tokens(sql)
+
+    def take(kind: str, upper: str | None = None) -> str:
+        if not tokens or tokens[0][0] != kind or (upper and tokens[0][1].upper() != upper):
+            raise CopyRefused(f"expected {upper or kind} in the COPY statement")
+        return tokens.pop(0)[1]
+
+    def optional(word: str) -> bool:
+        if tokens and tokens[0][0] == "word" and tokens[0][1].upper() == word:
+            tokens.pop(0)
+            return True
+        return False
+
+    take("word", "COPY")
+    table = take("word")
+    columns: list[str] = []
+    if tokens and tokens[0] == ("punct", "("):
+        tokens.pop(0)
+        while True:
+            columns.append(take("word"))
+            if take("punct") == ")":
+                break
+    take("word", "FROM")
+    path = _S3_PATH.match(take("string"))
+    if path is None:
+        raise CopyRefused("COPY FROM must name s3://bucket/prefix")
+    role = csv = gzipped = timeformat = null_as = None
+    while tokens:
+        word = take("word").upper()
+        if word == "IAM_ROLE":
+            role = take("string")
+        elif word == "CSV":
+            csv = True
+        elif word == "FORMAT":
+            optional("AS")
+            take("word", "CSV")
+            csv = True
+        elif word == "GZIP":
+            gzipped = True
+        elif word == "TIMEFORMAT":
+            optional("AS")
+            timeformat = take("string")
+        elif word == "NULL":
+            optional("AS")
+            null_as = take("string")
+        else:
+            raise CopyRefused(f"the shim does not carry out the COPY option {word}")
+    if not columns:
+        raise CopyRefused("name the columns: the shim loads by column list only")
+    if role is None:
+        raise CopyRefused("COPY from S3 needs IAM_ROLE (the shim knows no other authorization)")
+    if not csv:
+        raise CopyRefused("only CSV is carried out (not Redshift's default pipe-delimited text)")
+    if timeformat != "auto":
+        raise CopyRefused(f"TIMEFORMAT {timeformat!r}: only 'auto' is carried out (ISO 8601 in the data)")
+    if null_as not in _NULL_AS_NUL:
+        raise CopyRefused(f"NULL AS {null_as!r}: only '\\0' is carried out (no text field is NULL)")
+    return S3CopySpec(table, tuple(columns), path["bucket"], path["key"], role, bool(gzipped))
+
+
+def refusal_sql(message: str) -> str:
+    """A statement that fails with `message` (feature_not_supported) in place of a refused COPY."""
+    text = "redshift shim: " + message.replace("$", "").replace("'", "''")
+    return f"DO $shim$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = '{text}'; END $shim$"
+
+
+def _cstring(data: bytes, at: int) -> tuple[bytes, int]:
+    end = data.index(b"\x00", at)
+    return data[at:end], end + 1
+
+
+class _Session:
+    """One client's prepared COPY statements and portals (extended protocol), and the COPYs awaiting data."""
+
+    def __init__(self, shim: RedshiftShim) -> None:
+        self.shim = shim
+        self.statements: dict[bytes, S3CopySpec] = {}
+        self.portals: dict[bytes, bytes] = {}
+        self.awaiting: deque[S3CopySpec] = deque()
+        self.copied: tuple[str, str, tuple[str, ...]] | None = None
+
+    def client_message(self, kind: bytes, body: bytes) -> bytes:
+        """Looks at (and may rewrite) one client message; returns its body."""
+        if kind == b"P":
+            name, at = _cstring(body, 0)
+            query, at = _cstring(body, at)
+            self.statements.pop(name, None)
+            text = query.decode()
+            if _IS_S3_COPY.match(text):
+                try:
+                    spec = parse_s3_copy(text)
+                    if spec.role not in self.shim.copy_roles:
+                        raise CopyRefused(f"not authorized to assume IAM Role {spec.role}")
+                    if self.shim.s3 is None:
+                        raise CopyRefused("no S3 behind this shim")
+                    self.statements[name] = spec
+                    text = spec.postgres_copy()
+                except CopyRefused as exc:
+                    text = refusal_sql(str(exc))
+                body = name + b"\x00" + text.encode() + b"\x00" + body[at:]
+        elif kind == b"B":
+            portal, at = _cstring(body, 0)
+            self.portals[portal] = _cstring(body, at)[0]
+        elif kind == b"E":
+            spec = self.statements.get(self.portals.get(_cstring(body, 0)[0], b"\xff"))
+            if spec is not None:
+                self.awaiting.append(spec)
+        return body
+
+    def read_objects(self, spec: S3CopySpec) -> tuple[tuple[str, ...], bytes]:
+        """Every object under the prefix (Redshift's rule), gunzipped when GZIP is given, concatenated."""
+        listed = self.shim.s3.list_objects_v2(Bucket=spec.bucket, Prefix=spec.prefix)
+        keys = tuple(sorted(item["Key"] for item in listed.get("Contents", [])))
+        if not keys:
+            raise CopyRefused(f"The specified S3 prefix '{spec.prefix}' does not exist")
+        parts = []
+        for key in keys:
+            data = self.shim.s3.get_object(Bucket=spec.bucket, Key=key)["Body"].read()
+            parts.append(gzip.decompress(data) if spec.gzip else data)
+        return keys, b"".join(parts)
+
+
+def _message(kind: bytes, body: bytes = b"") -> bytes:
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
 @dataclass
 class RedshiftShim:
     """A started shim: point redshift-connector at (host, port) instead of the server's own port."""
@@ -74,6 +271,9 @@ class RedshiftShim:
     dropped_parameters: set[str] = field(default_factory=set, init=False)
     startup_parameters: dict[str, str] = field(default_factory=dict, init=False)  # the last client's, as sent
     versions_rewritten: int = field(default=0, init=False)
+    s3: Any = None  # the boto3 S3 client COPY reads with (None: COPY from S3 is refused)
+    copy_roles: frozenset[str] = frozenset()  # the IAM roles COPY may name
+    copies: list[S3Copy] = field(default_factory=list, init=False)  # every COPY from S3 carried out
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -136,7 +336,9 @@ class RedshiftShim:
             self._writers.add(server_w)
             server_w.write(startup)
             await server_w.drain()
-            await asyncio.gather(self._pipe(client_r, server_w), self._server_to_client(server_r, client_w))
+            session = _Session(self)
+            await asyncio.gather(self._client_to_server(client_r, server_w, session),
+                                 self._server_to_client(server_r, client_w, server_w, session))
         except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
             pass  # a client or server went away, or spoke something we do not proxy: drop the pair
         finally:
@@ -165,26 +367,57 @@ class RedshiftShim:
             self.startup_parameters = parameters
             return message
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
+    async def _client_to_server(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                session: _Session) -> None:
+        """Frames the client's messages (after its startup packet, all are typed) so COPY can be rewritten."""
+        try:
+            while True:
+                header = await reader.readexactly(5)
+                body = await reader.readexactly(struct.unpack("!i", header[1:])[0] - 4)
+                writer.write(_message(header[:1], session.client_message(header[:1], body)))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()  # the client went away: so does our side of its server session
 
-    async def _server_to_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Frames the server's messages until the first ReadyForQuery, rewriting server_version; then copies."""
-        while True:
-            header = await reader.readexactly(5)
-            kind, length = header[:1], struct.unpack("!i", header[1:])[0]
-            body = await reader.readexactly(length - 4)
-            if kind == b"S" and body.startswith(b"server_version\x00"):
-                value = body[len(b"server_version\x00"):-1].decode()
-                new = self.server_version if self.server_version is not None else plain_version(value)
-                body = b"server_version\x00" + new.encode() + b"\x00"
-                header = kind + struct.pack("!i", len(body) + 4)
-                self.versions_rewritten += 1
-            writer.write(header + body)
-            await writer.drain()
-            if kind in (b"Z", b"E"):  # ready (startup done) or a startup error (the server will hang up)
-                break
-        await self._pipe(reader, writer)
+    async def _server_to_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                server: asyncio.StreamWriter, session: _Session) -> None:
+        """Frames the server's messages: rewrites server_version, answers CopyInResponse for a COPY from S3."""
+        try:
+            while True:
+                header = await reader.readexactly(5)
+                kind, length = header[:1], struct.unpack("!i", header[1:])[0]
+                body = await reader.readexactly(length - 4)
+                if kind == b"S" and body.startswith(b"server_version\x00"):
+                    value = body[len(b"server_version\x00"):-1].decode()
+                    new = self.server_version if self.server_version is not None else plain_version(value)
+                    body = b"server_version\x00" + new.encode() + b"\x00"
+                    self.versions_rewritten += 1
+                elif kind == b"G" and session.awaiting:
+                    await self._copy_in(session, session.awaiting.popleft(), server)
+                    continue  # the driver knows no COPY sub-protocol: it never sees this message
+                elif kind == b"C" and session.copied is not None and body.startswith(b"COPY "):
+                    self.copies.append(S3Copy(*session.copied, int(body[5:-1])))
+                    session.copied = None
+                elif kind == b"Z":
+                    session.awaiting.clear()  # whatever was not executed (an error) will not be
+                    session.copied = None
+                writer.write(_message(kind, body))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    async def _copy_in(self, session: _Session, spec: S3CopySpec, server: asyncio.StreamWriter) -> None:
+        """Feeds the S3 objects to the server's COPY FROM STDIN (or fails it), then the Sync the server needs."""
+        try:
+            keys, data = await asyncio.get_running_loop().run_in_executor(None, session.read_objects, spec)
+        except Exception as exc:  # noqa: BLE001 - S3's refusal becomes the statement's error, as on Redshift
+            message = str(exc) if isinstance(exc, CopyRefused) else f"S3 read failed: {exc}"
+            server.write(_message(b"f", b"redshift shim: " + message.encode() + b"\x00") + _message(b"S"))
+            await server.drain()
+            return
+        for start in range(0, len(data), 1 << 16):
+            server.write(_message(b"d", data[start:start + (1 << 16)]))
+            await server.drain()
+        server.write(_message(b"c") + _message(b"S"))
+        await server.drain()
+        session.copied = (f"s3://{spec.bucket}/{spec.prefix}", spec.role, keys)  # recorded with the server's count

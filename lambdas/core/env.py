@@ -1,4 +1,4 @@
-"""What a function needs from its environment: connections and the queue.
+"""What a function needs from its environment: connections, the warehouse backend and the queue.
 
 Resolved lazily, cached per thread, and dropped after an error so that the next
 invocation starts from a clean connection rather than an aborted transaction.
@@ -8,6 +8,9 @@ one process, so it hands each invocation its own function's variables through
 `function_environment` (a context variable): each function then connects as its own
 database user, as on AWS. Connections are cached per thread and per endpoint, so a
 thread that runs two functions never lends one's connection to the other.
+
+The warehouse is picked by TXPIPE_WAREHOUSE_KIND (postgres | redshift) and handed to the sync
+as a `Warehouse` (lambdas.core.warehouse): how to connect and how to load the sync's stage.
 """
 
 from __future__ import annotations
@@ -21,13 +24,18 @@ from typing import Any
 
 from lambdas.core.db import Endpoint, cached_connection, connect_postgres, drop_cached
 from lambdas.core.queue import Queue, queue_from_env
-from lambdas.core.sync import load_stage_postgres
-from lambdas.core.warehouse import connect_redshift, is_connection_error, load_stage_redshift
+from lambdas.core.warehouse import Warehouse, is_connection_error
+from lambdas.core.warehouse.postgres import PostgresWarehouse
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
 
 WAREHOUSE_KINDS = ("postgres", "redshift")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# What the Redshift warehouse's S3 staging reads (set by the stack; absent: the multi-row INSERT load).
+STAGE_VARIABLES = ("TXPIPE_WAREHOUSE_STAGE_BUCKET", "TXPIPE_WAREHOUSE_STAGE_PREFIX", "TXPIPE_WAREHOUSE_COPY_ROLE")
 
 _queues: dict[tuple[str, ...], Queue] = {}
+# One backend per configuration, so that a warm function reuses its S3 client across invocations.
+_backends: dict[tuple[str, ...], Warehouse] = {}
 _function_env: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "txpipe_function_env", default=None)
 
@@ -65,33 +73,58 @@ def warehouse_kind() -> str:
     return kind
 
 
+def warehouse_backend() -> Warehouse:
+    """The warehouse behind its interface for TXPIPE_WAREHOUSE_KIND: how to connect and load the sync's stage.
+
+    Redshift: TLS unless TXPIPE_WAREHOUSE_SSL=false (a loopback host only: the test shim), IAM login for the
+    workgroup or cluster, and S3 staging when TXPIPE_WAREHOUSE_STAGE_BUCKET is set (then
+    TXPIPE_WAREHOUSE_COPY_ROLE too; TXPIPE_WAREHOUSE_STAGE_PREFIX may be empty)."""
+    variables = environ()
+    kind = warehouse_kind()
+    endpoint = _endpoint("warehouse")
+    key = (kind, endpoint, endpoint.secret_ref,
+           *(variables.get(k, "") for k in (*STAGE_VARIABLES, "TXPIPE_WAREHOUSE_SSL", "TXPIPE_WAREHOUSE_WORKGROUP",
+                                            "TXPIPE_WAREHOUSE_CLUSTER", "AWS_REGION", "AWS_DEFAULT_REGION")))
+    if key not in _backends:
+        _backends[key] = _redshift_from_env(endpoint) if kind == "redshift" else PostgresWarehouse(endpoint)
+    return _backends[key]
+
+
 def warehouse() -> Any:
-    endpoint = _endpoint("warehouse")
-    if warehouse_kind() == "redshift":
-        return cached_connection(("warehouse", endpoint), _connect_redshift_from_env)
-    return cached_connection(("warehouse", endpoint),
-                             lambda: connect_postgres(endpoint, application_name="txpipe-warehouse"))
+    """This thread's connection to the warehouse (cached; dropped after an error). The settings are checked
+    first, every time: a bad one is refused before any connection is made or reused."""
+    backend = warehouse_backend()
+    return cached_connection(("warehouse", _endpoint("warehouse")), backend.connect)
 
 
-def warehouse_loader() -> Callable[[Any, list[tuple[Any, ...]]], None]:
-    """The bulk loader of the sync staging table for this warehouse kind (COPY is PostgreSQL-only)."""
-    return load_stage_redshift if warehouse_kind() == "redshift" else load_stage_postgres
-
-
-def _connect_redshift_from_env() -> Any:
-    endpoint = _endpoint("warehouse")
-    value = environ().get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
+def _redshift_from_env(endpoint: Endpoint) -> RedshiftWarehouse:
+    variables = environ()
+    value = variables.get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
     if value not in ("true", "false"):
         raise RuntimeError("TXPIPE_WAREHOUSE_SSL must be true or false")
     ssl = value == "true"
     # Plain text exists for the loopback test shim only: credentials never cross a network without TLS.
     if not ssl and endpoint.host not in LOOPBACK_HOSTS:
         raise RuntimeError("TXPIPE_WAREHOUSE_SSL=false is allowed only for a loopback warehouse host (the test shim)")
-    variables = environ()
     target = {"workgroup": variables.get("TXPIPE_WAREHOUSE_WORKGROUP", ""),
               "cluster": variables.get("TXPIPE_WAREHOUSE_CLUSTER", ""),
               "region": variables.get("AWS_REGION") or variables.get("AWS_DEFAULT_REGION", "")}
-    return connect_redshift(endpoint, ssl=ssl, application_name="txpipe-warehouse", iam_target=target)
+    stage = None
+    bucket, prefix, role = (variables.get(k, "") for k in STAGE_VARIABLES)
+    if bucket:
+        if not role:
+            raise RuntimeError("TXPIPE_WAREHOUSE_STAGE_BUCKET is set but TXPIPE_WAREHOUSE_COPY_ROLE is not: "
+                               "Redshift's COPY needs the role it reads the staged batches with")
+        try:
+            stage = S3Stage(bucket, prefix, role)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+    return RedshiftWarehouse(endpoint, stage=stage, ssl=ssl, iam_target=target)
+
+
+def reset_backends() -> None:
+    """Forgets every warehouse backend (tests hand the functions new S3 clients and stages)."""
+    _backends.clear()
 
 
 def reset_oltp() -> None:

@@ -51,6 +51,53 @@ OLTP_MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
 ]
 
+# --------------------------------------------------------------------------- the warehouse's order rows
+# An order as the warehouse holds it, column by column: the fact table, the sync's staging table and the
+# benchmarks' target tables are all built from this one list, so they cannot drift apart.
+ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("order_id", "varchar(64)"),
+    ("customer_id", "bigint"),
+    ("state", "char(2)"),
+    ("pizza_type", "varchar(32)"),
+    ("qty", "integer"),
+    ("retail_price", "decimal(8, 2)"),
+    ("accepted_at", "timestamptz"),
+    ("stored_at", "timestamptz"),
+)
+STAGE_COLUMNS = tuple(name for name, _ in ORDER_COLUMNS)
+
+
+def order_columns_ddl(*, loaded_at: bool) -> str:
+    """orders_fact's column list and primary key, for a CREATE TABLE: the fact table's own (with loaded_at,
+    the sync's stamp) or that of a table that must hold the same rows (the benchmarks' targets)."""
+    columns = [f"{name} {kind} NOT NULL" + (" PRIMARY KEY" if name == "order_id" else "")
+               for name, kind in ORDER_COLUMNS]
+    if loaded_at:
+        columns.append("loaded_at timestamptz NOT NULL")
+    return "(\n    " + ",\n    ".join(columns) + ")"
+
+
+ORDERS_FACT_DDL = "CREATE TABLE IF NOT EXISTS orders_fact " + order_columns_ddl(loaded_at=True)
+
+# The sync's statements (Redshift and PostgreSQL alike; run_sync runs them in this order per batch).
+# The stage is a temporary table: private to the session, gone with it, never vacuumed, no NOT NULL
+# (a bad row fails at the merge into orders_fact, inside the batch's transaction).
+STAGE_DDL = ("CREATE TEMP TABLE IF NOT EXISTS orders_stage ("
+             + ", ".join(f"{name} {kind}" for name, kind in ORDER_COLUMNS) + ")")
+# TRUNCATE, not DELETE: deleted rows stay in a temporary table (autovacuum never visits one), so with
+# DELETE the stage grew by a batch per batch, each load and merge scanned all of it, and the inflated size
+# turned the merge into a hash join over the whole fact table. On Redshift TRUNCATE commits the open
+# transaction (the warehouse declares it: Capabilities.truncate_commits), so it runs before the batch's load.
+STAGE_CLEAR = "TRUNCATE orders_stage"
+# Insert-if-absent keyed by order_id (no ON CONFLICT on Redshift): a batch loaded twice, or an order already
+# there from a run that crashed after its warehouse commit, keeps its first loaded_at.
+MERGE_SQL = (f"INSERT INTO orders_fact\n    ({', '.join(STAGE_COLUMNS)}, loaded_at)\n"  # noqa: S608 - fixed names
+             f"SELECT {', '.join('s.' + c for c in STAGE_COLUMNS)}, %s\n"
+             "FROM orders_stage s\n"
+             "LEFT JOIN orders_fact f ON f.order_id = s.order_id\n"
+             "WHERE f.order_id IS NULL")
+RECORD_RUN_SQL = "INSERT INTO sync_runs (started_at, finished_at, synced, pending) VALUES (%s, %s, %s, %s)"
+
 # The reporting views, by name (created by the warehouse's first migration; on Redshift created again
 # as their refresh user, since only a view's owner may refresh it and Redshift cannot hand one over).
 VIEW_DDL = {
@@ -82,17 +129,7 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
                state_name varchar(64) NOT NULL,
                population bigint NOT NULL
            )""",
-        """CREATE TABLE IF NOT EXISTS orders_fact (
-               order_id varchar(64) NOT NULL PRIMARY KEY,
-               customer_id bigint NOT NULL,
-               state char(2) NOT NULL,
-               pizza_type varchar(32) NOT NULL,
-               qty integer NOT NULL,
-               retail_price decimal(8, 2) NOT NULL,
-               accepted_at timestamptz NOT NULL,
-               stored_at timestamptz NOT NULL,
-               loaded_at timestamptz NOT NULL
-           )""",
+        ORDERS_FACT_DDL,
         """CREATE TABLE IF NOT EXISTS sync_runs (
                started_at timestamptz NOT NULL,
                finished_at timestamptz NOT NULL,

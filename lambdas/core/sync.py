@@ -5,10 +5,17 @@ A run is a loop of bounded batches; each batch:
 1. claims up to N outbox rows in the OLTP database (`FOR UPDATE SKIP LOCKED`,
    so concurrent runs take disjoint rows) joined with the order and the
    customer's state;
-2. bulk-loads them into a warehouse staging table and inserts the ones the fact
-   table lacks (keyed by order_id), stamping loaded_at, and commits the warehouse;
+2. loads them into the warehouse's staging table through the warehouse's own bulk
+   load (`Warehouse.load_stage`: COPY FROM STDIN on PostgreSQL, gzipped CSV in S3 and
+   COPY on Redshift), inserts the ones the fact table lacks (keyed by order_id),
+   stamping loaded_at, commits the warehouse, and then lets the warehouse remove
+   whatever the load left outside it (`Warehouse.unstage`: the S3 object);
 3. deletes the claimed outbox rows; the OLTP transaction holding those deletes
    commits only after the warehouse has committed every batch it covers.
+
+This module knows the OLTP side (PostgreSQL) and the order of the steps; what differs
+between warehouses is behind lambdas.core.warehouse, and the warehouse SQL it runs
+(stage, merge, run record) is schema.py's.
 
 A crash before step 2 commits leaves the outbox untouched; a crash between 2 and
 3 leaves rows in the outbox whose orders are already in the warehouse, and the
@@ -20,32 +27,33 @@ With a backlog (a full batch, and time left) the run pipelines, so that both
 databases work at once: while batch k loads into the warehouse, a helper thread
 claims batch k+1 on the OLTP connection, deleting those outbox rows as it claims
 them (a deleted, uncommitted row stays locked, so other runs skip it, and comes
-back if this run dies), and for a loader that takes COPY text it streams them
-with COPY, straight on to the stage. The whole run is then one OLTP transaction,
-committed once after the warehouse has committed the last batch: the same order
-of commits as above. Within a run each claim starts at the previous batch's
-accepted_at (else it would rescan its own uncommitted deletes every batch); an
-older order committed late is left to the next run, which starts from the
-beginning of the outbox.
+back if this run dies), and for a warehouse that takes COPY text
+(Capabilities.copy_text) it streams them with COPY, straight on to the stage. The
+whole run is then one OLTP transaction, committed once after the warehouse has
+committed the last batch: the same order of commits as above. Within a run each
+claim starts at the previous batch's accepted_at (else it would rescan its own
+uncommitted deletes every batch); an older order committed late is left to the
+next run, which starts from the beginning of the outbox.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any
 
-STAGE_COLUMNS = ("order_id", "customer_id", "state", "pizza_type", "qty", "retail_price", "accepted_at", "stored_at")
+from lambdas.core.schema import MERGE_SQL, RECORD_RUN_SQL, STAGE_CLEAR, STAGE_DDL
+from lambdas.core.warehouse import CopyRows, Warehouse
+from lambdas.core.warehouse.postgres import PostgresWarehouse
 
 # OLTP statements (PostgreSQL only).
 _TYPED_COLUMNS = "o.order_id, o.customer_id, c.state, o.pizza_type, o.qty, o.retail_price, o.accepted_at, o.stored_at"
-# The same columns as PostgreSQL's own text output, for loaders that write text (COPY): psycopg2 then parses
-# nothing and the loader formats nothing. psycopg2 pins DateStyle to ISO, so a timestamp reads
+# The same columns as PostgreSQL's own text output, for warehouses that take COPY text: psycopg2 then parses
+# nothing and the warehouse formats nothing. psycopg2 pins DateStyle to ISO, so a timestamp reads
 # "2024-05-01 12:00:00.123456+00" (its offset included, whatever the session's TimeZone).
 _TEXT_COLUMNS = ("o.order_id, CAST(o.customer_id AS text), c.state, o.pizza_type, CAST(o.qty AS text), "
                  "CAST(o.retail_price AS text), CAST(o.accepted_at AS text), CAST(o.stored_at AS text)")
@@ -74,32 +82,15 @@ SELECT {columns}
 FROM (SELECT order_id, accepted_at FROM claimed ORDER BY accepted_at) ob{joins}
 ORDER BY ob.accepted_at"""
 
-# Rows as Python values (int, Decimal, datetime), for loaders that bind parameters (load_stage_redshift).
+# Rows as Python values (int, Decimal, aware datetime), for warehouses that format them themselves.
 CLAIM_SQL = _CLAIM_TEMPLATE.format(columns=_TYPED_COLUMNS, joins=_JOINS)
 CLAIM_DELETE_SQL = _CLAIM_DELETE_TEMPLATE.format(columns=_TYPED_COLUMNS, joins=_JOINS)
-# Rows as text, for loaders that declare `row_format = "text"` (load_stage_postgres).
+# Rows as text, for warehouses that take COPY text (Capabilities.copy_text).
 CLAIM_TEXT_SQL = _CLAIM_TEMPLATE.format(columns=_TEXT_COLUMNS, joins=_JOINS)
 CLAIM_DELETE_TEXT_SQL = _CLAIM_DELETE_TEMPLATE.format(columns=_TEXT_COLUMNS, joins=_JOINS)
 # Deletes a claimed batch by primary key. The ids go through unnest so that PostgreSQL probes the index for
 # them: with `= ANY(array)` it scans the whole outbox instead, slow when the backlog is large.
 DELETE_CLAIMED_SQL = "DELETE FROM outbox WHERE order_id IN (SELECT unnest(CAST(%s AS varchar[])))"
-
-# Warehouse statements: Redshift and PostgreSQL alike (checked with sqlglot in tests).
-STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS orders_stage (
-    order_id varchar(64), customer_id bigint, state char(2), pizza_type varchar(32),
-    qty integer, retail_price decimal(8, 2), accepted_at timestamptz, stored_at timestamptz)"""
-# TRUNCATE, not DELETE: deleted rows stay in a temporary table (autovacuum never visits one), so with
-# DELETE the stage grew by a batch per batch, each load and merge scanned all of it, and the inflated size
-# turned the merge into a hash join over the whole fact table. On Redshift TRUNCATE commits the open
-# transaction, which here holds only the CREATE above; the batch's load and merge come after it.
-STAGE_CLEAR = "TRUNCATE orders_stage"
-MERGE_SQL = """INSERT INTO orders_fact
-    (order_id, customer_id, state, pizza_type, qty, retail_price, accepted_at, stored_at, loaded_at)
-SELECT s.order_id, s.customer_id, s.state, s.pizza_type, s.qty, s.retail_price, s.accepted_at, s.stored_at, %s
-FROM orders_stage s
-LEFT JOIN orders_fact f ON f.order_id = s.order_id
-WHERE f.order_id IS NULL"""
-RECORD_RUN_SQL = "INSERT INTO sync_runs (started_at, finished_at, synced, pending) VALUES (%s, %s, %s, %s)"
 
 _NO_LOWER_BOUND = "-infinity"  # the first claim of a run starts at the oldest pending row
 FIRST_BATCH_ROWS = 20_000
@@ -117,87 +108,6 @@ class SyncResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-_COPY_SQL = f"COPY orders_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_value(value: Any) -> str:
-    """One value in COPY's text format: NULL is \\N; backslash, tab, newline and CR are escaped."""
-    if value is None:
-        return "\\N"
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return text.translate(_COPY_ESCAPES)
-
-
-def copy_text(rows: list[tuple[Any, ...]]) -> str:
-    """Rows in COPY's text format, one line each."""
-    separators = len(STAGE_COLUMNS) - 1
-    lines = []
-    for row in rows:
-        try:
-            line = "\t".join(row)  # the common case: text rows with nothing to escape
-        except TypeError:  # typed rows, or a NULL
-            line = None
-        if line is None or line.count("\t") != separators or "\\" in line or "\n" in line or "\r" in line:
-            line = "\t".join(_copy_value(v) for v in row)
-        lines.append(line)
-    lines.append("")
-    return "\n".join(lines)
-
-
-class CopyRows(Sequence[tuple[str | None, ...]]):
-    """A claimed batch as it came out of the OLTP database's COPY: text-format lines, one per row.
-
-    A loader that writes COPY text passes `data` through untouched; any other reads it as a sequence of
-    tuples of text (None for NULL), parsed on first use."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._count = data.count(b"\n")
-        self._rows: list[tuple[str | None, ...]] | None = None
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[str | None, ...]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[str | None, ...]]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if self._rows is None:
-            self._rows = [tuple(None if v == "\\N" else _unescape(v) for v in line.split("\t"))
-                          for line in self.data.decode().splitlines()]
-        return self._rows[index]
-
-    def last_value(self, column: int) -> str:
-        """A field of the last row, read without parsing the others (the keyset bound)."""
-        start = self.data.rfind(b"\n", 0, len(self.data) - 1) + 1
-        return _unescape(self.data[start:].rstrip(b"\n").split(b"\t")[column].decode())
-
-
-# The escapes COPY TO writes (it never writes octal or hex ones).
-_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r", "\\b": "\b", "\\f": "\f", "\\v": "\v"}
-
-
-def _unescape(value: str) -> str:
-    if "\\" not in value:
-        return value
-    return re.sub(r"\\[\\tnrbfv]", lambda m: _UNESCAPES[m.group(0)], value)
-
-
-def load_stage_postgres(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk-loads the staging table with COPY (the PostgreSQL stand-in for Redshift's bulk load).
-
-    run_sync hands it text rows or CopyRows (see `row_format`); typed rows work too."""
-    data = rows.data if isinstance(rows, CopyRows) else copy_text(rows).encode()
-    cur.copy_expert(_COPY_SQL, io.BytesIO(data), size=1 << 20)
-
-
-# Asks run_sync for rows as PostgreSQL's text output (CLAIM_TEXT_SQL). A loader without it gets typed rows.
-load_stage_postgres.row_format = "text"  # type: ignore[attr-defined]
 
 
 def pending_backlog(oltp: Any, now: datetime) -> tuple[int, float]:
@@ -239,17 +149,23 @@ def _claim_ahead(oltp: Any, sql: str, as_copy: bool, delete_first: list[str] | N
     return _claim_copy(oltp, sql, after, batch_rows) if as_copy else _claim(oltp, sql, after, batch_rows)
 
 
-def _load_batch(warehouse: Any, load_stage: Callable[[Any, Any], None], rows: Sequence[tuple[Any, ...]],
-                loaded_at: datetime) -> int:
-    """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction;
-    returns how many it inserted."""
+def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ...]], loaded_at: datetime) -> int:
+    """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction, then
+    removes what the load left outside the warehouse; returns how many it inserted."""
     with warehouse.cursor() as cur:
         cur.execute(STAGE_DDL)
         cur.execute(STAGE_CLEAR)
-        load_stage(cur, rows)
+        if backend.capabilities.truncate_commits:
+            # TRUNCATE has committed on such a warehouse (Redshift). Commit here too, so the load and the
+            # merge are one transaction of their own on every warehouse, and the stand-ins behind the test
+            # shim run the very transaction boundaries Redshift does.
+            warehouse.commit()
+        staged = backend.load_stage(cur, rows)
         cur.execute(MERGE_SQL, (loaded_at,))
         inserted = cur.rowcount
     warehouse.commit()
+    if staged is not None:
+        backend.unstage(staged)  # only now: until the commit, a crash must find the batch again where it was
     return max(inserted, 0)
 
 
@@ -257,19 +173,21 @@ def run_sync(
     oltp: Any,
     warehouse: Any,
     *,
+    backend: Warehouse | None = None,
     batch_rows: int = 20_000,
     max_seconds: float = 240.0,
-    load_stage: Callable[[Any, list[tuple[Any, ...]]], None] = load_stage_postgres,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[int], None] | None = None,
 ) -> SyncResult:
-    """Runs batches until the outbox is drained or max_seconds is spent; see the module docstring."""
+    """Runs batches from `oltp` (psycopg2) into `warehouse` (a connection of `backend`'s kind; PostgreSQL by
+    default) until the outbox is drained or max_seconds is spent; see the module docstring."""
+    backend = backend or PostgresWarehouse()
     started, t0 = now(), time.monotonic()
     synced = batches = inserted = 0
     # Batches start small and grow 1.5x per full batch up to batch_rows: a small backlog still gets
     # several pipelined batches, a large one amortizes each warehouse commit and merge over more rows.
     size = min(batch_rows, FIRST_BATCH_ROWS)
-    text = getattr(load_stage, "row_format", "typed") == "text"
+    text = backend.capabilities.copy_text
     claim_sql, claim_delete_sql = (CLAIM_TEXT_SQL, CLAIM_DELETE_TEXT_SQL) if text else (CLAIM_SQL, CLAIM_DELETE_SQL)
     helper: ThreadPoolExecutor | None = None
     try:
@@ -284,7 +202,7 @@ def run_sync(
                 size = min(batch_rows, size * 3 // 2)
                 upcoming = helper.submit(_claim_ahead, oltp, claim_delete_sql, text, ids, after, size)
                 ids = []
-            inserted += _load_batch(warehouse, load_stage, rows, now())
+            inserted += _load_batch(warehouse, backend, rows, now())
             if ids:
                 _delete_claimed(oltp, ids)  # the warehouse has committed them
                 ids = []

@@ -31,8 +31,16 @@ from lambdas import ops, refresh, sync
 from lambdas.core import env, schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.reporting import last_sync, refresh_views, sla_report, state_report
-from lambdas.core.sync import STAGE_DDL, load_stage_postgres, run_sync
-from lambdas.core.warehouse import LOAD_CHUNK_ROWS, connect_redshift, is_connection_error, load_stage_redshift
+from lambdas.core.schema import STAGE_DDL
+from lambdas.core.sync import run_sync
+from lambdas.core.warehouse.postgres import PostgresWarehouse
+from lambdas.core.warehouse.redshift import (
+    LOAD_CHUNK_ROWS,
+    RedshiftWarehouse,
+    connect_redshift,
+    insert_stage,
+    is_connection_error,
+)
 from tests.integration.helpers import order, seed_customers, store_directly
 from tests.redshift_shim import RedshiftShim
 from txpipe_cli.local.events import LambdaContext, scheduled_event
@@ -312,7 +320,7 @@ def test_load_stage_redshift_loads_in_chunks(rs):
         with conn.cursor() as cur:
             cur.execute(STAGE_DDL)
             counting = CountingCursor(cur)
-            load_stage_redshift(counting, rows)
+            insert_stage(counting, rows)
             assert [n for _, n in counting.calls] == [1000 * 8, 1000 * 8, 345 * 8]
             assert LOAD_CHUNK_ROWS == 1000
             cur.execute("SELECT order_id, customer_id, state, pizza_type, qty, retail_price, accepted_at, stored_at "
@@ -336,9 +344,9 @@ def test_load_stage_redshift_rejects_malformed_rows(rs):
             sent.append(sql)
 
     with pytest.raises(ValueError, match="8 values"):
-        load_stage_redshift(Recorder(), [("only", "three", "values")])
+        insert_stage(Recorder(), [("only", "three", "values")])
     assert sent == []
-    load_stage_redshift(Recorder(), [])
+    insert_stage(Recorder(), [])
     assert sent == []
 
 
@@ -351,7 +359,7 @@ def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
     oltp, warehouse = dbs.connect("oltp"), rs.connect()
     try:
         before = datetime.now(UTC)
-        result = run_sync(oltp, warehouse, load_stage=load_stage_redshift)
+        result = run_sync(oltp, warehouse, backend=RedshiftWarehouse())
         assert (result.synced, result.pending, result.batches) == (len(orders), 0, 1)
         assert result.inserted == len(orders)  # redshift-connector reports the merge's row count too
         first = fact_rows(rs)
@@ -368,7 +376,7 @@ def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
         assert all(isinstance(p, Decimal) and a.utcoffset() == timedelta(0) for _, p, a in via_driver)
         assert outbox_ids(dbs) == []
 
-        again = run_sync(oltp, warehouse, load_stage=load_stage_redshift)
+        again = run_sync(oltp, warehouse, backend=RedshiftWarehouse())
         assert (again.synced, again.pending, again.batches) == (0, 0, 0)
         assert fact_rows(rs) == first
         assert rs.query("SELECT synced, pending FROM sync_runs ORDER BY finished_at") == [(len(orders), 0), (0, 0)]
@@ -384,7 +392,7 @@ def test_run_sync_in_batches_larger_than_a_chunk(dbs, rs):
                                start + timedelta(microseconds=i)) for i in range(2500)])
     oltp, warehouse = dbs.connect("oltp"), rs.connect()
     try:
-        result = run_sync(oltp, warehouse, batch_rows=1200, load_stage=load_stage_redshift)
+        result = run_sync(oltp, warehouse, batch_rows=1200, backend=RedshiftWarehouse())
     finally:
         oltp.close()
         warehouse.close()
@@ -412,14 +420,14 @@ def test_crash_before_warehouse_commit_leaves_nothing(dbs, rs):
     store_directly(dbs, [order(f"crash-{i}", 1 + i % 4) for i in range(5)])
     oltp, warehouse = dbs.connect("oltp"), rs.connect()
     with pytest.raises(ConnectionAbortedError):
-        run_sync(oltp, FailingCommit(warehouse), load_stage=load_stage_redshift)
+        run_sync(oltp, FailingCommit(warehouse), backend=RedshiftWarehouse())
     oltp.close()
     warehouse.close()
     assert fact_rows(rs) == []
     assert len(outbox_ids(dbs)) == 5
     oltp, warehouse = dbs.connect("oltp"), rs.connect()
     try:
-        assert run_sync(oltp, warehouse, load_stage=load_stage_redshift).synced == 5
+        assert run_sync(oltp, warehouse, backend=RedshiftWarehouse()).synced == 5
     finally:
         oltp.close()
         warehouse.close()
@@ -432,7 +440,7 @@ def test_copy_loader_cannot_run_on_redshift_connector(dbs, rs):
     oltp, warehouse = dbs.connect("oltp"), rs.connect()
     try:
         with pytest.raises(AttributeError):
-            run_sync(oltp, warehouse, load_stage=load_stage_postgres)
+            run_sync(oltp, warehouse, backend=PostgresWarehouse())
     finally:
         oltp.close()
         warehouse.close()
@@ -454,7 +462,7 @@ def test_reporting_over_redshift_connector(dbs, rs):
     oltp, warehouse = dbs.connect("oltp"), rs.connect()
     reference = connect_postgres(rs.direct)
     try:
-        run_sync(oltp, warehouse, load_stage=load_stage_redshift)
+        run_sync(oltp, warehouse, backend=RedshiftWarehouse())
         assert refresh_views(warehouse) == ["sales_by_state", "state_sales"]
         tx = state_report(warehouse, "TX")
         assert tx == state_report(reference, "TX")
@@ -484,12 +492,14 @@ def test_reporting_over_redshift_connector(dbs, rs):
 
 def test_env_picks_the_redshift_driver_and_loader(rs_handler_env, monkeypatch):
     """With kind redshift, env.warehouse() is a redshift-connector connection and the loader is the INSERT one."""
-    assert env.warehouse_loader() is load_stage_redshift
+    backend = env.warehouse_backend()
+    assert isinstance(backend, RedshiftWarehouse) and backend.stage is None  # no bucket: the INSERT load
+    assert backend.ssl is False and backend.endpoint == rs_handler_env.endpoint
     conn = env.warehouse()
     assert isinstance(conn, redshift_connector.Connection)
     assert env.warehouse() is conn  # cached per thread
     monkeypatch.setenv("TXPIPE_WAREHOUSE_KIND", "postgres")
-    assert env.warehouse_loader() is load_stage_postgres
+    assert isinstance(env.warehouse_backend(), PostgresWarehouse)
 
 
 @pytest.mark.parametrize(("setting", "message"), [

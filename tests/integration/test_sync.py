@@ -11,6 +11,8 @@ import pytest
 
 from lambdas import sync
 from lambdas.core.sync import SyncResult, run_sync
+from lambdas.core.warehouse import Staged
+from lambdas.core.warehouse.postgres import PostgresWarehouse
 from tests.conftest import load_event
 from tests.integration.helpers import order, query, scalar, seed_customers, store_directly
 from txpipe_cli.local.events import LambdaContext, scheduled_event
@@ -201,11 +203,13 @@ def test_crash_before_warehouse_commit_leaves_outbox_untouched(dbs):
     store_directly(dbs, make_orders(6))
     oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
 
-    def failing_load(cur: Any, rows: list) -> None:
-        raise SimulatedCrash("load")
+    class FailingLoad(PostgresWarehouse):
+        def load_stage(self, cur: Any, rows: Any) -> Staged | None:
+            super().load_stage(cur, rows)  # the stage holds the batch, then the process dies
+            raise SimulatedCrash("load")
 
     with pytest.raises(SimulatedCrash):
-        run_sync(oltp, warehouse, load_stage=failing_load)
+        run_sync(oltp, warehouse, backend=FailingLoad())
     oltp.close()
     warehouse.close()
     assert fact_rows(dbs) == []
@@ -256,15 +260,14 @@ def test_order_stored_during_sync_is_never_lost(dbs, conns):
     late = order("late-order", 2, "supreme", 1, "20.00")
     stored = []
 
-    def load_and_store_meanwhile(cur: Any, rows: list) -> None:
-        from lambdas.core.sync import load_stage_postgres
+    class StoreMeanwhile(PostgresWarehouse):
+        def load_stage(self, cur: Any, rows: Any) -> Staged | None:
+            if not stored:  # during the first batch: another transaction commits a new order
+                store_directly(dbs, [late])
+                stored.append(late)
+            return super().load_stage(cur, rows)
 
-        if not stored:  # during the first batch: another transaction commits a new order
-            store_directly(dbs, [late])
-            stored.append(late)
-        load_stage_postgres(cur, rows)
-
-    result = run_sync(*conns, batch_rows=5, load_stage=load_and_store_meanwhile)
+    result = run_sync(*conns, batch_rows=5, backend=StoreMeanwhile())
     in_fact = {r[0] for r in fact_rows(dbs)}
     pending = set(outbox_ids(dbs))
     assert in_fact.isdisjoint(pending)

@@ -1,8 +1,10 @@
 """Warehouse SQL must run on Amazon Redshift and PostgreSQL alike: parse it with sqlglot, ban PG-only syntax.
 
 Module constants are checked directly. Statements written inline in functions (reporting.state_report,
-last_sync, sla_report, refresh_views; schema.migrate, load_state_population) are captured by running
-those functions against a recording fake connection, so this test follows the source instead of a copy.
+last_sync, sla_report, refresh_views; schema.migrate, load_state_population) and the ones each warehouse
+backend sends while run_sync loads a batch (Redshift's COPY from S3 and its multi-row INSERT) are
+captured by running those functions against a recording fake connection, so this test follows the
+source instead of a copy.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from lambdas.core import reporting, schema, sync
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
+
+STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
+
+
+class NullS3:
+    """Takes the staged object and forgets it (the unit tests need the statements, not the bytes)."""
+
+    def put_object(self, **kwargs: Any) -> None:
+        pass
+
+    def delete_object(self, **kwargs: Any) -> None:
+        pass
 
 
 class RecordingConnection:
@@ -84,9 +99,11 @@ def _captured() -> dict[str, list[str]]:
 
     stamp = datetime(2024, 1, 1, tzinfo=UTC)
     claimed = [("o-1", 1, "TX", "cheese", 1, 12.99, stamp, stamp)]
-    oltp, conn = RecordingConnection(row=(0, None), fetchall=[claimed]), RecordingConnection()
-    sync.run_sync(oltp, conn, batch_rows=10, load_stage=lambda cur, rows: None, now=lambda: stamp)
-    out["sync.run_sync"] = conn.statements
+    for name, backend in (("sync.run_sync(redshift, S3)", RedshiftWarehouse(stage=STAGE, s3=NullS3())),
+                          ("sync.run_sync(redshift, INSERT)", RedshiftWarehouse())):
+        oltp, conn = RecordingConnection(row=(0, None), fetchall=[list(claimed)]), RecordingConnection()
+        sync.run_sync(oltp, conn, backend=backend, batch_rows=10, now=lambda: stamp)
+        out[name] = conn.statements
     return out
 
 
@@ -96,10 +113,10 @@ CONSTANTS: dict[str, str] = {
     **{f"schema.WAREHOUSE_MIGRATIONS[v{version}][{i}]": sql
        for version, statements in schema.WAREHOUSE_MIGRATIONS for i, sql in enumerate(statements)},
     "schema.MIGRATIONS_TABLE": schema.MIGRATIONS_TABLE,
-    "sync.STAGE_DDL": sync.STAGE_DDL,
-    "sync.STAGE_CLEAR": sync.STAGE_CLEAR,
-    "sync.MERGE_SQL": sync.MERGE_SQL,
-    "sync.RECORD_RUN_SQL": sync.RECORD_RUN_SQL,
+    "schema.STAGE_DDL": schema.STAGE_DDL,
+    "schema.STAGE_CLEAR": schema.STAGE_CLEAR,
+    "schema.MERGE_SQL": schema.MERGE_SQL,
+    "schema.RECORD_RUN_SQL": schema.RECORD_RUN_SQL,
     "reporting.LAG_SQL": reporting.LAG_SQL,
 }
 
@@ -137,8 +154,13 @@ def bind(sql: str) -> str:
     return sql.replace("%s", "'x'")
 
 
+STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
 def pg_only_constructs(sql: str) -> list[str]:
-    return [name for name, pattern in PG_ONLY.items() if pattern.search(sql)]
+    """The PostgreSQL-only syntax in a statement, outside its string literals (an ARN's "::" is data)."""
+    syntax = STRING_LITERAL.sub("''", sql)
+    return [name for name, pattern in PG_ONLY.items() if pattern.search(syntax)]
 
 
 def test_inline_statements_were_captured() -> None:
@@ -154,9 +176,28 @@ def test_inline_statements_were_captured() -> None:
     assert len(CAPTURED["schema.load_state_population"]) == 2
 
 
-def test_sync_runs_only_the_checked_warehouse_constants() -> None:
-    """Every statement run_sync sends to the warehouse is one of the sync module constants checked here."""
-    assert CAPTURED["sync.run_sync"] == [sync.STAGE_DDL, sync.STAGE_CLEAR, sync.MERGE_SQL, sync.RECORD_RUN_SQL]
+def test_sync_runs_only_the_checked_warehouse_statements() -> None:
+    """run_sync sends the schema's constants around each backend's own load: COPY from S3, or one INSERT."""
+    copy, insert = CAPTURED["sync.run_sync(redshift, S3)"], CAPTURED["sync.run_sync(redshift, INSERT)"]
+    assert copy[:2] == insert[:2] == [schema.STAGE_DDL, schema.STAGE_CLEAR]
+    assert copy[3:] == insert[3:] == [schema.MERGE_SQL, schema.RECORD_RUN_SQL]
+    assert copy[2].startswith("COPY orders_stage (") and insert[2].startswith("INSERT INTO orders_stage (")
+
+
+def test_the_copy_names_the_stage_columns_object_and_role() -> None:
+    """Read as Redshift, the COPY loads STAGE_COLUMNS into orders_stage from the batch's object, as the role."""
+    statement = CAPTURED["sync.run_sync(redshift, S3)"][2]
+    [parsed] = sqlglot.parse(statement, read="redshift", error_level=ErrorLevel.RAISE)
+    assert isinstance(parsed, exp.Copy)
+    assert parsed.this.this.name == "orders_stage"
+    assert tuple(column.name for column in parsed.this.expressions) == schema.STAGE_COLUMNS
+    [source] = parsed.args["files"]
+    assert source.this == f"s3://txpipe-dev-stage/{STAGE.key([('o-1',)])}"
+    assert parsed.args["credentials"].args["iam_role"].this == STAGE.role_arn
+    params = {param.this.name: param.expression for param in parsed.args["params"]}
+    # sqlglot reads "CSV GZIP" as one parameter (CSV, valued GZIP): both words are there, in that order.
+    assert params["CSV"].name == "GZIP" and params["TIMEFORMAT"].this == "auto"
+    assert params["NULL"].this == "\x00"  # NULL AS '\0' reads as one NUL: no text field of ours can be NULL
 
 
 @pytest.mark.parametrize("sql", list(STATEMENTS.values()), ids=list(STATEMENTS))
@@ -203,6 +244,12 @@ def test_no_postgres_only_constructs(sql: str) -> None:
 def test_checker_flags_postgres_only_sql(sql: str, construct: str) -> None:
     """The text check does catch PostgreSQL-only syntax (including the OLTP claim query, which may use it)."""
     assert construct in pg_only_constructs(sql)
+
+
+def test_checker_reads_syntax_not_string_literals() -> None:
+    """A construct inside a literal is data; the same text outside one is syntax."""
+    assert pg_only_constructs("SELECT 'a::b', 'ON CONFLICT'") == []
+    assert pg_only_constructs("SELECT 'it''s'::text") == [":: cast"]
 
 
 def test_transpile_check_flags_locking_reads() -> None:

@@ -1,0 +1,67 @@
+"""The local warehouse: PostgreSQL through psycopg2, the stand-in for Redshift.
+
+Its bulk load is COPY FROM STDIN in the text format, which Redshift does not have (its COPY reads
+S3). It takes rows as PostgreSQL's own text output (Capabilities.copy_text), so run_sync claims
+them as text, and in the pipelined path streams them with COPY TO STDOUT from the OLTP database:
+those bytes go into the stage as they are, with no Python object per value. Typed rows work too
+(they are formatted here), which is what a caller without a text claim hands it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from lambdas.core.db import Endpoint, connect_postgres
+from lambdas.core.warehouse import STAGE_COLUMNS, Capabilities, CopyRows, Staged, Warehouse
+
+COPY_SQL = f"COPY orders_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    """One value in COPY's text format: NULL is \\N; backslash, tab, newline and CR are escaped."""
+    if value is None:
+        return "\\N"
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return text.translate(_COPY_ESCAPES)
+
+
+def copy_text(rows: Sequence[Sequence[Any]]) -> str:
+    """Rows in COPY's text format, one line each."""
+    separators = len(STAGE_COLUMNS) - 1
+    lines = []
+    for row in rows:
+        try:
+            line = "\t".join(row)  # the common case: text rows with nothing to escape
+        except TypeError:  # typed rows, or a NULL
+            line = None
+        if line is None or line.count("\t") != separators or "\\" in line or "\n" in line or "\r" in line:
+            line = "\t".join(_copy_value(v) for v in row)
+        lines.append(line)
+    lines.append("")
+    return "\n".join(lines)
+
+
+class PostgresWarehouse(Warehouse):
+    """PostgreSQL: psycopg2, COPY FROM STDIN into the stage, TRUNCATE inside the batch's transaction."""
+
+    kind = "postgres"
+    capabilities = Capabilities(copy_text=True, truncate_commits=False)
+
+    def __init__(self, endpoint: Endpoint | None = None, *, application_name: str = "txpipe-warehouse") -> None:
+        self.endpoint = endpoint  # None: a loader only (the caller brings its own connection)
+        self.application_name = application_name
+
+    def connect(self) -> Any:
+        if self.endpoint is None:
+            raise RuntimeError("this PostgresWarehouse has no endpoint to connect to")
+        return connect_postgres(self.endpoint, application_name=self.application_name)
+
+    def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
+        """COPY FROM STDIN: CopyRows as they came from the OLTP database, other rows formatted as COPY text."""
+        data = rows.data if isinstance(rows, CopyRows) else copy_text(rows).encode()
+        cur.copy_expert(COPY_SQL, io.BytesIO(data), size=1 << 20)
+        return None
