@@ -80,7 +80,8 @@ def plain_version(value: str) -> str:
 
 # -- Redshift's COPY from S3 ------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>[(),;]))")
+_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>[0-9]+)"
+                    r"|(?P<punct>[(),;]))")
 _S3_PATH = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\x00]+)$")
 _IS_S3_COPY = re.compile(r"^\s*COPY\b.*\bFROM\s+'s3://", re.I | re.S)
 _NULL_AS_NUL = ("\\0", "\\000")

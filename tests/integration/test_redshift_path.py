@@ -4,8 +4,10 @@ There is no Redshift here, so redshift-connector talks to the session's PostgreS
 through tests/redshift_shim.py (it strips the Redshift-only startup parameters and reports
 Redshift's server_version), as an md5-authenticated role (the driver's SCRAM code fails
 against PostgreSQL) that owns a warehouse database of its own. Everything else is the real
-code: connect_redshift, load_stage_redshift, the migrations, run_sync, the reports and the
-sync/ops/refresh handlers with TXPIPE_WAREHOUSE_KIND=redshift.
+code: connect_redshift, the migrations and the reports here; the Redshift warehouse's loads in
+test_warehouse_redshift_insert.py (multi-row INSERT) and test_warehouse_redshift_copy.py (S3 and COPY);
+the sync/ops/refresh handlers with TXPIPE_WAREHOUSE_KIND=redshift in test_warehouse_redshift_handlers.py.
+Those modules share this one's fixtures and helpers.
 """
 
 from __future__ import annotations
@@ -23,27 +25,18 @@ from typing import Any
 
 import pytest
 import redshift_connector
-import sqlglot
 from psycopg2 import sql
-from sqlglot.errors import ErrorLevel
 
-from lambdas import ops, refresh, sync
-from lambdas.core import env, schema
+from lambdas.core import schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.reporting import last_sync, refresh_views, sla_report, state_report
-from lambdas.core.schema import STAGE_DDL
 from lambdas.core.sync import run_sync
-from lambdas.core.warehouse.postgres import PostgresWarehouse
 from lambdas.core.warehouse.redshift import (
-    LOAD_CHUNK_ROWS,
     RedshiftWarehouse,
     connect_redshift,
-    insert_stage,
-    is_connection_error,
 )
 from tests.integration.helpers import order, seed_customers, store_directly
 from tests.redshift_shim import RedshiftShim
-from txpipe_cli.local.events import LambdaContext, scheduled_event
 
 RS_ROLE = "txpipe_rs"
 RS_DB = "test_rs_warehouse"
@@ -187,6 +180,23 @@ def tricky_orders() -> list:
             for i, oid in enumerate(ids)]
 
 
+class FailingCommit:
+    """A warehouse connection whose `at`-th commit raises: the process dies just before that commit. On Redshift
+    run_sync commits twice a batch: 1 after clearing the stage (TRUNCATE commits there), 2 after the merge."""
+
+    def __init__(self, conn: Any, at: int = 2) -> None:
+        self._conn, self._at, self.commits = conn, at, 0
+
+    def commit(self) -> None:
+        self.commits += 1
+        if self.commits == self._at:
+            raise ConnectionAbortedError("simulated crash before the warehouse commit")
+        self._conn.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
 # -- the shim and the connection --------------------------------------------------------------------------
 
 def test_redshift_connector_needs_the_shim(pg_server, redshift):
@@ -264,7 +274,7 @@ def test_shim_stops_cleanly():
         listener.close()
 
 
-# -- schema and bulk load ---------------------------------------------------------------------------------
+# -- schema ---------------------------------------------------------------------------------------
 
 def test_warehouse_migrations_run_on_redshift_connector(pg_server, redshift):
     """On a fresh database, migrate applies v1 then nothing; load_state_population loads 51 rows, idempotently."""
@@ -297,155 +307,6 @@ def test_warehouse_migrations_run_on_redshift_connector(pg_server, redshift):
         with admin.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SCRATCH_DB)))
         admin.close()
-
-
-class CountingCursor:
-    """A cursor that records the SQL and parameter count of each execute."""
-
-    def __init__(self, cursor: Any) -> None:
-        self.cursor, self.calls = cursor, []
-
-    def execute(self, sql: str, params: Any = None) -> None:
-        self.calls.append((sql, len(params or ())))
-        self.cursor.execute(sql, params)
-
-
-def test_load_stage_redshift_loads_in_chunks(rs):
-    """2,345 rows go into orders_stage in 3 parameterized INSERTs (1,000 + 1,000 + 345), values exact."""
-    stamp = datetime(2024, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=-7)))
-    rows = [(f"id-{i:05d}'\\,", 10**12 + i, "TX", "supreme", 1 + i % 100, Decimal(i % 100_000) / 100,
-             stamp + timedelta(microseconds=i), stamp + timedelta(seconds=1, microseconds=i)) for i in range(2345)]
-    conn = rs.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(STAGE_DDL)
-            counting = CountingCursor(cur)
-            insert_stage(counting, rows)
-            assert [n for _, n in counting.calls] == [1000 * 8, 1000 * 8, 345 * 8]
-            assert LOAD_CHUNK_ROWS == 1000
-            cur.execute("SELECT order_id, customer_id, state, pizza_type, qty, retail_price, accepted_at, stored_at "
-                        "FROM orders_stage ORDER BY order_id")
-            loaded = [tuple(r) for r in cur.fetchall()]
-        conn.rollback()
-    finally:
-        conn.close()
-    assert loaded == rows
-    insert = counting.calls[-1][0]
-    [parsed] = sqlglot.parse(insert.replace("%s", "'x'"), read="redshift", error_level=ErrorLevel.RAISE)
-    assert parsed.key == "insert" and insert.count("%s") == 345 * 8
-
-
-def test_load_stage_redshift_rejects_malformed_rows(rs):
-    """A row with the wrong number of values raises before anything is sent."""
-    sent: list[Any] = []
-
-    class Recorder:
-        def execute(self, sql: str, params: Any = None) -> None:
-            sent.append(sql)
-
-    with pytest.raises(ValueError, match="8 values"):
-        insert_stage(Recorder(), [("only", "three", "values")])
-    assert sent == []
-    insert_stage(Recorder(), [])
-    assert sent == []
-
-
-# -- run_sync over redshift-connector ---------------------------------------------------------------------
-
-def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
-    """psycopg2 OLTP -> redshift-connector warehouse: ids, Decimal prices, instants arrive exactly; a re-run moves 0."""
-    orders = tricky_orders()
-    store_directly(dbs, orders)
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
-    try:
-        before = datetime.now(UTC)
-        result = run_sync(oltp, warehouse, backend=RedshiftWarehouse())
-        assert (result.synced, result.pending, result.batches) == (len(orders), 0, 1)
-        assert result.inserted == len(orders)  # redshift-connector reports the merge's row count too
-        first = fact_rows(rs)
-        expected = sorted((o.order_id, o.customer_id, STATE_OF[o.customer_id], o.type, o.qty, o.retail_price,
-                           o.accepted_at) for o in orders)
-        assert [r[:7] for r in first] == expected
-        assert all(r[8] >= before for r in first)
-        # read back through redshift-connector too: aware UTC datetimes, Decimals, strings as written
-        with warehouse.cursor() as cur:
-            cur.execute("SELECT order_id, retail_price, accepted_at FROM orders_fact ORDER BY order_id")
-            via_driver = [tuple(r) for r in cur.fetchall()]
-        warehouse.commit()
-        assert via_driver == [(r[0], r[5], r[6]) for r in expected]
-        assert all(isinstance(p, Decimal) and a.utcoffset() == timedelta(0) for _, p, a in via_driver)
-        assert outbox_ids(dbs) == []
-
-        again = run_sync(oltp, warehouse, backend=RedshiftWarehouse())
-        assert (again.synced, again.pending, again.batches) == (0, 0, 0)
-        assert fact_rows(rs) == first
-        assert rs.query("SELECT synced, pending FROM sync_runs ORDER BY finished_at") == [(len(orders), 0), (0, 0)]
-    finally:
-        oltp.close()
-        warehouse.close()
-
-
-def test_run_sync_in_batches_larger_than_a_chunk(dbs, rs):
-    """2,500 orders with batch_rows=1,200 move in 3 batches, each loaded in several INSERT chunks, none doubled."""
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    store_directly(dbs, [order(f"bulk-{i:05d}", 1 + i % 4, "pepperoni", 1 + i % 7, "11.25",
-                               start + timedelta(microseconds=i)) for i in range(2500)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
-    try:
-        result = run_sync(oltp, warehouse, batch_rows=1200, backend=RedshiftWarehouse())
-    finally:
-        oltp.close()
-        warehouse.close()
-    assert (result.synced, result.batches, result.pending) == (2500, 3, 0)
-    assert rs.query("SELECT count(*), count(DISTINCT order_id), sum(qty * retail_price) FROM orders_fact") == [
-        (2500, 2500, sum(Decimal("11.25") * (1 + i % 7) for i in range(2500)))]
-    assert outbox_ids(dbs) == []
-
-
-class FailingCommit:
-    """A warehouse connection whose first commit raises: the process dies after the merge, before committing."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def commit(self) -> None:
-        raise ConnectionAbortedError("simulated crash before the warehouse commit")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def test_crash_before_warehouse_commit_leaves_nothing(dbs, rs):
-    """Merged but not committed: closing the redshift-connector connection keeps no row; a re-run moves all."""
-    store_directly(dbs, [order(f"crash-{i}", 1 + i % 4) for i in range(5)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
-    with pytest.raises(ConnectionAbortedError):
-        run_sync(oltp, FailingCommit(warehouse), backend=RedshiftWarehouse())
-    oltp.close()
-    warehouse.close()
-    assert fact_rows(rs) == []
-    assert len(outbox_ids(dbs)) == 5
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
-    try:
-        assert run_sync(oltp, warehouse, backend=RedshiftWarehouse()).synced == 5
-    finally:
-        oltp.close()
-        warehouse.close()
-    assert len(fact_rows(rs)) == 5
-
-
-def test_copy_loader_cannot_run_on_redshift_connector(dbs, rs):
-    """The PostgreSQL COPY loader fails on a redshift-connector cursor, so the kind's loader matters."""
-    store_directly(dbs, [order("copy-1", 1)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
-    try:
-        with pytest.raises(AttributeError):
-            run_sync(oltp, warehouse, backend=PostgresWarehouse())
-    finally:
-        oltp.close()
-        warehouse.close()
-    assert fact_rows(rs) == []
-    assert outbox_ids(dbs) == ["copy-1"]
 
 
 # -- reporting over redshift-connector --------------------------------------------------------------------
@@ -486,123 +347,3 @@ def test_reporting_over_redshift_connector(dbs, rs):
         oltp.close()
         warehouse.close()
         reference.close()
-
-
-# -- the handlers with TXPIPE_WAREHOUSE_KIND=redshift -----------------------------------------------------
-
-def test_env_picks_the_redshift_driver_and_loader(rs_handler_env, monkeypatch):
-    """With kind redshift, env.warehouse() is a redshift-connector connection and the loader is the INSERT one."""
-    backend = env.warehouse_backend()
-    assert isinstance(backend, RedshiftWarehouse) and backend.stage is None  # no bucket: the INSERT load
-    assert backend.ssl is False and backend.endpoint == rs_handler_env.endpoint
-    conn = env.warehouse()
-    assert isinstance(conn, redshift_connector.Connection)
-    assert env.warehouse() is conn  # cached per thread
-    monkeypatch.setenv("TXPIPE_WAREHOUSE_KIND", "postgres")
-    assert isinstance(env.warehouse_backend(), PostgresWarehouse)
-
-
-@pytest.mark.parametrize(("setting", "message"), [
-    ({"TXPIPE_WAREHOUSE_KIND": "snowflake"}, "not supported"),
-    ({"TXPIPE_WAREHOUSE_SSL": "maybe"}, "true or false"),
-    ({"TXPIPE_WAREHOUSE_HOST": "10.0.0.5"}, "loopback"),
-])
-def test_env_refuses_bad_warehouse_settings(rs_handler_env, monkeypatch, setting, message):
-    """An unknown kind, a malformed SSL flag, or plain text to a non-loopback host is refused before connecting."""
-    for key, value in setting.items():
-        monkeypatch.setenv(key, value)
-    connections = rs_handler_env.shim.connections
-    with pytest.raises(RuntimeError, match=message):
-        env.warehouse()
-    assert rs_handler_env.shim.connections == connections
-
-
-def test_sync_handler_with_kind_redshift(handler_env, rs_handler_env, monkeypatch):
-    """The real sync function, kind redshift, drains the outbox into the Redshift-path warehouse in batches."""
-    store_directly(handler_env, [order(f"h-{i:03d}", 1 + i % 4) for i in range(30)])
-    monkeypatch.setenv("TXPIPE_SYNC_BATCH_ROWS", "7")
-    connections = rs_handler_env.shim.connections
-    result = sync.handler(scheduled_event("sync"), LambdaContext("sync", 60))
-    assert (result["synced"], result["pending"], result["batches"]) == (30, 0, 5)
-    assert len(fact_rows(rs_handler_env)) == 30
-    assert rs_handler_env.shim.connections == connections + 1  # one warehouse connection, through the shim
-    assert sync.handler(scheduled_event("sync"), None)["synced"] == 0
-    assert rs_handler_env.shim.connections == connections + 1  # reused while warm
-
-
-def test_ops_and_refresh_handlers_with_kind_redshift(handler_env, rs_handler_env):
-    """migrate, refresh, report, sla_report and status run through the ops and refresh functions, kind redshift."""
-    dbs = handler_env
-    migrated = ops.handler({"action": "migrate"}, None)
-    assert migrated == {"applied": {"oltp": [], "warehouse": []}, "state_population_rows": 51}
-    store_directly(dbs, [order(oid, c, p, q, price) for oid, c, p, q, price in SALES])
-    assert sync.handler(scheduled_event("sync"), None)["synced"] == len(SALES)
-    assert refresh.handler(scheduled_event("refresh"), None) == {"refreshed": ["sales_by_state", "state_sales"]}
-    report = ops.handler({"action": "report", "state": "TX"}, None)
-    assert (report["total_pizzas"], report["gross_sales"], report["unique_customers"]) == (13, 122.0, 2)
-    assert report["top_pizzas"][0]["pizza_type"] == "meat lover"
-    assert ops.handler({"action": "report", "state": "XX"}, None)["error"].startswith("unknown state")
-    sla = ops.handler({"action": "sla_report", "sla_seconds": 900}, None)
-    assert (sla["synced"], sla["pending"], sla["breaches"]) == (len(SALES), 0, 0)
-    status = ops.handler({"action": "status"}, None)
-    assert status["last_sync"]["synced"] == len(SALES)
-    assert status["outbox_backlog"] == 0
-    json.dumps([migrated, report, sla, status])  # the ops function answers in JSON
-
-
-def _terminate_warehouse_sessions(rs: Redshift) -> int:
-    """Ends the role's sessions on the Redshift-path database, waiting until each backend has exited."""
-    rows = rs.query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = %s AND datname = %s",
-                    (RS_ROLE, RS_DB))
-    assert all(ok for (ok,) in rows)
-    return len(rows)
-
-
-def test_handler_retries_once_when_the_redshift_connection_dropped(handler_env, rs_handler_env):
-    """A cached redshift-connector connection cut by the server is replaced and the invocation retried, not failed."""
-    dbs = handler_env
-    store_directly(dbs, [order("before-cut", 1)])
-    assert sync.handler(scheduled_event("sync"), None)["synced"] == 1
-    assert _terminate_warehouse_sessions(rs_handler_env) >= 1
-    store_directly(dbs, [order("after-cut", 2)])
-    connections = rs_handler_env.shim.connections
-    result = sync.handler(scheduled_event("sync"), None)
-    assert (result["synced"], result["pending"]) == (1, 0)
-    assert rs_handler_env.shim.connections == connections + 1  # a fresh warehouse connection
-    assert [r[0] for r in fact_rows(rs_handler_env)] == ["after-cut", "before-cut"]
-
-
-def test_connection_errors_are_told_from_sql_errors(rs_handler_env):
-    """A SQL error is raised at once; a dropped redshift-connector connection is retried once on a fresh one."""
-    calls: list[str] = []
-
-    @env.fresh_connections_on_error
-    def bad_sql() -> None:
-        calls.append("bad_sql")
-        with env.warehouse().cursor() as cur:
-            cur.execute("SELECT * FROM no_such_table")
-
-    with pytest.raises(redshift_connector.ProgrammingError) as raised:
-        bad_sql()
-    assert calls == ["bad_sql"] and not is_connection_error(raised.value)
-
-    @env.fresh_connections_on_error
-    def reads() -> int:
-        calls.append("reads")
-        with env.warehouse().cursor() as cur:
-            cur.execute("SELECT count(*) FROM state_population")
-            count = cur.fetchone()[0]
-        env.warehouse().commit()
-        return count
-
-    assert reads() == 51
-    assert _terminate_warehouse_sessions(rs_handler_env) >= 1
-    calls.clear()
-    assert reads() == 51
-    assert calls == ["reads", "reads"]
-    # The driver reports every server error as ProgrammingError({field: value}); a shutdown SQLSTATE means the
-    # session is gone, any other does not.
-    assert is_connection_error(redshift_connector.ProgrammingError({"S": "FATAL", "C": "57P01", "M": "terminating"}))
-    assert is_connection_error(redshift_connector.ProgrammingError({"S": "FATAL", "C": "08006", "M": "lost"}))
-    assert not is_connection_error(redshift_connector.ProgrammingError({"S": "ERROR", "C": "42P01", "M": "nope"}))
-    assert not is_connection_error(ValueError("not a database error"))

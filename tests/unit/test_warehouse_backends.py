@@ -1,0 +1,246 @@
+"""The warehouse backends without a database: what run_sync does in which order for each kind, the S3 stage's
+keys and CSV, and how env picks a backend from the function's variables."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from lambdas.core import env, schema
+from lambdas.core.sync import run_sync
+from lambdas.core.warehouse import Capabilities, Warehouse
+from lambdas.core.warehouse.postgres import COPY_SQL, PostgresWarehouse
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
+
+ROLE = "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B"
+STAGE = S3Stage("txpipe-dev-stage", "stage/", ROLE)
+STAMP = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+class Journal:
+    """One timeline of what the fake OLTP, warehouse and S3 were asked to do."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+
+class FakeConnection:
+    """A DB-API-ish connection (and its cursor) that notes executes, COPYs and commits in the journal."""
+
+    rowcount = 1
+
+    def __init__(self, journal: Journal, name: str, claimed: list[Any] | None = None,
+                 fail_on: str | None = None) -> None:
+        self.journal, self.name, self.claimed, self.fail_on = journal, name, claimed, fail_on
+
+    def cursor(self) -> FakeConnection:
+        return self
+
+    def __enter__(self) -> FakeConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        if self.fail_on and sql.startswith(self.fail_on):
+            raise RuntimeError(f"refused: {self.fail_on}")
+        self.journal.events.append((self.name, sql))
+
+    def copy_expert(self, sql: str, data: Any, size: int = 0) -> None:
+        self.journal.events.append((self.name, sql))
+
+    def fetchall(self) -> list[Any]:
+        rows, self.claimed = self.claimed or [], []
+        return rows
+
+    def fetchone(self) -> Any:
+        return (0, None)
+
+    def commit(self) -> None:
+        self.journal.events.append((self.name, "COMMIT"))
+
+    def rollback(self) -> None:
+        pass
+
+
+class FakeS3:
+    def __init__(self, journal: Journal) -> None:
+        self.journal, self.bodies = journal, {}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **kwargs: Any) -> None:  # noqa: N803 - boto3's names
+        self.bodies[Key] = Body
+        self.journal.events.append(("s3", f"put s3://{Bucket}/{Key}"))
+
+    def delete_object(self, Bucket: str, Key: str) -> None:  # noqa: N803 - boto3's names
+        self.journal.events.append(("s3", f"delete s3://{Bucket}/{Key}"))
+
+
+def a_row(order_id: str, at: datetime = STAMP) -> tuple[Any, ...]:
+    return (order_id, 7, "TX", "supreme", 3, Decimal("16.99"), at, at + timedelta(milliseconds=40))
+
+
+def warehouse_timeline(backend: Warehouse, rows: list[Any]) -> list[str]:
+    journal = Journal()
+    oltp, warehouse = FakeConnection(journal, "oltp", claimed=rows), FakeConnection(journal, "warehouse")
+    run_sync(oltp, warehouse, backend=backend, batch_rows=100, now=lambda: STAMP)
+    return [what for who, what in journal.events if who != "oltp"]
+
+
+def test_each_backend_declares_its_capabilities() -> None:
+    """PostgreSQL takes COPY text and truncates inside the transaction; Redshift takes typed rows, and its
+    TRUNCATE commits."""
+    assert PostgresWarehouse.capabilities == Capabilities(copy_text=True, truncate_commits=False)
+    assert RedshiftWarehouse.capabilities == Capabilities(copy_text=False, truncate_commits=True)
+    assert (PostgresWarehouse.kind, RedshiftWarehouse.kind) == ("postgres", "redshift")
+
+
+def test_postgres_batch_is_one_transaction_around_copy_from_stdin() -> None:
+    """PostgreSQL: stage DDL, TRUNCATE, COPY FROM STDIN and the merge commit together; then the run record."""
+    assert warehouse_timeline(PostgresWarehouse(), [a_row("o-1")]) == [
+        schema.STAGE_DDL, schema.STAGE_CLEAR, COPY_SQL, schema.MERGE_SQL, "COMMIT", schema.RECORD_RUN_SQL, "COMMIT"]
+
+
+def test_redshift_batch_stages_in_s3_copies_commits_then_deletes() -> None:
+    """Redshift: the cleared stage commits on its own; the object is put, COPYed and merged in one transaction,
+    and deleted only after that transaction commits."""
+    rows = [a_row("o-1"), a_row("o-2")]
+    uri = f"s3://{STAGE.bucket}/{STAGE.key(rows)}"
+    journal = Journal()
+    backend = RedshiftWarehouse(stage=STAGE, s3=FakeS3(journal))
+    oltp = FakeConnection(journal, "oltp", claimed=rows)
+    run_sync(oltp, FakeConnection(journal, "warehouse"), backend=backend, batch_rows=100, now=lambda: STAMP)
+    assert [what for who, what in journal.events if who != "oltp"] == [
+        schema.STAGE_DDL, schema.STAGE_CLEAR, "COMMIT", f"put {uri}", copy_sql(uri, ROLE), schema.MERGE_SQL,
+        "COMMIT", f"delete {uri}", schema.RECORD_RUN_SQL, "COMMIT"]
+
+
+def test_redshift_without_a_stage_inserts_and_touches_no_s3() -> None:
+    """No bucket: the batch goes in by one multi-row INSERT, inside the batch's transaction."""
+    timeline = warehouse_timeline(RedshiftWarehouse(), [a_row("o-1"), a_row("o-2")])
+    assert timeline[:3] == [schema.STAGE_DDL, schema.STAGE_CLEAR, "COMMIT"]
+    assert timeline[3].startswith("INSERT INTO orders_stage (") and timeline[3].count("%s") == 16
+    assert timeline[4:] == [schema.MERGE_SQL, "COMMIT", schema.RECORD_RUN_SQL, "COMMIT"]
+
+
+def test_a_failed_copy_deletes_its_object_and_raises() -> None:
+    """When COPY itself fails the object is removed at once (the warehouse never took it) and the error stands."""
+    journal = Journal()
+    backend = RedshiftWarehouse(stage=STAGE, s3=FakeS3(journal))
+    cursor = FakeConnection(journal, "warehouse", fail_on="COPY")
+    with pytest.raises(RuntimeError, match="refused: COPY"):
+        backend.load_stage(cursor, [a_row("o-1")])
+    uri = f"s3://{STAGE.bucket}/{STAGE.key([a_row('o-1')])}"
+    assert [what for _, what in journal.events] == [f"put {uri}", f"delete {uri}"]
+    assert backend.load_stage(cursor, []) is None  # an empty batch stages nothing
+    assert len(journal.events) == 2
+
+
+def test_a_backend_without_an_endpoint_does_not_connect() -> None:
+    for backend in (PostgresWarehouse(), RedshiftWarehouse()):
+        with pytest.raises(RuntimeError, match="no endpoint"):
+            backend.connect()
+
+
+# -- the S3 stage ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("bucket", "prefix", "role", "variable"), [
+    ("Bad_Bucket", "stage/", ROLE, "TXPIPE_WAREHOUSE_STAGE_BUCKET"),
+    ("ab", "stage/", ROLE, "TXPIPE_WAREHOUSE_STAGE_BUCKET"),
+    ("bucket' IAM_ROLE 'x", "stage/", ROLE, "TXPIPE_WAREHOUSE_STAGE_BUCKET"),
+    ("txpipe-stage", "st'age/", ROLE, "TXPIPE_WAREHOUSE_STAGE_PREFIX"),
+    ("txpipe-stage", "stage\\", ROLE, "TXPIPE_WAREHOUSE_STAGE_PREFIX"),
+    ("txpipe-stage", "stage/", "arn:aws:iam::123:role/short-account", "TXPIPE_WAREHOUSE_COPY_ROLE"),
+    ("txpipe-stage", "stage/", ROLE + "' CSV", "TXPIPE_WAREHOUSE_COPY_ROLE"),
+])
+def test_stage_settings_that_could_break_the_copy_statement_are_refused(bucket, prefix, role, variable) -> None:
+    """Bucket, prefix and role go into COPY as literals (it takes no parameters): anything else is refused."""
+    with pytest.raises(ValueError, match=variable):
+        S3Stage(bucket, prefix, role)
+
+
+def test_the_key_is_the_batch_identity_at_a_fixed_length() -> None:
+    """Same first and last order_id and count: same key. Any of them different: another key. Every key has
+    the same length, so none is a prefix of another (Redshift's COPY loads every object under its path)."""
+    rows = [a_row("a"), a_row("m"), a_row("z")]
+    key = STAGE.key(rows)
+    assert re.fullmatch(r"stage/orders-[0-9a-f]{40}\.csv\.gz", key)
+    assert STAGE.key([a_row("a"), a_row("other middle"), a_row("z")]) == key
+    others = {STAGE.key([a_row("b"), a_row("z")]), STAGE.key(rows[:2]), STAGE.key([*rows, a_row("z2")]),
+              STAGE.key([a_row("a"), a_row("z")])}
+    assert key not in others and len(others) == 4
+    assert len({len(k) for k in (key, *others)}) == 1
+
+
+def read_stage_csv(data: bytes) -> tuple[str, list[list[str]]]:
+    text = gzip.decompress(data).decode()
+    return text, list(csv.reader(io.StringIO(text)))
+
+
+def test_stage_csv_quotes_every_field_and_writes_utc_microseconds() -> None:
+    """Fields come back exact through a CSV reader; each is quoted; instants are UTC ISO 8601 with 6 digits."""
+    kathmandu = timezone(timedelta(hours=5, minutes=45))
+    rows = [('a,"b"', 1, "TX", "meat lover", 2, Decimal("999999.99"), datetime(2024, 2, 29, 5, 45, tzinfo=kathmandu),
+             datetime(2024, 2, 29, 0, 0, 0, 1, tzinfo=UTC)),
+            ("\\N", 2, "CA", "veggie", 10, Decimal("1E+2"), STAMP, STAMP)]
+    text, parsed = read_stage_csv(stage_csv(rows))
+    assert parsed == [
+        ['a,"b"', "1", "TX", "meat lover", "2", "999999.99", "2024-02-29T00:00:00.000000Z",
+         "2024-02-29T00:00:00.000001Z"],
+        ["\\N", "2", "CA", "veggie", "10", "100", "2024-05-01T12:00:00.000000Z", "2024-05-01T12:00:00.000000Z"]]
+    assert text.endswith("\n") and "\r" not in text
+    assert all(line.startswith('"') and line.endswith('"') and '",' in line for line in text.splitlines())
+    assert stage_csv(rows) == stage_csv(rows)  # byte-identical, so a re-run writes the very same object
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    (("o-1", 1, "TX", "cheese", 1, Decimal("1.00"), None, STAMP), "no NULL"),
+    (("o-1", 1, "TX", "cheese", 1, Decimal("1.00"), datetime(2024, 1, 1), STAMP), "time zone"),
+    (("o-1", 1, "TX"), "8 values"),
+])
+def test_stage_csv_refuses_what_copy_would_misread(row, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        stage_csv([row])
+
+
+# -- env picks the backend ---------------------------------------------------------------------------------
+
+ENDPOINT = {"TXPIPE_WAREHOUSE_HOST": "wg.123456789012.us-east-1.redshift-serverless.amazonaws.com",
+            "TXPIPE_WAREHOUSE_PORT": "5439", "TXPIPE_WAREHOUSE_DB": "txpipe", "TXPIPE_WAREHOUSE_SECRET": "iam:role",
+            "TXPIPE_WAREHOUSE_WORKGROUP": "txpipe-dev", "AWS_REGION": "us-east-1"}
+STAGE_ENV = {"TXPIPE_WAREHOUSE_STAGE_BUCKET": "txpipe-dev-stage", "TXPIPE_WAREHOUSE_STAGE_PREFIX": "stage/",
+             "TXPIPE_WAREHOUSE_COPY_ROLE": ROLE}
+
+
+def backend_for(variables: dict[str, str]) -> Warehouse:
+    with env.function_environment(variables):
+        return env.warehouse_backend()
+
+
+def test_env_builds_the_redshift_backend_with_its_stage() -> None:
+    """kind redshift with the stack's stage variables: COPY from S3, TLS on, the workgroup's IAM login."""
+    backend = backend_for({**ENDPOINT, **STAGE_ENV, "TXPIPE_WAREHOUSE_KIND": "redshift"})
+    assert isinstance(backend, RedshiftWarehouse)
+    assert backend.stage == STAGE and backend.ssl is True
+    assert backend.iam_target == {"workgroup": "txpipe-dev", "cluster": "", "region": "us-east-1"}
+    assert backend_for({**ENDPOINT, **STAGE_ENV, "TXPIPE_WAREHOUSE_KIND": "redshift"}) is backend  # reused warm
+    no_bucket = backend_for({**ENDPOINT, "TXPIPE_WAREHOUSE_KIND": "redshift"})
+    assert isinstance(no_bucket, RedshiftWarehouse) and no_bucket.stage is None
+    assert isinstance(backend_for({**ENDPOINT, "TXPIPE_WAREHOUSE_KIND": "postgres"}), PostgresWarehouse)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"TXPIPE_WAREHOUSE_COPY_ROLE": ""}, "TXPIPE_WAREHOUSE_COPY_ROLE is not"),
+    ({"TXPIPE_WAREHOUSE_STAGE_BUCKET": "Not A Bucket"}, "TXPIPE_WAREHOUSE_STAGE_BUCKET"),
+    ({"TXPIPE_WAREHOUSE_KIND": "bigquery"}, "not supported"),
+])
+def test_env_refuses_an_incomplete_or_unsafe_stage(change, message) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        backend_for({**ENDPOINT, **STAGE_ENV, "TXPIPE_WAREHOUSE_KIND": "redshift", **change})
