@@ -257,3 +257,33 @@ def test_transpile_check_flags_locking_reads() -> None:
     with pytest.raises(sqlglot.errors.UnsupportedError):
         sqlglot.transpile(bind(sync.CLAIM_SQL), read="postgres", write="redshift",
                           unsupported_level=ErrorLevel.RAISE)
+
+
+def _columns(ddl: str) -> list[tuple[str, str, bool, bool]]:
+    """(name, type, NOT NULL, PRIMARY KEY) of each column of a CREATE TABLE, read as Redshift."""
+    [create] = sqlglot.parse(ddl.replace("{}", "t"), read="redshift", error_level=ErrorLevel.RAISE)
+    out = []
+    for column in create.this.expressions:
+        kinds = {type(c.args["kind"]) for c in column.args.get("constraints", [])}
+        out.append((column.name, column.args["kind"].sql(dialect="redshift"),
+                    exp.NotNullColumnConstraint in kinds, exp.PrimaryKeyColumnConstraint in kinds))
+    return out
+
+
+def test_fact_stage_and_benchmark_targets_are_one_column_list() -> None:
+    """orders_fact (migration 1), the sync's stage and the benchmarks' target tables have the same columns and
+    types, from schema.ORDER_COLUMNS: the fact table adds loaded_at, the stage drops NOT NULL and the key."""
+    from benchmarks.stack import TARGET_DDL
+
+    fact, stage, target = _columns(schema.ORDERS_FACT_DDL), _columns(schema.STAGE_DDL), _columns(TARGET_DDL)
+    assert schema.ORDERS_FACT_DDL in dict(schema.WAREHOUSE_MIGRATIONS)[1]
+    assert fact[:-1] == target and fact[-1] == ("loaded_at", "TIMESTAMP WITH TIME ZONE", True, False)
+    assert [(n, t) for n, t, _, _ in stage] == [(n, t) for n, t, _, _ in target]
+    assert not any(not_null or key for _, _, not_null, key in stage)
+    # Migration 1 is applied on every deployed warehouse: its table must never change shape (add a migration).
+    assert fact == [("order_id", "VARCHAR(64)", True, True), ("customer_id", "BIGINT", True, False),
+                    ("state", "CHAR(2)", True, False), ("pizza_type", "VARCHAR(32)", True, False),
+                    ("qty", "INTEGER", True, False), ("retail_price", "DECIMAL(8, 2)", True, False),
+                    ("accepted_at", "TIMESTAMP WITH TIME ZONE", True, False),
+                    ("stored_at", "TIMESTAMP WITH TIME ZONE", True, False),
+                    ("loaded_at", "TIMESTAMP WITH TIME ZONE", True, False)]
