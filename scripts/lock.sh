@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Refreshes constraints.txt: every package txpipe and its tests install, at the newest versions
 # PyPI offers today, resolved in a throwaway virtualenv. Run it, run the tests, commit both.
-#   bash scripts/lock.sh
+# Resolve with the oldest Python txpipe supports (Debian 12's 3.11.2: some newest releases need a later
+# 3.11.x), so that the pins install everywhere:
+#   TXPIPE_PYTHON=/usr/bin/python3 bash scripts/lock.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="$(mktemp -d)"
 trap 'rm -rf "$venv"' EXIT
-python3 -m venv "$venv"
+"${TXPIPE_PYTHON:-python3}" -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -U pip
 "$venv/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
 {
