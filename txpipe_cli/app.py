@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from txpipe_cli.commands import dlq, orders, package, pipeline, warehouse
+from txpipe_cli.commands import dlq, doctor, orders, package, pipeline, warehouse
 
 app = typer.Typer(
     name="txpipe",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command()(doctor.doctor)
 app.command()(pipeline.deploy)
 app.command()(orders.send)
 app.command("sync-now")(warehouse.sync_now)
