@@ -119,17 +119,33 @@ def _resolver(template: dict[str, Any], serverless: bool) -> Callable[[Any], str
     def name(logical: str, key: str) -> str:
         return resolve(template["Resources"][logical]["Properties"][key]) or ""
 
+    def arn(service: str, resource: str) -> str:
+        return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}"
+
     def host(logical: str, key: str, service: str) -> str:  # <id>.<12 random>.<region>.<service>.<suffix>
         return f"{name(logical, key)}.{'c' * 12}.{REGION}.{service}.{URL_SUFFIX}"
 
-    for queue in ("OrdersQueue", "OrdersDeadLetterQueue"):
-        refs[queue] = f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{name(queue, 'QueueName')}"
-    for secret in ("OltpAdminSecret", "WarehouseAdminSecret"):  # Secrets Manager appends -<6 random>
-        refs[secret] = f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{name(secret, 'Name')}-AbCdEf"
-    refs.update({"WarehouseWorkgroup": name("WarehouseWorkgroup", "WorkgroupName"), "SyncRole": ROLE_NAME,
-                 "RefreshRole": ROLE_NAME, "OltpDatabase.Endpoint.Port": "65535",
-                 "OltpDatabase.Endpoint.Address": host("OltpDatabase", "DBInstanceIdentifier", "rds"),
-                 "WarehouseCluster.Endpoint.Address": host("WarehouseCluster", "ClusterIdentifier", "redshift")})
+    uuid, random6 = "0" * 36, "AbCdEf"  # Secrets Manager appends -<6 random> to a secret's name in its ARN
+    for logical, resource in template["Resources"].items():  # by type, so new resources are measured too
+        kind = resource["Type"]
+        if kind == "AWS::SQS::Queue":
+            refs[logical] = f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{name(logical, 'QueueName')}"
+        elif kind == "AWS::SecretsManager::Secret":
+            refs[logical] = arn("secretsmanager", f"secret:{name(logical, 'Name')}-{random6}")
+        elif kind == "AWS::RedshiftServerless::Workgroup":
+            refs[logical] = name(logical, "WorkgroupName")
+        elif kind == "AWS::IAM::Role":
+            refs[logical] = ROLE_NAME
+        elif kind == "AWS::RDS::DBInstance":  # the managed master secret is named rds!db-<uuid>
+            refs.update({f"{logical}.Endpoint.Address": host(logical, "DBInstanceIdentifier", "rds"),
+                         f"{logical}.Endpoint.Port": "65535",
+                         f"{logical}.MasterUserSecret.SecretArn": arn("secretsmanager",
+                                                                      f"secret:rds!db-{uuid}-{random6}")})
+        elif kind == "AWS::Redshift::Cluster":  # managed secret: redshift!<cluster>-<admin user, up to 128>
+            refs.update({f"{logical}.Endpoint.Address": host(logical, "ClusterIdentifier", "redshift"),
+                         f"{logical}.MasterPasswordSecretArn": arn(
+                             "secretsmanager", f"secret:redshift!{name(logical, 'ClusterIdentifier')}-"
+                                               f"{'u' * 128}-{random6}")})
     return resolve
 
 
