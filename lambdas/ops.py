@@ -95,13 +95,29 @@ def _load_customers(event: dict[str, Any]) -> dict[str, Any]:
     return {"loaded": customers.upsert_customers(env.oltp(), event["rows"])}
 
 
+def _customers_stage(event: dict[str, Any]) -> dict[str, Any]:
+    return {"staged": customers.stage_rows(env.oltp(), str(event["load_id"]), event["rows"],
+                                           first=bool(event.get("first")))}
+
+
+def _customers_commit(event: dict[str, Any]) -> dict[str, Any]:
+    return customers.commit_load(env.oltp(), str(event["load_id"]), replace=bool(event.get("replace")))
+
+
+def _customers_abort(event: dict[str, Any]) -> dict[str, Any]:
+    customers.abort_load(env.oltp(), str(event["load_id"]))
+    return {"aborted": True}
+
+
 DLQ_SCAN_LIMIT = 1000  # dlq show looks this far (SQS cannot fetch a message by id)
 
 def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
     return _queue_stats()
 
 
-ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _load_customers, "report": _report,
+ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _load_customers,
+           "customers_stage": _customers_stage, "customers_commit": _customers_commit,
+           "customers_abort": _customers_abort, "report": _report,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
            "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected}
 

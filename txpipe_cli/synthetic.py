@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,37 @@ LAST = ["Smith", "Garcia", "Nguyen", "Johnson", "Patel", "Kim", "Brown", "Lopez"
         "Okafor", "Miller", "Davis", "Rossi", "Cohen", "Silva", "Ali", "Novak", "Sato", "Jones"]
 
 
-def generate_customers(count: int, seed: int = 42) -> list[list[Any]]:
-    """Customers 1..count, each in a state drawn with probability proportional to its population."""
+GENERATE_CHUNK = 10_000  # customers drawn at a time: memory stays bounded whatever the count
+
+
+def iter_customers(count: int, seed: int = 42) -> Iterator[list[Any]]:
+    """Customers 1..count, each in a state drawn with probability proportional to its population,
+    drawn a chunk at a time (the same seed always gives the same customers)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not a secret
     states = state_populations()
     codes = [code for code, _, _ in states]
     weights = [population for _, _, population in states]
-    drawn = rng.choices(codes, weights=weights, k=count)
-    return [[i, state, f"{rng.choice(FIRST)} {rng.choice(LAST)}"] for i, state in enumerate(drawn, start=1)]
+    for start in range(1, count + 1, GENERATE_CHUNK):
+        drawn = rng.choices(codes, weights=weights, k=min(GENERATE_CHUNK, count - start + 1))
+        for offset, state in enumerate(drawn):
+            yield [start + offset, state, f"{rng.choice(FIRST)} {rng.choice(LAST)}"]
 
 
-def read_customers(path: Path) -> list[list[Any]]:
-    """customer_id,state[,name] rows from a CSV with a header; every bad row is reported by line."""
+def generate_customers(count: int, seed: int = 42) -> list[list[Any]]:
+    """iter_customers as a list (small counts: tests, the sample)."""
+    return list(iter_customers(count, seed))
+
+
+def iter_csv_customers(path: Path) -> Iterator[list[Any]]:
+    """customer_id,state[,name] rows from a CSV with a header, streamed (state codes in any case). Bad rows
+    stop it with a TxpipeError naming the first five by line and counting the rest; a customer_id given
+    twice is caught by the load itself (which refuses the whole load)."""
+    for _, row in _csv_rows(path):
+        yield row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
+    problems: list[str] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -44,24 +64,31 @@ def read_customers(path: Path) -> list[list[Any]]:
             if missing:
                 raise TxpipeError(f"{path} lacks column(s) {', '.join(sorted(missing))}",
                                   hint="expected a header: customer_id,state[,name]")
-            rows, problems, seen = [], [], set()
             for row in reader:
                 line = reader.line_num
-                raw_id, state = (row.get("customer_id") or "").strip(), (row.get("state") or "").strip()
+                raw_id = (row.get("customer_id") or "").strip()
+                state = (row.get("state") or "").strip().upper()
                 if not (raw_id.isascii() and raw_id.isdigit()) or not 1 <= int(raw_id) <= 2**63 - 1:
                     problems.append(f"line {line}: customer_id {raw_id!r} is not an integer from 1 to 2^63-1")
                 elif state not in STATE_CODES:
-                    problems.append(f"line {line}: state {state!r} is not a USPS state code")
-                elif int(raw_id) in seen:
-                    problems.append(f"line {line}: customer_id {raw_id} appears twice")
-                else:
-                    seen.add(int(raw_id))
-                    rows.append([int(raw_id), state, (row.get("name") or "").strip() or None])
+                    problems.append(f"line {line}: state {row.get('state')!r} is not a USPS state code")
+                elif not problems:  # after a problem, read on only to count the others
+                    yield line, [int(raw_id), state, (row.get("name") or "").strip() or None]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise TxpipeError(f"cannot read {path}: {exc}") from None
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise TxpipeError(f"{path}: {'; '.join(problems[:5])}{more}", hint="nothing was loaded")
+
+
+def read_customers(path: Path) -> list[list[Any]]:
+    """The rows of a CSV as a list, a customer_id given twice refused by line (small files: tests)."""
+    rows, seen = [], set()
+    for line, row in _csv_rows(path):
+        if row[0] in seen:
+            raise TxpipeError(f"{path}: line {line}: customer_id {row[0]} appears twice", hint="nothing was loaded")
+        seen.add(row[0])
+        rows.append(row)
     return rows
 
 

@@ -160,3 +160,22 @@ def test_no_secret_in_logs_environments_command_lines_or_output(cli: Cli) -> Non
     assert leaks == []
     mode = {path.name: path.stat().st_mode & 0o777 for path in [*state.secret_dir.iterdir(), *state.log_dir.iterdir()]}
     assert set(mode.values()) == {0o600}, mode
+
+
+def test_a_customer_load_is_all_or_nothing_and_never_moves_a_customer_silently(cli: Cli, tmp_path: Path) -> None:
+    """A CSV whose bad row comes after a full batch loads nothing; moving a customer needs --replace."""
+    before = cli.sql("oltp", "SELECT count(*), sum(customer_id) FROM customers")
+    rows = [f"{900_000 + i},TX" for i in range(12_000)] + ["900005,CA"]  # a duplicate two batches in
+    bad = tmp_path / "dupe.csv"
+    bad.write_text("customer_id,state\n" + "\n".join(rows) + "\n")
+    assert "customer_id 900005 appears twice" in cli("seed", "--customers", str(bad), code=1).output
+    assert cli.sql("oltp", "SELECT count(*), sum(customer_id) FROM customers") == before
+
+    state = cli.sql("oltp", "SELECT state FROM customers WHERE customer_id = 1")[0][0]
+    other = "WY" if state != "WY" else "TX"
+    move = tmp_path / "move.csv"
+    move.write_text(f"customer_id,state\n1,{other.lower()}\n")
+    assert "would move to another state" in cli("seed", "--customers", str(move), code=1).output
+    assert cli.sql("oltp", "SELECT state FROM customers WHERE customer_id = 1") == [(state,)]
+    assert cli.json("seed", "--customers", str(move), "--replace") == {"customers": 1, "new": 0, "updated": 1}
+    assert cli.sql("oltp", "SELECT state FROM customers WHERE customer_id = 1") == [(other,)]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from txpipe_cli import sender, synthetic
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import ExitStatus, TxpipeError
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -102,29 +105,51 @@ def seed(
     customers: Annotated[Path | None, typer.Option("--customers", help="CSV with customer_id,state[,name].")] = None,
     generate: Annotated[int | None, typer.Option(min=1, help="Generate N customers weighted by population.")] = None,
     random_seed: Annotated[int, typer.Option(help="Seed for --generate (same seed, same customers).")] = 42,
+    replace: Annotated[bool, typer.Option("--replace", help="Let the load move existing customers to another "
+                                                            "state (their past orders move with them).")] = False,
     target: TargetOpt = "local",
     stage: StageOpt = "dev",
     as_json: JsonOpt = False,
 ) -> None:
-    """Load customers (id -> state) into the OLTP database; re-running updates them in place."""
+    """Load customers (id -> state) into the OLTP database, all or nothing, in bounded batches.
+
+    Re-running updates names in place; a load that would move an existing customer to another state is
+    refused (nothing changes) unless --replace is given.
+    """
     if (customers is None) == (generate is None):
-        raise TxpipeError("give exactly one of --customers FILE or --generate N")
-    if customers:
-        rows = synthetic.read_customers(customers)
-    else:
-        rows = synthetic.generate_customers(generate or 0, random_seed)
+        raise TxpipeError("give exactly one of --customers FILE or --generate N", code=ExitStatus.USAGE)
+    rows = synthetic.iter_csv_customers(customers) if customers else synthetic.iter_customers(generate or 0,
+                                                                                               random_seed)
     chosen = get_target(target, stage=stage)
-    loaded = 0
+    load_id = f"seed-{uuid.uuid4().hex}"
+    staged = 0
     with _progress(as_json) as progress:
-        task = progress.add_task("loading customers", total=len(rows))
-        for start in range(0, len(rows), CUSTOMER_CHUNK):
-            chunk = rows[start:start + CUSTOMER_CHUNK]
-            loaded += chosen.invoke("ops", {"action": "load_customers", "rows": chunk})["loaded"]
-            progress.advance(task, len(chunk))
+        task = progress.add_task("loading customers", total=generate)
+        try:
+            for chunk in _chunks(rows, CUSTOMER_CHUNK):
+                staged += chosen.invoke("ops", {"action": "customers_stage", "load_id": load_id, "rows": chunk,
+                                                "first": staged == 0})["staged"]
+                progress.advance(task, len(chunk))
+            result = chosen.invoke("ops", {"action": "customers_commit", "load_id": load_id, "replace": replace})
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: an abandoned load is cleared by the next anyway
+                chosen.invoke("ops", {"action": "customers_abort", "load_id": load_id})
+            raise
     if as_json:
-        print_json({"customers": loaded})
+        print_json({"customers": result["loaded"], "new": result["new"], "updated": result["updated"]})
     else:
-        console.print(f"loaded {loaded} customers")
+        console.print(f"loaded {result['loaded']} customers ({result['new']} new, {result['updated']} updated)")
+
+
+def _chunks(rows: Iterator[list[Any]], size: int) -> Iterator[list[list[Any]]]:
+    chunk: list[list[Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @handle_errors
