@@ -1,9 +1,10 @@
 """`python -m benchmarks [--quick] [--json PATH]`: txpipe beside its baselines, same stack, same data, one run.
 
 Deploys the local target under a temporary TXPIPE_HOME in /var/tmp, runs startup, ingest, sync
-(with memory) and freshness, prints a table of rates and ratios, writes the JSON report, destroys
-the deployment. Exits 1 if any correctness check (row counts and checksums, txpipe and every
-baseline alike) failed; targets are goals, reported, never asserted.
+(with memory), freshness and redshift (the Redshift warehouse's COPY from S3 against its INSERT
+load, through the shim and moto), prints a table of rates and ratios, writes the JSON report,
+destroys the deployment. Exits 1 if any correctness check (row counts and checksums, txpipe and
+every baseline alike) failed; targets are goals, reported, never asserted.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import freshness, ingest, startup, sync
+from benchmarks import freshness, ingest, redshift, startup, sync
 from benchmarks.data import Check
 from benchmarks.stack import Stack
 
-ALL = ("startup", "ingest", "sync", "freshness")
+ALL = ("startup", "ingest", "sync", "freshness", "redshift")
+# What run_benchmarks runs unless told: the local pipeline against its baselines. The Redshift loads are
+# measured on emulation (shim and moto) and added by `python -m benchmarks`, which runs ALL.
+PIPELINE = ("startup", "ingest", "sync", "freshness")
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,15 @@ class Profile:
     seed_sync_rows: int  # the sample of it the seed's sync moves
     fresh_rate: float  # orders/s of sustained load
     fresh_seconds: float
+    redshift_rows: int = 2_500  # the backlog each Redshift load moves (INSERT is the slow one)
     sync_every: str = "1m"
     startup_runs: int = 10
 
 
 QUICK = Profile("quick", customers=50_000, ingest_txpipe=20_000, ingest_seed=2_000, sync_rows=100_000,
-                seed_sync_rows=3_000, fresh_rate=100, fresh_seconds=60)
+                seed_sync_rows=3_000, fresh_rate=100, fresh_seconds=60, redshift_rows=100_000)
 FULL = Profile("full", customers=200_000, ingest_txpipe=100_000, ingest_seed=10_000, sync_rows=1_000_000,
-               seed_sync_rows=20_000, fresh_rate=200, fresh_seconds=300)
+               seed_sync_rows=20_000, fresh_rate=200, fresh_seconds=300, redshift_rows=500_000)
 # Correctness only (the tests): every contender on a few thousand rows, a schedule of seconds. The sync
 # batch is shrunk through the function's own TXPIPE_SYNC_BATCH_ROWS so that the pipelined path runs too.
 TINY = Profile("tiny", customers=500, ingest_txpipe=300, ingest_seed=60, sync_rows=2_500, seed_sync_rows=100,
@@ -56,6 +61,7 @@ TARGETS = {
     "ingest.ratio_vs_seed": (">=", 20), "sync.ratio_vs_seed": (">=", 50), "sync.ratio_vs_dlt": (">=", 5),
     "sync.ratio_vs_sling": (">=", 1), "sync.ratio_vs_copy": (">=", 0.33), "freshness.lag_p99": ("<=", 75),
     "memory.peak_rss_mb": ("<=", 256), "startup.txpipe_help_s": ("<=", 0.3),
+    "redshift.ratio_copy_vs_insert": (">=", 2),
 }
 
 
@@ -95,7 +101,7 @@ def machine(stack: Stack | None) -> dict[str, Any]:
     return info
 
 
-def run_benchmarks(profile: Profile, only: tuple[str, ...] = ALL, sync_contenders: tuple[str, ...] | None = None,
+def run_benchmarks(profile: Profile, only: tuple[str, ...] = PIPELINE, sync_contenders: tuple[str, ...] | None = None,
                    log: Any = print) -> tuple[dict[str, Any], list[Check]]:
     """Runs the chosen benchmarks on one fresh deployment; returns the report and every correctness check."""
     report: dict[str, Any] = {"profile": profile.name, "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -140,6 +146,12 @@ def run_benchmarks(profile: Profile, only: tuple[str, ...] = ALL, sync_contender
                 report["freshness"], found = freshness.run(
                     stack, rate=profile.fresh_rate, seconds=profile.fresh_seconds, sync_every=profile.sync_every,
                     customers=profile.customers, workdir=workdir, seed_rates=seed_rates, txpipe_rates=txpipe_rates)
+                checks += found
+            if "redshift" in only:
+                log(f"redshift: a backlog of {profile.redshift_rows} orders through the shim, by COPY from moto S3 "
+                    "and by multi-row INSERT ...")
+                report["redshift"], found = redshift.run(stack, rows=profile.redshift_rows,
+                                                         customers=profile.customers, workdir=workdir)
                 checks += found
     finally:
         for key, value in saved.items():
@@ -224,6 +236,11 @@ def table(report: dict[str, Any]) -> str:
                      f"seed 15-min p99 {_fmt(seed.get('lag_p99'))} s" if seed else "",
                      f"{f['ratio_p99_vs_seed']}x fresher" if f.get("ratio_p99_vs_seed") else "",
                      goal("freshness.lag_p99")))
+    if "redshift" in report:
+        r = report["redshift"]
+        rows.append((f"redshift: rows/s, {r['rows']:,} pending, COPY from S3", _fmt(r["copy_per_s"]),
+                     f"multi-row INSERT {_fmt(r['insert_per_s'])}", f"{r['ratio_copy_vs_insert']}x",
+                     goal("redshift.ratio_copy_vs_insert")))
     widths = [max(len(r[i]) for r in rows + [("benchmark", "txpipe", "baseline", "ratio", "target")])
               for i in range(5)]
     lines = []
