@@ -6,8 +6,8 @@ runs, through the installed `txpipe` command in its own process, as an operator 
 doctor -> deploy -> seed (customers) -> send (a small sample) -> sync-now -> sla-report ->
 refresh-views -> report -> destroy, prints how long each step took, and destroys the stack whatever
 happened before (a failed deploy included). It creates billable resources (RDS, Redshift Serverless,
-VPC endpoints) for the hour or so it runs (deploy and destroy take most of it). TXPIPE_AWS_LIVE_STAGE names the stage (default: a
-fresh live-xxxxxx, so that a leftover of an earlier run never collides with this one).
+VPC endpoints) for the hour or so it runs (deploy and destroy take most of it). TXPIPE_AWS_LIVE_STAGE
+names the stage (default: a fresh live-xxxxxx, so that a leftover of an earlier run never collides).
 
 pyproject's addopts deselect the aws_live marker, so the default run does not even ask for credentials;
 `-m aws_live` selects it, and then it is skipped, saying why, without TXPIPE_AWS_LIVE=1 or credentials.
