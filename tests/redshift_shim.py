@@ -13,22 +13,15 @@ through redshift-connector, which does not talk to PostgreSQL as is. This proxy 
 - the server's ParameterStatus "server_version": Debian's "15.18 (Debian 15.18-1...)"
   is not a version packaging can parse, which the driver needs. The shim reports the
   version Redshift reports ("8.0.2" by default), so the driver behaves as on Redshift.
-- Redshift's `COPY <table> (<columns>) FROM 's3://bucket/key' IAM_ROLE '<arn>' CSV [GZIP]
-  TIMEFORMAT 'auto' NULL AS '\\0'`, which PostgreSQL does not have. The shim carries it out
-  as Redshift does, in the client's own session and transaction: the path is a key prefix
-  (every object under it is loaded; none is an error), the role must be one of
-  `copy_roles` (the roles "associated with the cluster"), the objects are read from `s3`
-  (a boto3 client, moto's in the tests) and gunzipped, and the CSV goes to PostgreSQL as
-  `COPY ... FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (...))`: with NULL AS '\\0' no field
-  of text is NULL. It refuses every option it does not carry out faithfully (the default
-  NULL AS '\\N', whose quoting rules in CSV it cannot vouch for, among them), with an error
-  from the server, rather than ignore it. Each COPY done is recorded in `copies`.
-
-  On the wire (extended protocol, as the driver speaks it): the Parse of such a statement
-  is rewritten to the COPY FROM STDIN; when the server answers its Execute with
-  CopyInResponse, the shim swallows that (the driver knows no COPY sub-protocol), sends the
-  data, CopyDone and a Sync of its own (the server ignores the client's Sync while copying
-  in), and the client sees CommandComplete and ReadyForQuery as after any statement.
+- Redshift's `COPY t (cols) FROM 's3://bucket/path' IAM_ROLE '<arn>' CSV [GZIP] TIMEFORMAT 'auto'
+  NULL AS '\\0'`, carried out as Redshift would, in the client's own transaction: every object
+  under the path (a key prefix; none is an error) is read from `s3` (moto's, in the tests),
+  gunzipped and fed to `COPY t (cols) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (cols))`; the
+  role must be one of `copy_roles`. Any other option (the default NULL AS '\\N' too, whose CSV
+  quoting rules it cannot vouch for) is refused with a server error, never ignored. On the wire,
+  the Parse is rewritten to that COPY FROM STDIN; the server's CopyInResponse is swallowed (the
+  driver knows no COPY sub-protocol) and answered with the data, CopyDone and a Sync (the server
+  ignored the client's while copying in). Each COPY done is recorded in `copies`.
 
 Everything else passes through unchanged. The shim listens on 127.0.0.1 only, on a free
 port, accepts at most `max_connections` clients at once, and `stop()` closes every socket
@@ -159,38 +152,32 @@ def parse_s3_copy(sql: str) -> S3CopySpec:
     path = _S3_PATH.match(take("string"))
     if path is None:
         raise CopyRefused("COPY FROM must name s3://bucket/prefix")
-    role = csv = gzipped = timeformat = null_as = None
+    options: dict[str, str] = {}
     while tokens:
         word = take("word").upper()
-        if word == "IAM_ROLE":
-            role = take("string")
-        elif word == "CSV":
-            csv = True
-        elif word == "FORMAT":
+        if word in ("CSV", "GZIP"):
+            options[word] = word
+        elif word == "FORMAT":  # FORMAT [AS] CSV
             optional("AS")
-            take("word", "CSV")
-            csv = True
-        elif word == "GZIP":
-            gzipped = True
-        elif word == "TIMEFORMAT":
-            optional("AS")
-            timeformat = take("string")
-        elif word == "NULL":
-            optional("AS")
-            null_as = take("string")
+            options["CSV"] = take("word", "CSV")
+        elif word in ("IAM_ROLE", "TIMEFORMAT", "NULL"):
+            if word != "IAM_ROLE":
+                optional("AS")
+            options[word] = take("string")
         else:
             raise CopyRefused(f"the shim does not carry out the COPY option {word}")
-    if not columns:
-        raise CopyRefused("name the columns: the shim loads by column list only")
-    if role is None:
-        raise CopyRefused("COPY from S3 needs IAM_ROLE (the shim knows no other authorization)")
-    if not csv:
-        raise CopyRefused("only CSV is carried out (not Redshift's default pipe-delimited text)")
-    if timeformat != "auto":
-        raise CopyRefused(f"TIMEFORMAT {timeformat!r}: only 'auto' is carried out (ISO 8601 in the data)")
-    if null_as not in _NULL_AS_NUL:
-        raise CopyRefused(f"NULL AS {null_as!r}: only '\\0' is carried out (no text field is NULL)")
-    return S3CopySpec(table, tuple(columns), path["bucket"], path["key"], role, bool(gzipped))
+    for refused, why in (
+        (not columns, "name the columns: the shim loads by column list only"),
+        ("IAM_ROLE" not in options, "COPY from S3 needs IAM_ROLE (the shim knows no other authorization)"),
+        ("CSV" not in options, "only CSV is carried out (not Redshift's default pipe-delimited text)"),
+        (options.get("TIMEFORMAT") != "auto",
+         f"TIMEFORMAT {options.get('TIMEFORMAT')!r}: only 'auto' is carried out (ISO 8601 in the data)"),
+        (options.get("NULL") not in _NULL_AS_NUL,
+         f"NULL AS {options.get('NULL')!r}: only '\\0' is carried out (no text field is NULL)"),
+    ):
+        if refused:
+            raise CopyRefused(why)
+    return S3CopySpec(table, tuple(columns), path["bucket"], path["key"], options["IAM_ROLE"], "GZIP" in options)
 
 
 def refusal_sql(message: str) -> str:
