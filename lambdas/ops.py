@@ -32,6 +32,10 @@ def _report(event: dict[str, Any]) -> dict[str, Any]:
     return reporting.state_report(env.warehouse(), str(event["state"]))
 
 
+def _report_all(event: dict[str, Any]) -> dict[str, Any]:
+    return {"states": reporting.all_states(env.warehouse())}
+
+
 def _sla_report(event: dict[str, Any]) -> dict[str, Any]:
     return reporting.sla_report(env.oltp(), env.warehouse(), sla_seconds=float(event["sla_seconds"]),
                                 since_seconds=event.get("since_seconds"))
@@ -117,7 +121,7 @@ def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
 
 ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _load_customers,
            "customers_stage": _customers_stage, "customers_commit": _customers_commit,
-           "customers_abort": _customers_abort, "report": _report,
+           "customers_abort": _customers_abort, "report": _report, "report_all": _report_all,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
            "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from txpipe_cli.commands import dlq, doctor, orders, package, pipeline, warehouse
+from txpipe_cli.commands import dlq, doctor, orders, package, pipeline, report, warehouse
 
 app = typer.Typer(
     name="txpipe",
@@ -20,7 +20,7 @@ app.command()(orders.send)
 app.command("sync-now")(warehouse.sync_now)
 app.command("sla-report")(warehouse.sla_report)
 app.command()(pipeline.status)
-app.command()(warehouse.report)
+app.command()(report.report)
 app.command("refresh-views")(warehouse.refresh_views)
 app.command()(orders.seed)
 app.command()(orders.sample)

@@ -59,6 +59,25 @@ def state_report(warehouse: Any, state: str) -> dict[str, Any]:
     }
 
 
+def all_states(warehouse: Any) -> list[dict[str, Any]]:
+    """Every state (the 50 and DC, those without sales too), by gross sales, then pizzas, then code."""
+    with warehouse.cursor() as cur:
+        cur.execute(
+            """SELECT p.state, p.state_name, p.population, s.total_pizzas, s.gross_sales, s.gross_sales_per_capita,
+                      s.unique_customers
+               FROM state_population p LEFT JOIN state_sales s ON s.state = p.state""")
+        rows = cur.fetchall()
+    warehouse.commit()
+    states = [{"state": code, "state_name": name, "population": int(population),
+               "total_pizzas": int(pizzas or 0), "gross_sales": _num(gross), "gross_sales_per_capita": _num(per, 8),
+               "unique_customers": int(customers or 0)}
+              for code, name, population, pizzas, gross, per, customers in rows]
+    states.sort(key=lambda s: (-s["gross_sales"], -s["total_pizzas"], s["state"]))
+    for rank, state in enumerate(states, start=1):
+        state["rank"] = rank
+    return states
+
+
 LAG_SQL = """
 SELECT count(*),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),

@@ -1,4 +1,4 @@
-"""sync-now, refresh-views, sla-report, report: the warehouse side of the day."""
+"""sync-now, refresh-views, sla-report: the warehouse side of the day (report: commands/report.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus
+from txpipe_cli.errors import ExitStatus, TxpipeError
 from txpipe_cli.output import console, err_console, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -73,7 +73,8 @@ def refresh_views(target: TargetOpt = "local", stage: StageOpt = "dev", as_json:
 def sla_report(
     target: TargetOpt = "local",
     stage: StageOpt = "dev",
-    sla: Annotated[float | None, typer.Option("--sla", help="SLA in seconds (default: the deployed one).")] = None,
+    sla: Annotated[float | None, typer.Option("--sla", help="SLA in seconds, positive (default: the deployed one).")
+                   ] = None,
     since: Annotated[str | None, typer.Option(help="Only orders accepted within this window, e.g. 1h, 30m.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -81,6 +82,8 @@ def sla_report(
 
     Exits 3 if any order was synced later than the SLA or has been pending longer than it.
     """
+    if sla is not None and not sla > 0:
+        raise TxpipeError(f"--sla {sla:g} must be a positive number of seconds", code=ExitStatus.USAGE)
     chosen = get_target(target, stage=stage)
     sla_seconds = sla if sla is not None else _deployed_sla(chosen)
     report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds,
@@ -108,27 +111,3 @@ def sla_report(
 
 def _deployed_sla(target: Target) -> float:
     return float(target.deployed_settings().get("sla_seconds", config.DEFAULT_SLA_SECONDS))
-
-
-@handle_errors
-def report(
-    state: Annotated[str, typer.Option("--state", "-s", help="USPS state code, e.g. TX.")],
-    target: TargetOpt = "local",
-    stage: StageOpt = "dev",
-    as_json: JsonOpt = False,
-) -> None:
-    """The analysts' view of one state: top 3 pizza types, totals, gross sales per capita.
-
-    Reads the materialized views: run `txpipe refresh-views` to see the latest sync.
-    """
-    result = get_target(target, stage=stage).invoke("ops", {"action": "report", "state": state.strip().upper()})
-    if as_json:
-        print_json(result)
-        return
-    console.print(f"[bold]{result['state']}[/]: {result['total_pizzas']} pizzas, gross sales "
-                  f"${result['gross_sales']:,.2f} (${result['gross_sales_per_capita']:.6f} per capita), "
-                  f"{result['unique_customers']} unique customers")
-    table = Table("#", "pizza type", "pizzas", "gross sales", title=f"top pizza types in {result['state']}")
-    for rank, row in enumerate(result["top_pizzas"], start=1):
-        table.add_row(str(rank), row["pizza_type"], str(row["total_pizzas"]), f"${row['gross_sales']:,.2f}")
-    console.print(table)

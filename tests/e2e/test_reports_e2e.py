@@ -1,0 +1,64 @@
+"""`txpipe report` as analysts and scripts use it: one state, several, all of them; table, JSON, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.e2e.test_local_target import Cli
+from txpipe_cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    home = tmp_path_factory.mktemp("e2e-reports") / "txpipe-home"
+    cli = Cli(home)
+    cli.json("deploy")
+    cli.json("seed", "--generate", "400")
+    orders = tmp_path_factory.mktemp("orders") / "orders.json"
+    orders.write_text(json.dumps([{"customer_id": 1 + i % 400, "type": ["cheese", "veggie"][i % 2], "qty": 1 + i % 3,
+                                   "retail_price": 11.5} for i in range(600)]))
+    cli.json("send", str(orders))
+    cli.json("sync-now")
+    cli.json("refresh-views")
+    yield cli
+    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+
+
+def test_all_states_in_one_table_sorted_by_gross_sales(cli: Cli) -> None:
+    states = cli.json("report", "--all")
+    assert len(states) == 51 and [s["rank"] for s in states] == list(range(1, 52))
+    assert [s["gross_sales"] for s in states] == sorted((s["gross_sales"] for s in states), reverse=True)
+    assert sum(s["total_pizzas"] for s in states) == sum(1 + i % 3 for i in range(600))
+    assert "every state, by gross sales" in cli("report", "--all").stdout
+
+
+def test_csv_has_a_header_and_exact_decimals(cli: Cli) -> None:
+    rows = list(csv.DictReader(io.StringIO(cli("report", "--all", "--format", "csv").stdout)))
+    assert len(rows) == 51 and "e-" not in "".join(r["gross_sales_per_capita"] for r in rows)
+    top = rows[0]
+    assert float(top["gross_sales"]) == cli.json("report", "--all")[0]["gross_sales"]
+
+
+def test_several_states_in_any_case(cli: Cli) -> None:
+    both = cli.json("report", "--state", "tx", "--state", "CA")
+    assert [r["state"] for r in both] == ["TX", "CA"]
+    table = cli("report", "-s", "ca").stdout
+    assert "per 100,000 residents" in table and "rank by pizzas sold" in table
+
+
+@pytest.mark.parametrize("args", [["report"], ["report", "--all", "--state", "TX"], ["report", "--all", "-f", "xml"]])
+def test_report_options_are_checked_first(cli: Cli, args: list[str]) -> None:
+    assert cli(*args, code=2).exit_code == 2
+
+
+def test_sla_report_refuses_a_non_positive_sla(cli: Cli, tmp_path: Path) -> None:
+    assert "must be a positive number" in cli("sla-report", "--sla", "-1", code=2).output
