@@ -17,13 +17,31 @@ from txpipe_cli.errors import TxpipeError
 DEFAULT_SLA_SECONDS = 900.0
 DEFAULT_SYNC_EVERY = "5m"
 SYNC_TIMEOUT_SECONDS = 120.0  # one sync run's budget; the worst lag is one interval plus this
+MIN_SYNC_EVERY_SECONDS = 1.0  # the shortest schedule the local target runs (AWS: a minute, EventBridge's floor)
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
           "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
 
 
+LEGACY_HOME = Path(".txpipe")  # the default of earlier releases: relative to the working directory
+
+
+def default_home() -> Path:
+    """Per user, wherever the command runs: $XDG_STATE_HOME/txpipe, else ~/.local/state/txpipe."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "txpipe"
+
+
 def home() -> Path:
-    return Path(os.environ.get("TXPIPE_HOME") or ".txpipe").absolute()
+    """The state directory: --home or TXPIPE_HOME (the root command sets the latter from the former), else the
+    per-user default; a deployment an earlier release left in ./.txpipe is still found there."""
+    if os.environ.get("TXPIPE_HOME"):
+        return Path(os.environ["TXPIPE_HOME"]).absolute()
+    default = default_home()
+    legacy = LEGACY_HOME.absolute()
+    if not default.exists() and any((legacy / name).exists() for name in ("local.json", "secrets")):
+        return legacy
+    return default
 
 
 def parse_duration(text: str) -> float:
@@ -53,12 +71,14 @@ def check_schedule(sync_every_seconds: float, sla_seconds: float,
     """Refuses a sync schedule that cannot meet the SLA even when every run succeeds."""
     worst = sync_every_seconds + sync_timeout_seconds
     if worst > sla_seconds:
+        room = sla_seconds - sync_timeout_seconds
+        hint = (f"use --sync-every {int(room)}s or less" if room >= MIN_SYNC_EVERY_SECONDS else
+                f"no schedule can: a sync run may take {sync_timeout_seconds:g} s; use --sla "
+                f"{int(sync_timeout_seconds + MIN_SYNC_EVERY_SECONDS)} or more")
         raise TxpipeError(
             f"a sync every {sync_every_seconds:g} s cannot meet the {sla_seconds:g} s SLA: an order accepted just "
             f"after a run waits {sync_every_seconds:g} s plus up to {sync_timeout_seconds:g} s for the next run "
-            f"({worst:g} s)",
-            hint=f"use --sync-every {int(max(sla_seconds - sync_timeout_seconds, 1))}s or less",
-        )
+            f"({worst:g} s)", hint=hint)
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,8 @@ class PipelineSettings:
     max_receive_count: int = MAX_RECEIVE_COUNT
 
     def validate(self) -> PipelineSettings:
+        if not self.sla_seconds > 0:
+            raise TxpipeError(f"--sla {self.sla_seconds:g} must be a positive number of seconds")
         check_schedule(self.sync_every_seconds, self.sla_seconds)
         parse_clock(self.refresh_at)
         if self.visibility_timeout_seconds <= 0 or not 1 <= self.max_receive_count <= MAX_RECEIVE_COUNT:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from txpipe_cli.config import (
@@ -144,3 +146,51 @@ def test_settings_refuse_a_bad_refresh_time() -> None:
     """validate() applies the clock check to refresh_at."""
     with pytest.raises(TxpipeError, match="25:00"):
         PipelineSettings(refresh_at="25:00").validate()
+
+
+def test_a_non_positive_sla_is_refused_before_any_schedule_talk() -> None:
+    from txpipe_cli.config import PipelineSettings
+
+    for sla in (0.0, -5.0):
+        with pytest.raises(TxpipeError, match="must be a positive number of seconds"):
+            PipelineSettings(sla_seconds=sla).validate()
+
+
+def test_an_sla_no_schedule_can_meet_gets_a_hint_that_can_be_followed() -> None:
+    from txpipe_cli.config import check_schedule
+
+    with pytest.raises(TxpipeError) as info:
+        check_schedule(60, 120)
+    assert info.value.hint == "no schedule can: a sync run may take 120 s; use --sla 121 or more"
+    check_schedule(1, 121)  # the hint's own figure is accepted
+
+
+def test_state_lives_per_user_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from txpipe_cli import config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TXPIPE_HOME", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert config.home() == tmp_path / "state" / "txpipe"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert config.home() == tmp_path / "user" / ".local" / "state" / "txpipe"
+    (tmp_path / ".txpipe").mkdir()
+    (tmp_path / ".txpipe" / "local.json").write_text("{}")  # an earlier release's deployment, found where it is
+    assert config.home() == tmp_path / ".txpipe"
+    monkeypatch.setenv("TXPIPE_HOME", str(tmp_path / "elsewhere"))
+    assert config.home() == tmp_path / "elsewhere"
+
+
+def test_home_and_version_on_the_root_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from txpipe_cli.app import app
+
+    monkeypatch.delenv("TXPIPE_HOME", raising=False)
+    runner = CliRunner()
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("txpipe ")
+    status = runner.invoke(app, ["--home", str(tmp_path / "h"), "status"])
+    assert status.exit_code == 1 and f"nothing is deployed under {tmp_path / 'h'}" in status.output
+    assert "--home" in runner.invoke(app, ["--help"]).output and "<bool>" not in runner.invoke(app, ["--help"]).output
