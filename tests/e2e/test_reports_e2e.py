@@ -62,3 +62,12 @@ def test_report_options_are_checked_first(cli: Cli, args: list[str]) -> None:
 
 def test_sla_report_refuses_a_non_positive_sla(cli: Cli, tmp_path: Path) -> None:
     assert "must be a positive number" in cli("sla-report", "--sla", "-1", code=2).output
+
+
+def test_logs_by_function(cli: Cli) -> None:
+    """The runtime's log, read back by function: the sync invocations above are there, under sync."""
+    lines = [json.loads(line) for line in cli("logs", "sync", "--since", "1h", "--json").stdout.splitlines()]
+    assert lines and {line["function"] for line in lines} == {"sync"}
+    assert any(line["message"].startswith("invoked in") for line in lines)
+    assert "invoked in" in cli("logs", "refresh", "--since", "1h").stdout
+    assert "no function 'nope'" in cli("logs", "nope", code=2).output

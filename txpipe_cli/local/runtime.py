@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import logging
 import logging.handlers
 import os
@@ -58,8 +59,27 @@ class Functions:
 
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         function = FUNCTIONS[name]
-        with function_environment(self.environments[name]):
-            return self.handlers[name](event, LambdaContext(name, function.timeout_seconds))
+        token = current_function.set(name)
+        started = time.monotonic()
+        try:
+            with function_environment(self.environments[name]):
+                return self.handlers[name](event, LambdaContext(name, function.timeout_seconds))
+        finally:
+            if name not in QUIET_FUNCTIONS:  # as Lambda's REPORT line; ingest and store run too often to log each
+                log.info("invoked in %.0f ms", (time.monotonic() - started) * 1000)
+            current_function.reset(token)
+
+
+# The function a log line comes from (`txpipe logs FUNCTION` filters on it); "runtime" outside any.
+current_function: contextvars.ContextVar[str] = contextvars.ContextVar("txpipe_function", default="runtime")
+QUIET_FUNCTIONS = frozenset({"ingest", "store"})
+LOG_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(function)s %(name)s %(message)s"
+
+
+class _FunctionField(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.function = current_function.get()
+        return True
 
 
 def next_daily(at: str, tz: ZoneInfo, now: datetime) -> datetime:
@@ -243,7 +263,10 @@ def _log_to(path: Path) -> None:
     os.chmod(path.parent, 0o700)
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS)
     os.chmod(path, 0o600)  # a log from an earlier release may have been 0644
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime  # UTC, so `txpipe logs --since` reads every line the same way
+    handler.setFormatter(formatter)
+    handler.addFilter(_FunctionField())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
