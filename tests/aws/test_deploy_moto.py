@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from lambdas.core.db import read_secret
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli.app import app
+from txpipe_cli.aws.package import compile_template
 
 runner = CliRunner()
 STAGE = "ci"
@@ -151,6 +152,9 @@ def test_plan_prints_the_change_set_and_creates_nothing(env: dict[str, str]) -> 
     for resource in ("Vpc", "PrivateSubnetA", "SqsEndpoint", "OltpDatabase", "WarehouseWorkgroup", "OrdersQueue",
                      "StoreFunction", "StoreEventSource", "OrdersApi", "SyncSchedule", "DeadLettersAlarm"):
         assert planned[resource]["action"] == "Add", resource
+    # No bucket to read the template from yet: sent in the request, as it fits CloudFormation's limit there.
+    assert plan["template_source"] == "TemplateBody"
+    assert [key.split("/")[0] for key in plan["uploads"]] == ["lambdas", "templates"]  # what a deploy would put
     assert not stack_exists()
     assert client("s3").list_buckets()["Buckets"] == []
     assert client("lambda").list_functions()["Functions"] == []
@@ -162,13 +166,19 @@ def test_plan_prints_the_change_set_and_creates_nothing(env: dict[str, str]) -> 
 
 
 def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], network: list[str], moto_url: str) -> None:
-    """deploy uploads the artifact, applies the change set, migrates through ops and records the outputs."""
+    """deploy uploads the artifact and the compiled template, has CloudFormation read the template from the
+    bucket (TemplateURL), applies the change set, migrates through ops and records the outputs."""
     migrated = {"applied": {"oltp": [1], "warehouse": [1]}, "state_population_rows": 51}
     with invocations_answer(moto_url, migrated):
         result = json.loads(cli("deploy", *network, "--json").stdout)
     assert result["action"] == "created" and result["changed"] is True and result["uploaded"] is True
     assert result["migrations"] == migrated
+    assert result["template_source"] == "TemplateURL"
     assert stack_exists()
+    # What CloudFormation received: the template with its short tags resolved, byte for byte what was uploaded.
+    stored = client("cloudformation").get_template(StackName=f"txpipe-{STAGE}")["TemplateBody"]
+    assert stored == json.loads(compile_template().body)
+    assert stored["Resources"]["OpsFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["OpsRole", "Arn"]}
 
     functions = {f["FunctionName"]: f for f in client("lambda").list_functions()["Functions"]}
     for name in ("ingest", "store", "sync", "refresh", "ops"):
@@ -189,7 +199,10 @@ def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], netwo
     assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"]
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [result["record"]["code_key"]]
+    objects = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert set(objects) == {result["record"]["code_key"], result["record"]["template_key"]} == set(result["uploads"])
+    template = s3.get_object(Bucket=bucket, Key=result["template"])["Body"].read()
+    assert template == compile_template().body
     assert (Path(env["TXPIPE_HOME"]) / f"aws-{STAGE}.json").exists()
 
 
@@ -207,10 +220,34 @@ def test_ops_reads_the_master_secret_rds_manages(env: dict[str, str]) -> None:
 
 
 def test_deploy_again_changes_nothing(env: dict[str, str], network: list[str]) -> None:
-    """A second deploy with the same code and settings changes nothing and says so."""
+    """A second deploy with the same code and settings changes nothing, says so, and deletes its empty change set."""
+    before = _change_sets()
     result = json.loads(cli("deploy", *network, "--json").stdout)
     assert result["action"] == "unchanged" and result["changed"] is False and result["uploaded"] is False
+    assert result["uploads"] == [] and result["template_source"] == "TemplateURL"
     assert "Nothing to change" in cli("deploy", *network).stdout
+    assert _change_sets() == before
+
+
+def test_plan_of_a_deployed_stack_reads_the_template_from_the_bucket(env: dict[str, str], network: list[str]) -> None:
+    """Once a deploy has put the template in the bucket, --plan has CloudFormation read it from there, and
+    still writes nothing: no object, no change set left, the stack as it was."""
+    s3 = client("s3")
+    bucket = json.loads((Path(env["TXPIPE_HOME"]) / f"aws-{STAGE}.json").read_text())["bucket"]
+    before, change_sets = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]), _change_sets()
+    plan = json.loads(cli("deploy", "--plan", "--json", *network, "--param", "StoreBatchSize=20").stdout)
+    assert plan["action"] == "planned" and plan["template_source"] == "TemplateURL" and plan["uploads"] == []
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == before
+    assert _change_sets() == change_sets
+    stack = client("cloudformation").describe_stacks(StackName=f"txpipe-{STAGE}")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["StoreBatchSize"] == "10"
+
+
+def _change_sets() -> list[str]:
+    """The change sets CloudFormation holds (moto lists every stack's, executed ones too: compare, don't count)."""
+    return sorted(s["ChangeSetName"] for s in client("cloudformation").list_change_sets(
+        StackName=f"txpipe-{STAGE}")["Summaries"])
 
 
 def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_url: str) -> None:
@@ -275,7 +312,7 @@ def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: 
 def test_destroy_removes_the_stack_and_the_artifacts(env: dict[str, str]) -> None:
     """destroy --yes deletes the stack, every function and queue, the artifacts bucket and the record."""
     result = json.loads(cli("destroy", "--yes", "--json").stdout)
-    assert result["destroyed"] is True and result["artifacts_removed"] == 1
+    assert result["destroyed"] is True and result["artifacts_removed"] == 2  # the Lambda artifact and the template
     assert not stack_exists()
     assert client("lambda").list_functions()["Functions"] == []
     assert client("sqs").list_queues().get("QueueUrls", []) == []

@@ -23,6 +23,7 @@ import typer
 from typer.testing import CliRunner
 
 from lambdas.core.queue import PgQueue
+from lambdas.functions import FUNCTIONS as REGISTRY
 from tests.integration.helpers import query, scalar, seed_customers
 from txpipe_cli.aws import package as packaging
 from txpipe_cli.commands.package import package as package_command
@@ -37,7 +38,7 @@ _found = PY312 if PY312.exists() else (Path(_which) if _which else None)
 RUNTIME_PYTHON = str(_found) if _found else sys.executable
 RUNTIME_VERSION = "3.12" if _found else ".".join(map(str, sys.version_info[:3]))
 MAJOR_MINOR = ".".join(RUNTIME_VERSION.split(".")[:2])
-FUNCTIONS = ["ingest", "store", "sync", "refresh", "ops"]
+FUNCTIONS = list(REGISTRY)  # lambdas/functions.py, the one list packaging, the template and the runtime share
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +83,12 @@ def test_building_twice_gives_the_same_name_and_bytes(artifact, tmp_path):
 
 
 def test_result_names_one_shared_zip_and_each_handler(artifact):
-    """Every function points at the one artifact with its own module.handler, plus runtime and hash."""
+    """Every registered function points at the one artifact with its registered module.handler, plus
+    runtime and hash."""
+    assert FUNCTIONS == ["ingest", "store", "sync", "refresh", "ops"]
     assert list(artifact["functions"]) == FUNCTIONS
     assert {f["zip"] for f in artifact["functions"].values()} == {artifact["functions"]["ingest"]["zip"]}
+    assert [f["handler"] for f in artifact["functions"].values()] == [REGISTRY[n].handler for n in FUNCTIONS]
     assert [f["handler"] for f in artifact["functions"].values()] == [f"lambdas.{n}.handler" for n in FUNCTIONS]
     assert (artifact["python"], artifact["platform"]) == (RUNTIME_VERSION, "manylinux2014_x86_64")
     assert len(artifact["sha256"]) == 64

@@ -1,7 +1,7 @@
 """The AWS deploy orchestration (txpipe_cli/aws/deployer.py) over a recording AwsClient stand-in.
 
-The moto tests cover the real calls; these cover the branches moto cannot produce:
-a failed stack operation, an abandoned plan's shell, a stack that must be destroyed first.
+The moto tests cover the real calls; these cover the order of the stages and the branches moto cannot
+produce: a failed stack operation, an abandoned plan's shell, a stack that must be destroyed first.
 """
 
 from __future__ import annotations
@@ -12,10 +12,18 @@ from typing import Any
 
 import pytest
 
-from txpipe_cli.aws.client import Change, ChangeSet
-from txpipe_cli.aws.deployer import Deployer, template_parameters
+from lambdas.functions import FUNCTIONS
+from txpipe_cli.aws.client import Change, ChangeSet, TemplateSource
+from txpipe_cli.aws.deployer import Deployer, DeployOptions, template_parameters
+from txpipe_cli.aws.package import CompiledTemplate
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
+
+CODE_KEY = "lambdas/txpipe-lambdas-0123456789abcdef.zip"
+TEMPLATE = CompiledTemplate(b'{"Resources":{}}', "fedcba9876543210" * 4)
+# What only reads AWS, and what plans through CloudFormation (a change set, or a new stack's shell).
+READS = {"account_id", "stack", "bucket_exists", "object_exists", "s3_url"}
+PLANNING = {"create_change_set", "delete_change_set", "delete_stack"}
 
 
 class RecordingAws:
@@ -23,27 +31,41 @@ class RecordingAws:
 
     region = "eu-west-1"
 
-    def __init__(self, stack_status: str | None = None, ready: bool = True,
+    def __init__(self, stack_status: str | None = None, ready: bool = True, stored: set[str] | None = None,
                  final: tuple[str, list[dict[str, Any]]] = ("CREATE_COMPLETE", [])) -> None:
         self.stack_status, self.ready, self.final = stack_status, ready, final
+        self.stored = stored  # keys in the artifacts bucket; None: no bucket
         self.calls: list[tuple[Any, ...]] = []
 
     def account_id(self) -> str:
+        self.calls.append(("account_id",))
         return "123456789012"
 
     def stack(self, name: str) -> dict[str, Any] | None:
+        self.calls.append(("stack", name))
         return {"StackStatus": self.stack_status, "StackId": "id-1"} if self.stack_status else None
 
-    def create_change_set(self, stack: str, name: str, template: str, parameters: dict[str, str],
+    def bucket_exists(self, bucket: str) -> bool:
+        self.calls.append(("bucket_exists", bucket))
+        return self.stored is not None
+
+    def object_exists(self, bucket: str, key: str) -> bool:
+        self.calls.append(("object_exists", bucket, key))
+        return self.stored is not None and key in self.stored
+
+    def s3_url(self, bucket: str, key: str) -> str:
+        return f"https://{bucket}.s3.{self.region}.amazonaws.com/{key}"
+
+    def create_change_set(self, stack: str, name: str, template: TemplateSource, parameters: dict[str, str],
                           change_type: str) -> ChangeSet:
-        self.calls.append(("create_change_set", change_type, parameters["CodeKey"]))
+        self.calls.append(("create_change_set", change_type, parameters["CodeKey"], template))
         changes = [Change("Add", "OrdersQueue", "AWS::SQS::Queue", "-")] if self.ready else []
         return ChangeSet(name, self.ready, changes, "" if self.ready else "didn't contain changes")
 
     def __getattr__(self, name: str) -> Any:
         def record(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((name, *args))
-            return {"ensure_bucket": True, "object_exists": False, "stack_outputs": {}, "stack_resources": {},
+            return {"ensure_bucket": True, "stack_outputs": {}, "stack_resources": {},
                     "queue_url": None, "invoke": {"applied": {"oltp": [1], "warehouse": [1]}},
                     "wait_for_stack": self.final, "delete_bucket": 1}.get(name)
 
@@ -52,50 +74,81 @@ class RecordingAws:
     def names(self) -> list[str]:
         return [call[0] for call in self.calls]
 
+    def source(self) -> TemplateSource:
+        [call] = [c for c in self.calls if c[0] == "create_change_set"]
+        return call[3]
+
 
 def deployer(aws: RecordingAws, tmp_path: Path) -> Deployer:
     artifact = tmp_path / "txpipe-lambdas-0123456789abcdef.zip"
     artifact.write_bytes(b"zip")
     return Deployer(aws, tmp_path, "prod", build=lambda _: {"functions": {"ingest": {"zip": str(artifact)}}},
-                    template=lambda: "template")
+                    template=lambda: TEMPLATE)
 
 
-def test_plan_of_a_new_stack_deletes_its_shell_and_uploads_nothing(tmp_path: Path) -> None:
-    """--plan on a new stack: a CREATE change set is described, then the REVIEW shell is deleted."""
+PLAN = DeployOptions(plan_only=True)
+
+
+def test_plan_of_a_new_stack_only_reads_and_deletes_its_shell(tmp_path: Path) -> None:
+    """--plan on a new stack: a CREATE change set from the request, described, then the REVIEW shell is
+    deleted; no bucket is made, nothing uploaded, executed or migrated."""
     aws = RecordingAws()
-    result = deployer(aws, tmp_path).deploy(PipelineSettings(), plan=True)
+    result = deployer(aws, tmp_path).deploy(PipelineSettings(), PLAN)
     assert result.action == "planned" and result.changes[0]["resource"] == "OrdersQueue"
-    assert ("create_change_set", "CREATE", "lambdas/txpipe-lambdas-0123456789abcdef.zip") in aws.calls
-    assert "delete_stack" in aws.names()
-    assert not {"ensure_bucket", "upload", "execute_change_set", "invoke"} & set(aws.names())
+    assert result.template_source == "TemplateBody" and aws.source().body == TEMPLATE.body.decode()
+    assert result.uploads == [CODE_KEY, TEMPLATE.key] and result.uploaded is False
+    assert aws.calls[-1] == ("delete_stack", "txpipe-prod")
+    assert set(aws.names()) <= READS | PLANNING
 
 
 def test_plan_of_an_existing_stack_deletes_only_the_change_set(tmp_path: Path) -> None:
-    """--plan on a live stack: an UPDATE change set, deleted afterwards; the stack is untouched."""
-    aws = RecordingAws(stack_status="UPDATE_COMPLETE")
-    deployer(aws, tmp_path).deploy(PipelineSettings(), plan=True)
-    assert aws.calls[0][:2] == ("create_change_set", "UPDATE")
+    """--plan on a live stack: an UPDATE change set, read from the bucket, deleted afterwards."""
+    aws = RecordingAws(stack_status="UPDATE_COMPLETE", stored={CODE_KEY, TEMPLATE.key})
+    result = deployer(aws, tmp_path).deploy(PipelineSettings(), PLAN)
+    assert ("create_change_set", "UPDATE") == aws.calls[aws.names().index("create_change_set")][:2]
+    assert aws.source().url.endswith(f".amazonaws.com/{TEMPLATE.key}") and result.uploads == []
     assert "delete_change_set" in aws.names() and "delete_stack" not in aws.names()
+    assert set(aws.names()) <= READS | PLANNING
+
+
+def test_deploy_uploads_the_template_before_the_change_set_reads_it(tmp_path: Path) -> None:
+    """A first deploy: bucket, artifact and template first, then a change set by TemplateURL, then execute,
+    then migrate through ops."""
+    aws = RecordingAws()
+    result = deployer(aws, tmp_path).deploy(PipelineSettings())
+    assert result.action == "created" and result.uploaded and result.uploads == [CODE_KEY, TEMPLATE.key]
+    names = aws.names()
+    assert names.index("ensure_bucket") < names.index("upload") < names.index("create_change_set")
+    assert names.index("put_object") < names.index("create_change_set") < names.index("execute_change_set")
+    assert names.index("execute_change_set") < names.index("invoke")
+    assert ("put_object", "txpipe-artifacts-123456789012-eu-west-1", TEMPLATE.key, TEMPLATE.body,
+            "application/json") in aws.calls
+    assert aws.source() == TemplateSource(
+        url=f"https://txpipe-artifacts-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com/{TEMPLATE.key}")
+    assert result.template_source == "TemplateURL"
+    assert ("invoke", "txpipe-prod-ops", {"action": "migrate"}) in aws.calls
+    assert result.record["bucket"] == "txpipe-artifacts-123456789012-eu-west-1"
+    assert (result.record["code_key"], result.record["template_key"]) == (CODE_KEY, TEMPLATE.key)
+    assert list(result.record["functions"]) == list(FUNCTIONS)
 
 
 def test_no_changes_means_no_upload_no_execute(tmp_path: Path) -> None:
-    """An empty change set: nothing is uploaded or executed, and the result says unchanged."""
-    aws = RecordingAws(stack_status="CREATE_COMPLETE", ready=False)
+    """An empty change set, everything already in the bucket: nothing uploaded or executed, the change set
+    deleted, and the result says unchanged."""
+    aws = RecordingAws(stack_status="CREATE_COMPLETE", ready=False, stored={CODE_KEY, TEMPLATE.key})
     result = deployer(aws, tmp_path).deploy(PipelineSettings())
-    assert result.action == "unchanged"
-    assert not {"upload", "execute_change_set", "invoke"} & set(aws.names())
+    assert result.action == "unchanged" and result.uploads == []
+    assert not {"ensure_bucket", "upload", "put_object", "execute_change_set", "invoke"} & set(aws.names())
+    assert "delete_change_set" in aws.names()
     assert (tmp_path / "aws-prod.json").exists()
 
 
-def test_apply_uploads_executes_and_migrates(tmp_path: Path) -> None:
-    """A real change: upload under the content hash, execute, then migrate through ops."""
-    aws = RecordingAws()
+def test_only_the_missing_object_is_uploaded(tmp_path: Path) -> None:
+    """A change to the template alone: the bucket and the artifact are there, only the template is put."""
+    aws = RecordingAws(stack_status="UPDATE_COMPLETE", stored={CODE_KEY})
     result = deployer(aws, tmp_path).deploy(PipelineSettings())
-    assert result.action == "created" and result.uploaded
-    names = aws.names()
-    assert names.index("upload") < names.index("execute_change_set") < names.index("invoke")
-    assert ("invoke", "txpipe-prod-ops", {"action": "migrate"}) in aws.calls
-    assert result.record["bucket"] == "txpipe-artifacts-123456789012-eu-west-1"
+    assert result.action == "updated" and result.uploads == [TEMPLATE.key]
+    assert [c[0] for c in aws.calls if c[0] in ("ensure_bucket", "upload", "put_object")] == ["put_object"]
 
 
 def test_a_failed_stack_operation_reports_the_failed_events(tmp_path: Path) -> None:
@@ -110,12 +163,21 @@ def test_a_failed_stack_operation_reports_the_failed_events(tmp_path: Path) -> N
 
 
 def test_a_stack_that_failed_to_create_must_be_destroyed_first(tmp_path: Path) -> None:
-    """ROLLBACK_COMPLETE cannot be updated: deploy says to destroy it, before planning anything."""
+    """ROLLBACK_COMPLETE cannot be updated: deploy says to destroy it, before uploading or planning anything."""
     aws = RecordingAws(stack_status="ROLLBACK_COMPLETE")
     with pytest.raises(TxpipeError, match="ROLLBACK_COMPLETE") as info:
         deployer(aws, tmp_path).deploy(PipelineSettings())
     assert "destroy" in (info.value.hint or "")
-    assert "create_change_set" not in aws.names()
+    assert not {"create_change_set", "ensure_bucket", "upload", "put_object"} & set(aws.names())
+
+
+def test_an_interrupted_plans_shell_is_replaced(tmp_path: Path) -> None:
+    """A REVIEW_IN_PROGRESS stack (a plan cut short) holds no resource: it is deleted and planned as new."""
+    aws = RecordingAws(stack_status="REVIEW_IN_PROGRESS")
+    deployer(aws, tmp_path).deploy(PipelineSettings(), PLAN)
+    names = aws.names()
+    assert names.index("delete_stack") < names.index("create_change_set")
+    assert aws.calls[names.index("create_change_set")][1] == "CREATE"
 
 
 def test_destroy_deletes_stack_then_bucket_then_record(tmp_path: Path) -> None:

@@ -35,6 +35,21 @@ class Change:
 
 
 @dataclass(frozen=True)
+class TemplateSource:
+    """Where CloudFormation reads a template from: the request itself (TemplateBody) or S3 (TemplateURL)."""
+
+    body: str = ""
+    url: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "TemplateURL" if self.url else "TemplateBody"
+
+    def as_params(self) -> dict[str, str]:
+        return {"TemplateURL": self.url} if self.url else {"TemplateBody": self.body}
+
+
+@dataclass(frozen=True)
 class ChangeSet:
     name: str
     ready: bool  # False: nothing to change (CloudFormation refused an empty change set)
@@ -130,6 +145,17 @@ class AwsClient:
     def upload(self, path: Path, bucket: str, key: str) -> None:
         self._call("s3", "upload_file", Filename=str(path), Bucket=bucket, Key=key)
 
+    def put_object(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._call("s3", "put_object", Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    def s3_url(self, bucket: str, key: str) -> str:
+        """The https URL of an object, as CloudFormation's TemplateURL takes it (virtual-hosted style).
+        Built, not asked of the S3 client: behind AWS_ENDPOINT_URL (an emulator) that would name the
+        emulator, which CloudFormation does not accept as a template location."""
+        region = self.region
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"https://{bucket}.s3.{region}.{suffix}/{key}"
+
     def delete_bucket(self, bucket: str) -> int:
         """Empties (all versions) and deletes a bucket; returns how many objects were removed."""
         if not self.bucket_exists(bucket):
@@ -161,10 +187,10 @@ class AwsClient:
             return None
         return stacks[0]
 
-    def create_change_set(self, stack: str, name: str, template: str, parameters: dict[str, str],
+    def create_change_set(self, stack: str, name: str, template: TemplateSource, parameters: dict[str, str],
                           change_type: str, timeout: float = 300) -> ChangeSet:
         self._call("cloudformation", "create_change_set", StackName=stack, ChangeSetName=name,
-                   ChangeSetType=change_type, TemplateBody=template,
+                   ChangeSetType=change_type, **template.as_params(),
                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
                    Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
                    Tags=[{"Key": "txpipe:stack", "Value": stack}])

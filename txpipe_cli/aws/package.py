@@ -14,16 +14,21 @@ The pipeline, in stages:
    ZIP_DEFLATED at a fixed level, so the same inputs give byte-identical output. The file is named
    `txpipe-lambdas-<sha256[:16]>.zip` after its own content hash.
 
-All five functions share the one artifact and differ only in their handler: one upload and one
-hash per release, and the handlers are thin layers over the same `lambdas.core` and the same
-dependencies, so per-function zips would be five near-identical copies that could drift apart.
-boto3 is not bundled: the Lambda Python runtime provides it.
+All five functions (lambdas/functions.py, the one list of them) share the one artifact and differ
+only in their handler: one upload and one hash per release, and the handlers are thin layers over the
+same `lambdas.core` and the same dependencies, so per-function zips would be five near-identical
+copies that could drift apart. boto3 is not bundled: the Lambda Python runtime provides it.
+
+The template is packaged too (`compile_template`): infra/template.yaml with its short tags (!Sub,
+!GetAtt, ...) resolved into their Fn:: forms by cfn-lint's loader, as compact JSON, named after its
+own content hash. That is what CloudFormation receives, from the artifacts bucket (TemplateURL).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -32,15 +37,20 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lambdas
+from lambdas.functions import FUNCTIONS
 from txpipe_cli.errors import TxpipeError
 
 LAMBDAS_DIR = Path(lambdas.__file__).resolve().parent
 REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
-FUNCTIONS = ("ingest", "store", "sync", "refresh", "ops")
+# CloudFormation's documented limits: a template sent in the request (TemplateBody) and one it reads
+# from S3 (TemplateURL, "1 MB": counted here as 10^6 bytes, the stricter reading).
+TEMPLATE_BODY_LIMIT = 51_200
+TEMPLATE_URL_LIMIT = 1_000_000
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE, DIR_MODE = 0o100644, 0o040755
 Progress = Callable[[str], None]
@@ -196,9 +206,44 @@ def build(out_dir: Path, *, python_version: str = "3.12", platform: str = "manyl
     os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, path)
     return {
-        "functions": {name: {"zip": str(path), "handler": f"lambdas.{name}.handler"} for name in FUNCTIONS},
+        "functions": {name: {"zip": str(path), "handler": function.handler} for name, function in FUNCTIONS.items()},
         "sha256": sha256,
         "bytes": len(data),
         "python": python_version,
         "platform": platform,
     }
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """The template as CloudFormation receives it."""
+
+    body: bytes  # compact JSON, UTF-8
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        """Its key in the artifacts bucket: content-hashed, like the Lambda artifact."""
+        return f"templates/txpipe-{self.sha256[:16]}.json"
+
+    @property
+    def fits_in_request(self) -> bool:
+        return len(self.body) <= TEMPLATE_BODY_LIMIT
+
+
+def compile_template(text: str | None = None) -> CompiledTemplate:
+    """infra/template.yaml (or `text`) resolved to compact JSON; refused past CloudFormation's 1 MB limit."""
+    try:
+        from cfnlint.decode.cfn_yaml import loads
+    except ImportError:  # a dev dependency today: the deploy needs it to resolve the short tags
+        raise TxpipeError("cfn-lint is not installed; it resolves the template's short tags for CloudFormation",
+                          hint="pip install cfn-lint (or install txpipe with its [dev] extra)") from None
+    if text is None:
+        from infra import template_body
+
+        text = template_body()
+    body = json.dumps(loads(text), separators=(",", ":")).encode()
+    if len(body) > TEMPLATE_URL_LIMIT:
+        raise TxpipeError(f"the template is {len(body):,} bytes as compact JSON, over CloudFormation's "
+                          f"{TEMPLATE_URL_LIMIT:,}-byte limit", hint="split it into nested stacks")
+    return CompiledTemplate(body, hashlib.sha256(body).hexdigest())

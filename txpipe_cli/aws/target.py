@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from txpipe_cli.aws.client import AwsClient
-from txpipe_cli.aws.deployer import Deployer, function_name
+from txpipe_cli.aws.deployer import Deployer, DeployOptions, function_name
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
 
@@ -24,10 +24,12 @@ ALARMS = ("dead-letters", "sync-errors", "sla-at-risk")  # infra/template.yaml
 class AwsTarget:
     name = "aws"
 
-    def __init__(self, home: Path, stage: str = "dev", aws: AwsClient | None = None) -> None:
+    def __init__(self, home: Path, stage: str = "dev", aws: AwsClient | None = None, *,
+                 options: DeployOptions | None = None) -> None:
         self.home, self.stage = home, stage
         self.aws = aws or AwsClient()
         self.deployer = Deployer(self.aws, home, stage)
+        self.options = options or DeployOptions()  # --plan, --param: this target's own deploy options
 
     def _record(self) -> dict[str, Any]:
         path = self.deployer.record_path
@@ -51,9 +53,8 @@ class AwsTarget:
         return dict(self._record().get("settings", {}))
 
     def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None, *,
-               plan: bool = False, parameters: dict[str, str] | None = None,
                on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
-        return self.deployer.deploy(settings, plan=plan, extra=parameters, step=step, on_event=on_event).to_dict()
+        return self.deployer.deploy(settings, self.options, step=step, on_event=on_event).to_dict()
 
     def destroy(self, on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
         return self.deployer.destroy(on_event)

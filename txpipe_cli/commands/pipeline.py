@@ -20,7 +20,8 @@ from txpipe_cli.targets import get_target
 def deploy(
     target: TargetOpt = "local",
     stage: StageOpt = "dev",
-    plan: Annotated[bool, typer.Option("--plan", help="AWS: print the change set and apply nothing.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="AWS: print the change set and apply nothing "
+                                                       "(creates no bucket, object or stack).")] = False,
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="AWS: template parameter KEY=VALUE (repeatable), e.g. WarehouseMode=provisioned.")] = None,
     sync_every: Annotated[str, typer.Option(envvar="TXPIPE_SYNC_EVERY",
@@ -51,21 +52,16 @@ def deploy(
                                        refresh_at=refresh_at, timezone=timezone,
                                        visibility_timeout_seconds=visibility_timeout,
                                        max_receive_count=max_receive_count).validate()
-    chosen = get_target(target, stage=stage)
+    chosen = get_target(target, stage=stage, plan=plan, parameters=_parameters(param or []))
     with err_console.status("deploying...") as spinner:
         result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."),
-                               plan=plan, parameters=_parameters(param or []), on_event=_print_event)
+                               on_event=_print_event)
     if as_json:
         print_json(result)
-    elif target == "aws":
-        _render_aws_deploy(result)
-    else:
-        table = Table("part", "state", title=f"txpipe deploy --target {target}")
-        for part, action in result["actions"].items():
-            table.add_row(part, action)
-        console.print(table)
-        console.print("Nothing to change: every part is running and up to date." if not result["changed"]
-                      else f"Deployed. Orders API: {result['api_url']}/orders")
+    elif "changes" in result:  # planned through a change set
+        _render_change_set(result)
+    else:  # converged part by part
+        _render_actions(result)
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -86,13 +82,24 @@ def _print_event(event: dict[str, Any]) -> None:
                       f"({event.get('ResourceType', '')}) {reason}", highlight=False)
 
 
-def _render_aws_deploy(result: dict[str, Any]) -> None:
+def _render_actions(result: dict[str, Any]) -> None:
+    table = Table("part", "state", title=f"txpipe deploy --target {result['target']}")
+    for part, action in result["actions"].items():
+        table.add_row(part, action)
+    console.print(table)
+    console.print("Nothing to change: every part is running and up to date." if not result["changed"]
+                  else f"Deployed. Orders API: {result['api_url']}/orders")
+
+
+def _render_change_set(result: dict[str, Any]) -> None:
     table = Table("action", "resource", "type", "replacement", title=f"change set for stack {result['stack']}")
     for change in result["changes"]:
         table.add_row(change["action"], change["resource"], change["type"], change["replacement"])
     if result["changes"]:
         console.print(table)
     if result["action"] == "planned":
+        if result.get("uploads"):
+            console.print(f"A deploy would upload: {', '.join(result['uploads'])}.", highlight=False)
         console.print(f"Plan only: {len(result['changes'])} change(s); nothing was created or changed.")
     elif result["action"] == "unchanged":
         console.print(f"Nothing to change: stack {result['stack']} is up to date.")

@@ -144,11 +144,7 @@ class LocalTarget:
         return {"x-api-key": self._state().api_key()}
 
     def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None, *,
-               plan: bool = False, parameters: dict[str, str] | None = None,
                on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
-        if plan or parameters:
-            raise TxpipeError("--plan and --param apply to --target aws only",
-                              hint="the local target's deploy is already idempotent: just run it")
         with self._exclusive():
             return self._deploy(settings, step)
 
