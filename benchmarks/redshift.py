@@ -142,6 +142,83 @@ def _connect(path: RedshiftPath) -> Any:
             time.sleep(0.05)
 
 
+class Phases:
+    """Where a sync's time went, from the outside: warehouse statements by kind, S3 calls, commits."""
+
+    KINDS = (("COPY ", "copy"), ("INSERT INTO orders_stage", "insert"), ("INSERT INTO orders_fact", "merge"))
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, phase: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+    def statement(self, sql_text: str) -> str:
+        return next((phase for prefix, phase in self.KINDS if sql_text.startswith(prefix)), "other statements")
+
+    def report(self) -> dict[str, float]:
+        return {phase: round(seconds, 3) for phase, seconds in sorted(self.seconds.items())}
+
+
+class _TimedCursor:
+    def __init__(self, cursor: Any, phases: Phases) -> None:
+        self._cursor, self._phases = cursor, phases
+
+    def __enter__(self) -> _TimedCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    def execute(self, sql_text: str, params: Any = None) -> None:
+        self._phases.timed(self._phases.statement(sql_text), self._cursor.execute, sql_text, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class _TimedConnection:
+    """The warehouse connection run_sync gets, timing each statement and commit (nothing else changes)."""
+
+    def __init__(self, conn: Any, phases: Phases) -> None:
+        self._conn, self._phases = conn, phases
+
+    def cursor(self) -> _TimedCursor:
+        return _TimedCursor(self._conn.cursor(), self._phases)
+
+    def commit(self) -> None:
+        self._phases.timed("commit", self._conn.commit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class _TimedS3:
+    def __init__(self, client: Any, phases: Phases) -> None:
+        self._client, self._phases = client, phases
+
+    def put_object(self, **kwargs: Any) -> Any:
+        return self._phases.timed("s3 put", self._client.put_object, **kwargs)
+
+    def delete_object(self, **kwargs: Any) -> Any:
+        return self._phases.timed("s3 delete", self._client.delete_object, **kwargs)
+
+
+class _TimedRedshift(RedshiftWarehouse):
+    """The real backend; only its load is timed as a whole (CSV encoding = load - S3 put - COPY)."""
+
+    def __init__(self, phases: Phases, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._phases = phases
+
+    def load_stage(self, cur: Any, rows: Any) -> Any:
+        return self._phases.timed("load_stage", super().load_stage, cur, rows)
+
+
 def _requeue(stack: Stack) -> None:
     """Every stored order pending again, the outbox settled, as load_backlog leaves it."""
     stack.execute("oltp", "TRUNCATE outbox",
@@ -149,19 +226,20 @@ def _requeue(stack: Stack) -> None:
     stack.vacuum_analyze("oltp", ("outbox",))
 
 
-def _sync(stack: Stack, path: RedshiftPath, backend: RedshiftWarehouse) -> dict[str, Any]:
+def _sync(stack: Stack, path: RedshiftPath, backend: RedshiftWarehouse, phases: Phases) -> dict[str, Any]:
     oltp, warehouse = stack.connect("oltp", autocommit=False), _connect(path)
     try:
         started = time.perf_counter()
-        result = run_sync(oltp, warehouse, backend=backend, batch_rows=BATCH_ROWS, max_seconds=3600)
+        result = run_sync(oltp, _TimedConnection(warehouse, phases), backend=backend, batch_rows=BATCH_ROWS,
+                          max_seconds=3600)
         seconds = time.perf_counter() - started
     finally:
         oltp.close()
         warehouse.close()
     if result.pending:
-        raise RuntimeError(f"{result.pending} orders still pending after the {backend} sync")
+        raise RuntimeError(f"{result.pending} orders still pending after the {backend.kind} sync")
     return {"rows": result.synced, "seconds": round(seconds, 3), "per_s": round(result.synced / max(seconds, 1e-9), 1),
-            "batches": result.batches}
+            "batches": result.batches, "phases_s": phases.report()}
 
 
 def run(stack: Stack, *, rows: int, customers: int, workdir: Path) -> tuple[dict[str, Any], list[Check]]:
@@ -181,13 +259,15 @@ def run(stack: Stack, *, rows: int, customers: int, workdir: Path) -> tuple[dict
     out: dict[str, Any] = {"rows": rows, "batch_rows": BATCH_ROWS}
     checks: list[Check] = []
     with redshift_path(stack, workdir) as path:
-        contenders = (("insert", RedshiftWarehouse()),
-                      ("copy", RedshiftWarehouse(stage=S3Stage(BUCKET, "stage/", COPY_ROLE), s3=path.s3)))
-        for name, backend in contenders:
+        insert_phases, copy_phases = Phases(), Phases()
+        stage = S3Stage(BUCKET, "stage/", COPY_ROLE)
+        staged = _TimedRedshift(copy_phases, stage=stage, s3=_TimedS3(path.s3, copy_phases))
+        contenders = (("insert", insert_phases, _TimedRedshift(insert_phases)), ("copy", copy_phases, staged))
+        for name, phases, backend in contenders:
             _requeue(stack)
             path.reset()
             copies = len(path.shim.copies)
-            out[name] = _sync(stack, path, backend)
+            out[name] = _sync(stack, path, backend, phases)
             out[name]["copies"] = len(path.shim.copies) - copies  # COPY statements the shim carried out
             checks.append(Check(f"redshift/{name}", source, path.checksum()))
         out["copy"]["objects_left"] = path.staged()

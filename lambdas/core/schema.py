@@ -187,7 +187,7 @@ WAREHOUSE_ACCESS_POSTGRES = (
 )
 
 
-# Redshift: the sync and refresh functions log in with IAM as IAMR:<their role's name> (warehouse.py).
+# Redshift: the sync and refresh functions log in with IAM as IAMR:<their role's name> (warehouse/redshift.py).
 _REDSHIFT_USER = re.compile(r"^[A-Za-z0-9_:@.+=-]{1,127}$")
 
 

@@ -38,7 +38,7 @@ class CountingCursor:
         self.cursor.execute(sql, params)
 
 
-def test_load_stage_redshift_loads_in_chunks(rs):
+def test_insert_stage_loads_in_chunks(rs):
     """2,345 rows go into orders_stage in 3 parameterized INSERTs (1,000 + 1,000 + 345), values exact."""
     stamp = datetime(2024, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=-7)))
     rows = [(f"id-{i:05d}'\\,", 10**12 + i, "TX", "supreme", 1 + i % 100, Decimal(i % 100_000) / 100,
@@ -63,7 +63,7 @@ def test_load_stage_redshift_loads_in_chunks(rs):
     assert parsed.key == "insert" and insert.count("%s") == 345 * 8
 
 
-def test_load_stage_redshift_rejects_malformed_rows(rs):
+def test_insert_stage_rejects_malformed_rows(rs):
     """A row with the wrong number of values raises before anything is sent."""
     sent: list[Any] = []
 

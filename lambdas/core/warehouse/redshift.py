@@ -44,10 +44,8 @@ written for both (schema.py: no ON CONFLICT, no SKIP LOCKED). The differences th
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
-import io
 import json
 import logging
 import re
@@ -163,7 +161,8 @@ class S3Stage:
 
     def key(self, rows: Sequence[Sequence[Any]]) -> str:
         """The batch's object key: a hash of its first and last order_id and its row count, so the same batch
-        run again (after a crash) writes the same key instead of leaving a second object."""
+        run again (after a crash) writes the same key instead of leaving a second object. Every key has the
+        same length, so none is a prefix of another: COPY FROM 's3://b/k' loads every object under k."""
         identity = json.dumps([rows[0][0], rows[-1][0], len(rows)]).encode()
         return f"{self.prefix}orders-{hashlib.sha256(identity).hexdigest()[:40]}.csv.gz"
 
@@ -208,12 +207,17 @@ def _column_text(values: Sequence[Any]) -> Sequence[str]:
 
 
 def stage_csv(rows: Sequence[Sequence[Any]]) -> bytes:
-    """The batch as gzipped CSV, every field quoted, LF line ends; byte-identical for the same rows."""
+    """The batch as gzipped CSV, every field quoted (a quote inside doubled), LF line ends; byte-identical for
+    the same rows. What csv.writer(quoting=QUOTE_ALL) writes, built with joins: half its time."""
     _check_width(rows)
-    text = io.StringIO()
-    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerows(zip(*(_column_text(column) for column in zip(*rows, strict=True)), strict=True))
-    return gzip.compress(text.getvalue().encode(), compresslevel=GZIP_LEVEL, mtime=0)
+    columns = []
+    for column in zip(*rows, strict=True):
+        text = _column_text(column)
+        if any('"' in value for value in text):
+            text = [value.replace('"', '""') for value in text]
+        columns.append(text)
+    lines = '"\n"'.join('","'.join(row) for row in zip(*columns, strict=True))
+    return gzip.compress(f'"{lines}"\n'.encode() if rows else b"", compresslevel=GZIP_LEVEL, mtime=0)
 
 
 class RedshiftWarehouse(Warehouse):
