@@ -64,7 +64,8 @@ def _queue_stats() -> dict[str, int]:
 
 def _dlq_list(event: dict[str, Any]) -> dict[str, Any]:
     now = datetime.now(UTC)
-    listed = env.queue().list_dead_letters(int(event.get("limit", 50)))
+    # Bounded here too (the CLI caps it): a thousand listed dead letters keep the reply far under 6 MB.
+    listed = env.queue().list_dead_letters(max(1, min(int(event.get("limit", 50)), DLQ_LIST_LIMIT)))
     reasons: dict[str, int] = {}
     for dead in listed:
         reasons[dead.reason] = reasons.get(dead.reason, 0) + 1
@@ -114,6 +115,7 @@ def _customers_abort(event: dict[str, Any]) -> dict[str, Any]:
 
 
 DLQ_SCAN_LIMIT = 1000  # dlq show looks this far (SQS cannot fetch a message by id)
+DLQ_LIST_LIMIT = 1000  # dlq list shows at most this many
 
 def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
     return _queue_stats()

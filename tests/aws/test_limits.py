@@ -261,11 +261,9 @@ def test_dlq_list_at_its_largest_fits_a_synchronous_reply(monkeypatch: pytest.Mo
     assert size <= LAMBDA_SYNC_PAYLOAD_BYTES
 
 
-@pytest.mark.xfail(strict=True, reason="REASON_LIMIT bounds characters, not bytes, and ops does not clamp "
-                                       "dlq_list's limit: 1,000 non-ASCII reasons make a reply over 6 MB")
 def test_dlq_list_with_non_ascii_reasons_fits_a_synchronous_reply(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same with the code's bounds taken literally: reasons of REASON_LIMIT 4-byte characters (a
-    pydantic error quoting a non-ASCII body holds some). Over 6 MB today: see the xfail reason."""
+    """The same with reasons of REASON_LIMIT 4-byte characters (a pydantic error quoting a non-ASCII body holds
+    some): a reason is clipped to REASON_LIMIT bytes, and ops lists at most DLQ_LIST_LIMIT."""
     _, size = reply_bytes(monkeypatch, {"action": "dlq_list", "limit": DLQ_LIST_MAX}, queue=FakeQueue(ASTRAL))
     print(f"\ndlq_list with 4-byte-character reasons: {size:,} B")
     assert size <= LAMBDA_SYNC_PAYLOAD_BYTES

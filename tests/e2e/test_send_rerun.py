@@ -72,7 +72,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     home = tmp_path_factory.mktemp("e2e-rerun") / "txpipe-home"
     cli = Cli(home)
     cli.json("deploy")
-    assert cli.json("seed", "--generate", str(CUSTOMERS)) == {"customers": CUSTOMERS}
+    assert cli.json("seed", "--generate", str(CUSTOMERS))["customers"] == CUSTOMERS
     yield cli
     if (home / "local.json").exists():
         runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})

@@ -51,7 +51,7 @@ class DeadLetter:
 
     def to_dict(self, now: datetime, body: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "message_id": self.message_id, "reason": self.reason, "sent_at": self.sent_at.isoformat(),
+            "message_id": self.message_id, "reason": clip_reason(self.reason), "sent_at": self.sent_at.isoformat(),
             "age_seconds": round((now - self.sent_at).total_seconds(), 1),
             "dead_lettered_at": self.dead_lettered_at.isoformat() if self.dead_lettered_at else None,
             "receive_count": self.receive_count, "bytes": len(self.body.encode()),
@@ -59,6 +59,11 @@ class DeadLetter:
         if body:
             data["body"] = self.body
         return data
+
+
+def clip_reason(reason: str) -> str:
+    """A reason cut to REASON_LIMIT bytes of UTF-8 (not characters: a reply's size is in bytes)."""
+    return reason.encode()[:REASON_LIMIT].decode(errors="ignore")
 
 
 def reason_of_redrive(receive_count: int) -> str:
