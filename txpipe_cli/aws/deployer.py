@@ -76,20 +76,20 @@ class Deployer:
         applier: Applier = (DisplayApplier() if options.plan_only
                             else AwsApplier(self.aws, self.home, self.stage, step=step, on_event=on_event))
         step("package")
+        template = self._template()  # first: a template past CloudFormation's limit fails fast
         artifact = Path(self._build(self.home / "build")["functions"]["ingest"]["zip"])
-        template = self._template()
         step("plan")
         plan = self.planner.plan(settings, dict(options.parameters), artifact, template)
         step("upload")
         plan = applier.stage(plan)
         step("change set")
         plan = self.planner.change_set(plan)
-        if applier.executes and plan.change_set is not None and plan.change_set.ready:
-            return applier.apply(plan)
+        executes = applier.executes and plan.change_set is not None and plan.change_set.ready
         try:
             return applier.apply(plan)
         finally:
-            self.planner.discard(plan)  # not executed: a plan, or nothing to change
+            if not executes:  # a plan, or nothing to change: the change set goes, so nothing is left behind
+                self.planner.discard(plan)
 
     def destroy(self, on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
         """Deletes the stack, then the artifacts bucket, then the local record."""
