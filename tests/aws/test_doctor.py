@@ -248,7 +248,8 @@ def test_elastic_ips_are_counted_when_the_stack_allocates_some(aws: None) -> Non
     ec2 = boto3.client("ec2")
     for _ in range(5):
         ec2.allocate_address(Domain="vpc")
-    template = TEMPLATE.replace("\nResources:\n", "\nResources:\n  NatAddress:\n    Type: AWS::EC2::EIP\n", 1)
+    template = loads(TEMPLATE)
+    template["Resources"]["NatAddress"] = {"Type": "AWS::EC2::EIP"}
     account = Account(user_session())
     account.quotas()
     report = Report("dev", REGION, ACCOUNT)
@@ -263,9 +264,11 @@ def test_the_local_target_is_a_usage_error() -> None:
 
 
 def test_the_template_reader_agrees_with_cfn_lint() -> None:
-    """The doctor's YAML-free reading of the template gives cfn-lint's types, conditions and defaults;
+    """The doctor's reading of the resolved template gives cfn-lint's types, conditions and defaults;
     every resource type has a service, and every permission's condition is one of the template's."""
-    parsed, read = loads(TEMPLATE), Template.read(TEMPLATE)
+    from infra import resolved_template
+
+    parsed, read = loads(TEMPLATE), Template.of(resolved_template())
     assert read.resources == {name: (r["Type"], r.get("Condition")) for name, r in parsed["Resources"].items()}
     assert read.defaults == {name: str(p["Default"]) for name, p in parsed["Parameters"].items() if "Default" in p}
     evaluated = 0

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,10 @@ def checkov_binary() -> str:
 
 def test_cfn_lint_reports_nothing() -> None:
     """cfn-lint finds no error (and no warning) in the template."""
-    proc = subprocess.run(["cfn-lint", str(TEMPLATE)], capture_output=True, text=True, timeout=120, check=False)
+    # The cfn-lint installed beside this interpreter (the virtualenv's), not whichever is first on PATH.
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    proc = subprocess.run([str(cfn_lint) if cfn_lint.exists() else "cfn-lint", str(TEMPLATE)],
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

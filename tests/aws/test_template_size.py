@@ -50,3 +50,11 @@ def test_a_template_past_1_mb_is_refused_in_one_line() -> None:
         compile_template(padded)
     assert "over CloudFormation's 1,000,000-byte limit" in raised.value.line()
     assert "\n" not in raised.value.line()
+
+
+def test_the_resolved_template_shipped_is_the_yaml_resolved() -> None:
+    """infra/template.json (what deploy sends, with no YAML tooling at run time) is infra/template.yaml
+    resolved: after an edit of the YAML, `python -m infra` writes it again."""
+    from infra import resolve, resolved_template
+
+    assert resolved_template() == resolve(TEMPLATE.read_text()), "run: python -m infra"

@@ -129,41 +129,28 @@ class Report:
 
 @dataclass(frozen=True)
 class Template:
-    """What the doctor needs of the template, read without a YAML library (none ships with txpipe):
-    resource types and conditions, parameter defaults, and conditions of the form !Equals [!Ref P, v].
-    tests/aws/test_doctor.py checks this reading against cfn-lint's full parse."""
+    """What the doctor needs of the template (the resolved one deploy sends, infra/template.json):
+    resource types and conditions, parameter defaults, and conditions of the form Fn::Equals [Ref P, v]."""
 
     resources: dict[str, tuple[str, str | None]]  # logical id -> (type, condition)
     defaults: dict[str, str]
-    conditions: dict[str, str]  # name -> its expression as written
+    conditions: dict[str, Any]  # name -> its expression
 
     @classmethod
-    def read(cls, text: str) -> Template:
-        sections: dict[str, dict[str, dict[str, str]]] = {}
-        section, entry = "", ""
-        for line in text.splitlines():
-            key, _, value = line.strip().partition(":")
-            indent = len(line) - len(line.lstrip())
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            if indent == 0:
-                section = key
-            elif indent == 2:
-                entry = key
-                sections.setdefault(section, {})[entry] = {"": value.strip()}
-            elif indent == 4 and entry:
-                sections[section][entry].setdefault(key, value.strip().strip('"'))
-        resources = {name: (r.get("Type", ""), r.get("Condition")) for name, r in sections["Resources"].items()}
-        defaults = {name: p["Default"] for name, p in sections.get("Parameters", {}).items() if "Default" in p}
-        return cls(resources, defaults, {name: c[""] for name, c in sections.get("Conditions", {}).items()})
+    def of(cls, template: dict[str, Any]) -> Template:
+        resources = {name: (r["Type"], r.get("Condition")) for name, r in template["Resources"].items()}
+        defaults = {name: str(p["Default"]) for name, p in template.get("Parameters", {}).items() if "Default" in p}
+        return cls(resources, defaults, dict(template.get("Conditions", {})))
 
     def holds(self, condition: str | None, parameters: dict[str, str]) -> bool:
         """Whether a condition holds under these parameters; one this reader cannot evaluate counts as
         holding, so that nothing it guards goes unchecked."""
-        match = re.fullmatch(r'!Equals \[!Ref (\w+), "?([^"\]]*)"?\]', self.conditions.get(condition or "", ""))
-        if not condition or not match:
+        expression = self.conditions.get(condition or "")
+        arguments = expression.get("Fn::Equals") if isinstance(expression, dict) else None
+        if not (isinstance(arguments, list) and len(arguments) == 2 and isinstance(arguments[0], dict)
+                and set(arguments[0]) == {"Ref"}):
             return True
-        return {**self.defaults, **parameters}.get(match.group(1), "") == match.group(2)
+        return str({**self.defaults, **parameters}.get(arguments[0]["Ref"], "")) == str(arguments[1])
 
     def types(self, parameters: dict[str, str]) -> list[str]:
         """The resource types the stack creates under these parameters, one entry per resource."""
@@ -192,13 +179,14 @@ def _default_regions(service: str, partition: str) -> list[str]:
 
 class Doctor:
     def __init__(self, aws: AwsClient, stage: str, parameters: dict[str, str] | None = None,
-                 template: str | None = None, regions: Callable[[str, str], list[str]] = _default_regions) -> None:
+                 template: dict[str, Any] | None = None,
+                 regions: Callable[[str, str], list[str]] = _default_regions) -> None:
         if template is None:
-            from infra import template_body
+            from infra import resolved_template
 
-            template = template_body()
+            template = resolved_template()
         self.aws, self.stage, self.parameters = aws, stage, dict(parameters or {})
-        self.template, self.regions = Template.read(template), regions
+        self.template, self.regions = Template.of(template), regions
         self.types = self.template.types(self.parameters)
 
     def run(self) -> Report:

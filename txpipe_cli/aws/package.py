@@ -232,17 +232,11 @@ class CompiledTemplate:
 
 
 def compile_template(text: str | None = None) -> CompiledTemplate:
-    """infra/template.yaml (or `text`) resolved to compact JSON; refused past CloudFormation's 1 MB limit."""
-    try:
-        from cfnlint.decode.cfn_yaml import loads
-    except ImportError:  # a dev dependency today: the deploy needs it to resolve the short tags
-        raise TxpipeError("cfn-lint is not installed; it resolves the template's short tags for CloudFormation",
-                          hint="pip install cfn-lint (or install txpipe with its [dev] extra)") from None
-    if text is None:
-        from infra import template_body
+    """The resolved template (infra/template.json, or YAML `text` resolved) as compact JSON; refused past
+    CloudFormation's 1 MB limit."""
+    from infra import resolve, resolved_template
 
-        text = template_body()
-    body = json.dumps(loads(text), separators=(",", ":")).encode()
+    body = json.dumps(resolve(text) if text is not None else resolved_template(), separators=(",", ":")).encode()
     if len(body) > TEMPLATE_URL_LIMIT:
         raise TxpipeError(f"the template is {len(body):,} bytes as compact JSON, over CloudFormation's "
                           f"{TEMPLATE_URL_LIMIT:,}-byte limit", hint="split it into nested stacks")
