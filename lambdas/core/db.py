@@ -48,16 +48,27 @@ class Endpoint:
                 prefix + "SECRET": self.secret_ref}
 
 
+NAMESPACE_PREFIX = "redshift-serverless:namespace/"
+
+
 def read_secret(ref: str) -> dict[str, Any]:
-    """Resolves a secret reference to its JSON document."""
+    """Resolves a secret reference to its JSON document: a file:/path, a Secrets Manager ARN, or
+    redshift-serverless:namespace/<name>, the admin secret that namespace manages (and rotates) itself,
+    whose ARN only the namespace knows (GetNamespace: adminPasswordSecretArn)."""
     if ref.startswith("file:"):
         return json.loads(Path(ref.removeprefix("file:")).read_text())
-    if ref.startswith("arn:"):
+    if ref.startswith(("arn:", NAMESPACE_PREFIX)):
         import boto3  # lazy: only the AWS target needs it, and it costs ~0.3 s to import
 
+        if ref.startswith(NAMESPACE_PREFIX):
+            namespace = boto3.client("redshift-serverless").get_namespace(
+                namespaceName=ref.removeprefix(NAMESPACE_PREFIX))["namespace"]
+            ref = namespace.get("adminPasswordSecretArn") or ""
+            if not ref:
+                raise RuntimeError("the Redshift Serverless namespace manages no admin secret (ManageAdminPassword)")
         value = boto3.client("secretsmanager").get_secret_value(SecretId=ref)["SecretString"]
         return json.loads(value)
-    raise RuntimeError("secret reference must be an ARN or file:/path")
+    raise RuntimeError("secret reference must be an ARN, redshift-serverless:namespace/<name> or file:/path")
 
 
 IAM_PREFIX = "iam:"

@@ -87,7 +87,7 @@ def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for statement in policy["PolicyDocument"]["Statement"]:
         found += statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
-    return found
+    return [s for s in found if s != {"Ref": "AWS::NoValue"}]
 
 
 def _role_of(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -168,23 +168,26 @@ def test_admin_passwords_are_made_and_rotated_by_aws(template: dict[str, Any]) -
     assert "resolve:" not in json.dumps([rds, cluster])
     assert not resources(template, "AWS::SecretsManager::RotationSchedule")
     assert not resources(template, "AWS::SecretsManager::SecretTargetAttachment")
-    # CloudFormation returns no ARN for a Redshift Serverless namespace's managed secret, so that one
-    # mode keeps a generated secret, and only when it is the mode deployed.
-    secrets = resources(template, "AWS::SecretsManager::Secret")
-    assert list(secrets) == ["WarehouseAdminSecret"]
-    assert secrets["WarehouseAdminSecret"]["Condition"] == "UseServerless"
+    namespace = template["Resources"]["WarehouseNamespace"]["Properties"]
+    assert namespace["ManageAdminPassword"] is True and "AdminUserPassword" not in namespace
+    assert not resources(template, "AWS::SecretsManager::Secret")  # no secret of ours at all
 
 
 def test_ops_reads_the_secrets_aws_manages(template: dict[str, Any]) -> None:
     """The ops function is told each admin secret's ARN (RDS's and the cluster's by their documented
     attributes) and may read exactly those."""
     oltp = {"Fn::GetAtt": ["OltpDatabase", "MasterUserSecret.SecretArn"]}
-    warehouse = {"Fn::If": ["UseServerless", {"Ref": "WarehouseAdminSecret"},
-                            {"Fn::GetAtt": ["WarehouseCluster", "MasterPasswordSecretArn"]}]}
+    cluster = {"Fn::GetAtt": ["WarehouseCluster", "MasterPasswordSecretArn"]}
+    # Serverless: the namespace is named and ops asks it for its secret (no ARN attribute exists).
+    warehouse = {"Fn::If": ["UseServerless", {"Fn::Sub": "redshift-serverless:namespace/txpipe-${Stage}"}, cluster]}
     variables = template["Resources"]["OpsFunction"]["Properties"]["Environment"]["Variables"]
     assert (variables["TXPIPE_OLTP_SECRET"], variables["TXPIPE_WAREHOUSE_SECRET"]) == (oltp, warehouse)
-    [read] = [s for s in _role_of(template, "OpsFunction") if s["Action"] == "secretsmanager:GetSecretValue"]
-    assert read["Resource"] == [oltp, warehouse]
+    statements = _role_of(template, "OpsFunction")
+    [read] = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert read["Resource"][0] == oltp and read["Resource"][1]["Fn::If"][2] == cluster
+    assert read["Resource"][1]["Fn::If"][1]["Fn::Sub"].endswith(":secret:redshift!*")
+    [lookup] = [s for s in statements if s["Action"] == "redshift-serverless:GetNamespace"]
+    assert lookup["Resource"] == {"Fn::GetAtt": ["WarehouseNamespace", "Namespace.NamespaceArn"]}
     outputs = template["Outputs"]
     assert (outputs["OltpSecretArn"]["Value"], outputs["WarehouseSecretArn"]["Value"]) == (oltp, warehouse)
 

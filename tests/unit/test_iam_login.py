@@ -133,3 +133,22 @@ def test_redshift_access_again_only_regrants() -> None:
 def test_a_user_name_that_is_not_ours_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a database user name"):
         schema.redshift_access(Recorder(set(), "admin"), bad, REFRESH)
+
+
+def test_the_serverless_admin_secret_is_found_through_its_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redshift-serverless:namespace/<name>: GetNamespace says where the managed secret is, then it is read
+    (requests checked against the services' API models by botocore's Stubber)."""
+    from botocore.stub import Stubber
+
+    creds = {"region_name": "us-east-1", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    serverless, secrets = boto3.client("redshift-serverless", **creds), boto3.client("secretsmanager", **creds)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redshift!txpipe-dev-admin-AbCdEf"
+    with Stubber(serverless) as ns, Stubber(secrets) as sm:
+        ns.add_response("get_namespace", {"namespace": {"namespaceName": "txpipe-dev", "adminPasswordSecretArn": arn}},
+                        {"namespaceName": "txpipe-dev"})
+        sm.add_response("get_secret_value", {"SecretString": '{"username": "txpipe_admin", "password": "p"}'},
+                        {"SecretId": arn})
+        monkeypatch.setattr(boto3, "client", lambda service, **_: {"redshift-serverless": serverless,
+                                                                    "secretsmanager": secrets}[service])
+        assert db.read_secret("redshift-serverless:namespace/txpipe-dev") == {"username": "txpipe_admin",
+                                                                             "password": "p"}
