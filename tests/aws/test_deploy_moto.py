@@ -310,7 +310,11 @@ def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: 
 
 
 def test_destroy_removes_the_stack_and_the_artifacts(env: dict[str, str]) -> None:
-    """destroy --yes deletes the stack, every function and queue, the artifacts bucket and the record."""
+    """destroy --yes deletes the stack, every function and queue, the staging bucket (emptied first: a
+    crashed sync may leave a batch in it), the artifacts bucket and the record."""
+    resources = client("cloudformation").list_stack_resources(StackName=f"txpipe-{STAGE}")["StackResourceSummaries"]
+    [staging] = [r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "WarehouseStagingBucket"]
+    client("s3").put_object(Bucket=staging, Key="stage/orders-leftover.csv.gz", Body=b"x")
     result = json.loads(cli("destroy", "--yes", "--json").stdout)
     assert result["destroyed"] is True and result["artifacts_removed"] == 2  # the Lambda artifact and the template
     assert not stack_exists()

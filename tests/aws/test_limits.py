@@ -136,6 +136,9 @@ def _resolver(template: dict[str, Any], serverless: bool) -> Callable[[Any], str
             refs[logical] = name(logical, "WorkgroupName")
         elif kind == "AWS::IAM::Role":
             refs[logical] = ROLE_NAME
+            refs[f"{logical}.Arn"] = f"arn:{PARTITION}:iam::{ACCOUNT}:role/{ROLE_NAME}"
+        elif kind == "AWS::S3::Bucket":  # a generated name: <stack>-<logical id, cut>-<13 random>, ≤ 63
+            refs[logical] = "b" * 63
         elif kind == "AWS::RDS::DBInstance":  # the managed master secret is named rds!db-<uuid>
             refs.update({f"{logical}.Endpoint.Address": host(logical, "DBInstanceIdentifier", "rds"),
                          f"{logical}.Endpoint.Port": "65535",

@@ -160,6 +160,14 @@ class AwsClient:
         """Empties (all versions) and deletes a bucket; returns how many objects were removed."""
         if not self.bucket_exists(bucket):
             return 0
+        removed = self.empty_bucket(bucket)
+        self._call("s3", "delete_bucket", Bucket=bucket)
+        return removed
+
+    def empty_bucket(self, bucket: str) -> int:
+        """Deletes every object (and version) in a bucket; returns how many."""
+        if not self.bucket_exists(bucket):
+            return 0
         removed = 0
         paginator = self._client("s3").get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=bucket):
@@ -168,7 +176,6 @@ class AwsClient:
             if objects:
                 self._call("s3", "delete_objects", Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
                 removed += len(objects)
-        self._call("s3", "delete_bucket", Bucket=bucket)
         return removed
 
     # ------------------------------------------------------------------ CloudFormation

@@ -43,6 +43,8 @@ from txpipe_cli.errors import TxpipeError
 # Imported from here by other modules (doctor, the AWS target, tests).
 __all__ = ["DeployOptions", "DeployResult", "Deployer", "function_name", "stack_name", "template_parameters"]
 
+STAGING_BUCKET = "WarehouseStagingBucket"  # infra/template.yaml: emptied before the stack is deleted
+
 
 @dataclass(frozen=True)
 class DeployOptions:
@@ -96,6 +98,10 @@ class Deployer:
         described = self.aws.stack(self.stack)
         existed = described is not None
         if described is not None:
+            # CloudFormation deletes only an empty bucket: a crashed sync may have left a staged batch.
+            staging = self.aws.stack_resources(self.stack).get(STAGING_BUCKET)
+            if staging:
+                self.aws.empty_bucket(staging)
             since = datetime.now(UTC).replace(microsecond=0)
             self.aws.delete_stack(self.stack)
             # Followed by id: a deleted stack can no longer be described by name.

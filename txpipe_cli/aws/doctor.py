@@ -33,7 +33,7 @@ NEAR = 0.8  # a quota more than this full after deploy is a warning
 SERVICE_OF = {"AWS::ApiGateway": "apigateway", "AWS::CloudWatch": "cloudwatch", "AWS::EC2": "ec2", "AWS::IAM": "iam",
               "AWS::Lambda": "lambda", "AWS::Logs": "logs", "AWS::RDS": "rds", "AWS::Redshift": "redshift",
               "AWS::RedshiftServerless": "redshift-serverless", "AWS::Scheduler": "scheduler",
-              "AWS::SecretsManager": "secretsmanager", "AWS::SQS": "sqs"}
+              "AWS::S3": "s3", "AWS::SecretsManager": "secretsmanager", "AWS::SQS": "sqs"}
 GLOBAL_SERVICES = frozenset({"iam"})  # one endpoint for the partition: never missing from a region
 DEPLOY_SERVICES = ("cloudformation", "s3", "sts")  # what deploy calls itself, beside the stack's
 OTHERWISE = {"redshift-serverless": "or deploy with --param WarehouseMode=provisioned"}
@@ -80,6 +80,11 @@ OPERATOR_PERMISSIONS = (
     Permission("lambda", "CreateFunction GetFunction UpdateFunctionCode UpdateFunctionConfiguration DeleteFunction "
                "AddPermission RemovePermission", "arn:{p}:lambda:{r}:{a}:function:{stack}-ingest"),
     Permission("lambda", "CreateEventSourceMapping GetEventSourceMapping DeleteEventSourceMapping", "*"),
+    # The warehouse's staging bucket (a name CloudFormation generates from the stack's), emptied by destroy.
+    Permission("s3", "CreateBucket PutBucketEncryption PutBucketPublicAccessBlock PutBucketOwnershipControls "
+               "PutLifecycleConfiguration PutBucketPolicy DeleteBucketPolicy ListBucket ListBucketVersions "
+               "DeleteBucket", "arn:{p}:s3:::{stack}-warehousestagingbucket-example"),
+    Permission("s3", "DeleteObject DeleteObjectVersion", "arn:{p}:s3:::{stack}-warehousestagingbucket-example/*"),
     Permission("iam", "CreateRole GetRole PutRolePolicy PassRole DeleteRolePolicy DeleteRole",
                "arn:{p}:iam::{a}:role/{stack}-IngestRole-EXAMPLE"),
     Permission("logs", "CreateLogGroup PutRetentionPolicy DeleteLogGroup",
