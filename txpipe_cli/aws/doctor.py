@@ -98,6 +98,7 @@ OPERATOR_PERMISSIONS = (
     Permission("sqs", "GetQueueAttributes", "arn:{p}:sqs:{r}:{a}:{stack}-orders-dlq"),
     Permission("apigateway", "GET", "arn:{p}:apigateway:{r}::/apikeys/*"),
     Permission("cloudwatch", "DescribeAlarms", "*"),
+    Permission("logs", "FilterLogEvents", "arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/{stack}-sync:*"),  # logs
 )
 
 
