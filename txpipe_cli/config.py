@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli.errors import TxpipeError
@@ -93,6 +94,15 @@ class PipelineSettings:
     # Receives before a message goes to the dead-letter queue: a backstop for deliveries that crash,
     # set so that an outage never reaches it (lambdas/core/failures.py).
     max_receive_count: int = MAX_RECEIVE_COUNT
+
+    @classmethod
+    def merged(cls, *layers: dict[str, Any]) -> PipelineSettings:
+        """Defaults, then each layer in turn (what was deployed, then what was given); unknown keys ignored."""
+        names = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for layer in layers:
+            values.update({k: v for k, v in layer.items() if k in names})
+        return cls(**values)
 
     def validate(self) -> PipelineSettings:
         if not self.sla_seconds > 0:

@@ -241,7 +241,9 @@ class ApiClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TxpipeError(f"bad API URL {url!r}")
-        self.path = (parts.path.rstrip("/") or "") + "/orders"
+        # The base URL (https://host/stage) or the orders URL itself (what `txpipe endpoint` prints).
+        base = parts.path.rstrip("/")
+        self.path = base if base.endswith("/orders") else base + "/orders"
         factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         self._connect = lambda: factory(parts.hostname, parts.port, timeout=timeout)
         self._conn = self._connect()

@@ -71,3 +71,25 @@ def test_logs_by_function(cli: Cli) -> None:
     assert any(line["message"].startswith("invoked in") for line in lines)
     assert "invoked in" in cli("logs", "refresh", "--since", "1h").stdout
     assert "no function 'nope'" in cli("logs", "nope", code=2).output
+
+
+def test_settings_stay_and_a_flag_changes_only_its_own(cli: Cli, tmp_path: Path) -> None:
+    """deploy --sync-every 2m, then a bare deploy: still 2m; --sla changes the SLA alone and says so;
+    status shows the settings in force."""
+    changed = cli.json("deploy", "--sync-every", "2m")
+    assert changed["settings_changed"]["sync_every_seconds"] == {"from": 300.0, "to": 120.0}
+    bare = cli.json("deploy")
+    assert bare["settings"]["sync_every_seconds"] == 120.0 and bare["settings_changed"] == {}
+    assert bare["changed"] is False
+    sla = cli.json("deploy", "--sla", "600")
+    assert set(sla["settings_changed"]) == {"sla_seconds"} and sla["settings"]["sync_every_seconds"] == 120.0
+    assert "setting sla_seconds: 600.0 -> 700.0" in cli("deploy", "--sla", "700").stdout
+    status = cli("status").stdout
+    assert "sync_every_seconds=120.0" in status and "sla_seconds=700.0" in status
+
+
+def test_the_endpoint_printed_is_what_send_url_takes(cli: Cli, tmp_path: Path) -> None:
+    url = cli.json("endpoint")["url"]
+    orders = tmp_path / "one.json"
+    orders.write_text(json.dumps({"customer_id": 1, "type": "cheese", "qty": 1, "retail_price": 9.5}))
+    assert cli.json("send", str(orders), "--url", url)["accepted"] == 1

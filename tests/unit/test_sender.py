@@ -317,3 +317,10 @@ def test_api_base_path_and_headers_are_kept(api: tuple[FakeApi, str]) -> None:
     assert fake.posts[0][0] == "/prod/orders"
     assert fake.headers[0]["x-api-key"] == "k1"
     assert fake.headers[0]["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/prod", "http://127.0.0.1:9/prod/", "http://127.0.0.1:9/prod/orders",
+                                 "http://127.0.0.1:9/prod/orders/"])
+def test_the_url_endpoint_prints_and_its_base_post_to_the_same_place(url: str) -> None:
+    """`txpipe endpoint` prints .../orders; `send --url` takes that as it is, or the base URL."""
+    assert ApiClient(url).path == "/prod/orders"

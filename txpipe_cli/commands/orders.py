@@ -34,8 +34,9 @@ def send(
     rate: Annotated[float | None, typer.Option(min=0.1, help="Pace to about this many orders per second.")] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Replay the file this many times (each pass its own ids).")] = 1,
     batch: Annotated[int, typer.Option(min=1, max=500, help="Orders per API request.")] = 500,
-    url: Annotated[str | None, typer.Option(envvar="TXPIPE_API_URL",
-                                            help="Orders API base URL (default: the target's).")] = None,
+    url: Annotated[str | None, typer.Option(
+        envvar="TXPIPE_API_URL",
+        help="The orders URL as `txpipe endpoint` prints it (or its base); default: the target's.")] = None,
     fresh_ids: Annotated[bool, typer.Option(
         "--fresh-ids", help="Give orders without an order_id random ids: a re-run then stores them all again, "
                             "so it is NOT safe to re-run.")] = False,

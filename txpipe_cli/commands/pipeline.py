@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,7 @@ from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, TxpipeError
 from txpipe_cli.health import problems
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
-from txpipe_cli.targets import get_target
+from txpipe_cli.targets import Target, get_target
 
 
 @handle_errors
@@ -24,20 +25,26 @@ def deploy(
                                                        "(creates no bucket, object or stack).")] = False,
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="AWS: template parameter KEY=VALUE (repeatable), e.g. WarehouseMode=provisioned.")] = None,
-    sync_every: Annotated[str, typer.Option(envvar="TXPIPE_SYNC_EVERY",
-                                            help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)...")] = "5m",
-    sla: Annotated[float, typer.Option("--sla", envvar="TXPIPE_SLA_SECONDS",
-                                       help="Freshness SLA in seconds (OLTP accept -> warehouse load).")] = 900.0,
-    refresh_at: Annotated[str, typer.Option(envvar="TXPIPE_REFRESH_AT",
-                                            help="Daily view refresh time, HH:MM.")] = "02:00",
-    timezone: Annotated[str | None, typer.Option(envvar="TXPIPE_TIMEZONE",
-                                                 help="IANA time zone for the refresh (default: local).")] = None,
-    visibility_timeout: Annotated[float, typer.Option(min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT",
-                                                      help="Seconds a received order stays hidden.")] = 30.0,
-    max_receive_count: Annotated[int, typer.Option(
-        min=1, max=MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT",
+    sync_every: Annotated[str | None, typer.Option(
+        envvar="TXPIPE_SYNC_EVERY", show_default=False,
+        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [first deploy: 5m]")] = None,
+    sla: Annotated[float | None, typer.Option(
+        "--sla", envvar="TXPIPE_SLA_SECONDS", show_default=False,
+        help="Freshness SLA in seconds (OLTP accept -> warehouse load). [first deploy: 900]")] = None,
+    refresh_at: Annotated[str | None, typer.Option(
+        envvar="TXPIPE_REFRESH_AT", show_default=False, help="Daily view refresh time, HH:MM. [first deploy: 02:00]")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(
+        envvar="TXPIPE_TIMEZONE", show_default=False,
+        help="IANA time zone for the refresh. [first deploy: the machine's]")] = None,
+    visibility_timeout: Annotated[float | None, typer.Option(
+        min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT", show_default=False,
+        help="Seconds a received order stays hidden. [first deploy: 30]")] = None,
+    max_receive_count: Annotated[int | None, typer.Option(
+        min=1, max=MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT", show_default=False,
         help="Deliveries that crash before an order goes to the DLQ (a backstop: a failure the store "
-             "reports is retried with backoff or dead-lettered at once).")] = MAX_RECEIVE_COUNT,
+             f"reports is retried with backoff or dead-lettered at once). [first deploy: {MAX_RECEIVE_COUNT}]")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Provision or update everything the pipeline needs, idempotently.
@@ -47,21 +54,39 @@ def deploy(
     schedules. AWS: one CloudFormation stack through a change set, the Lambda
     artifact in an artifacts bucket, then the schema migrations. Running it again
     changes nothing and says so. Refuses a sync schedule that cannot meet the SLA.
+
+    Settings stay: a deploy keeps what the last one of this target and stage was given, and a flag
+    changes only its own setting (the output says what changed); `txpipe status` shows them.
     """
-    settings = config.PipelineSettings(sla_seconds=sla, sync_every_seconds=config.parse_duration(sync_every),
-                                       refresh_at=refresh_at, timezone=timezone,
-                                       visibility_timeout_seconds=visibility_timeout,
-                                       max_receive_count=max_receive_count).validate()
     chosen = get_target(target, stage=stage, plan=plan, parameters=_parameters(param or []))
+    given = {"sla_seconds": sla, "sync_every_seconds": config.parse_duration(sync_every) if sync_every else None,
+             "refresh_at": refresh_at, "timezone": timezone, "visibility_timeout_seconds": visibility_timeout,
+             "max_receive_count": max_receive_count}
+    previous = _deployed_settings(chosen)
+    settings = config.PipelineSettings.merged(previous, {k: v for k, v in given.items() if v is not None}).validate()
     with err_console.status("deploying...") as spinner:
         result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."),
                                on_event=_print_event)
+    result["settings_changed"] = {name: {"from": previous.get(name), "to": value}
+                                  for name, value in asdict(settings).items()
+                                  if previous and previous.get(name) != value}
     if as_json:
         print_json(result)
-    elif "changes" in result:  # planned through a change set
-        _render_change_set(result)
-    else:  # converged part by part
-        _render_actions(result)
+    else:
+        if "changes" in result:  # planned through a change set
+            _render_change_set(result)
+        else:  # converged part by part
+            _render_actions(result)
+        for name, change in result["settings_changed"].items():
+            console.print(f"setting {name}: {change['from']} -> {change['to']}", highlight=False)
+
+
+def _deployed_settings(target: Target) -> dict[str, Any]:
+    """What the last deploy of this target and stage was given; nothing before a first deploy."""
+    try:
+        return target.deployed_settings()
+    except TxpipeError:
+        return {}
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -146,6 +171,8 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         facts.add_row(label, "?" if value is None else str(value))
     if pipeline:
         console.print(facts)
+    if result.get("settings"):
+        console.print("settings: " + ", ".join(f"{k}={v}" for k, v in result["settings"].items()), highlight=False)
     for name, schedule in (result.get("schedules") or {}).items():
         last = schedule.get("last_run") or {}
         outcome = "failed" if last.get("error") else ("ok" if last else "not run yet")
@@ -180,7 +207,8 @@ def endpoint(
     show_key: Annotated[bool, typer.Option("--show-key", help="Also print the API key (a secret).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the orders API endpoint that point-of-sale clients POST to."""
+    """Print the URL point-of-sale clients POST orders to: exactly what `txpipe send --url` and curl take
+    (`curl -H "x-api-key: $KEY" --data @orders.json URL`)."""
     chosen = get_target(target, stage=stage)
     url = f"{chosen.api_url}/orders"
     headers = chosen.api_headers()
