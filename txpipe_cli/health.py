@@ -9,6 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 
+def next_step(status: dict[str, Any], found: list[str]) -> str:
+    """The command to run first about what `problems` found."""
+    if any(not part.get("alive") for part in status.get("parts", {}).values()) or \
+            (status.get("pipeline", {}).get("errors")) or status.get("pipeline_error"):
+        return "txpipe deploy" + (" --target aws" if status.get("target") == "aws" else "")
+    if any(p.startswith("the last scheduled sync failed") for p in found):
+        return "txpipe logs sync"
+    if any(p.startswith("alarm ") for p in found):
+        return "txpipe logs --target aws"
+    return "txpipe dlq list"
+
+
 def problems(status: dict[str, Any]) -> list[str]:
     found: list[str] = []
     for name, part in status.get("parts", {}).items():

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import TxpipeError, aws_error, path_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,5 +38,18 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(exc.line(), int(exc.code))
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise  # exits the command chose itself, and usage errors: Click prints them
+        except OSError as exc:  # a file or directory the operator named, or one txpipe writes
+            fail(path_error(exc).line())
+        except Exception as exc:  # AWS's own, or a bug: still one line, and the traceback on request
+            if os.environ.get("TXPIPE_DEBUG"):
+                raise
+            known = aws_error(exc)
+            if known is not None:
+                fail(known.line())
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            fail(TxpipeError(f"unexpected {type(exc).__name__}: {first}",
+                             hint="run the command again with TXPIPE_DEBUG=1 for the traceback").line())
 
     return wrapper

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import TxpipeError, path_error
 
 RETRIES = 4
 MAX_LISTED_REFUSALS = 1000  # in to_dict(); --rejects gets every one
@@ -68,8 +68,11 @@ def read_orders(path: Path) -> OrderFile:
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig")  # tolerate the BOM spreadsheet exports write
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TxpipeError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise path_error(exc, "read") from None
+    except UnicodeDecodeError as exc:
+        raise TxpipeError(f"cannot read {path}: not UTF-8 ({exc.reason} at byte {exc.start})",
+                          hint=f"run: file {path}") from None
     digest = hashlib.sha256(raw).hexdigest()
     try:
         data = json.loads(text)

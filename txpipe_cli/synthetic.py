@@ -11,7 +11,7 @@ from typing import Any
 
 from lambdas.core.reporting import STATE_CODES
 from lambdas.core.schema import state_populations
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import TxpipeError, path_error
 
 MENU = {  # type: (unit price, relative popularity)
     "pepperoni": (Decimal("14.99"), 36),
@@ -74,8 +74,10 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
                     problems.append(f"line {line}: state {row.get('state')!r} is not a USPS state code")
                 elif not problems:  # after a problem, read on only to count the others
                     yield line, [int(raw_id), state, (row.get("name") or "").strip() or None]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TxpipeError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise path_error(exc, "read") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TxpipeError(f"cannot read {path}: {exc}", hint=f"run: head -3 {path}") from None
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise TxpipeError(f"{path}: {'; '.join(problems[:5])}{more}", hint="nothing was loaded")

@@ -37,6 +37,9 @@ class FakeTarget:
         self.result = result
         self.deployed: list[PipelineSettings] = []
 
+    def deployed_settings(self) -> dict[str, Any]:
+        return {}  # a first deploy
+
     def deploy(self, settings: PipelineSettings, step: Callable[[str], None] = lambda _: None, *,
                on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
         self.deployed.append(settings)

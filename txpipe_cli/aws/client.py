@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import TxpipeError, aws_error
 
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 IN_PROGRESS = "_IN_PROGRESS"
@@ -93,8 +93,11 @@ class AwsClient:
             raise TxpipeError(f"AWS {service}.{operation} failed: {error.get('Code')}: {error.get('Message')}") \
                 from None
         except BotoCoreError as exc:
+            known = aws_error(exc)  # no credentials or no region: say which, and how to set it
+            if known is not None and not known.reason.startswith("AWS: "):
+                raise known from None
             raise TxpipeError(f"AWS {service}.{operation} failed: {exc}",
-                              hint="check AWS credentials, region (AWS_DEFAULT_REGION) and network") from None
+                              hint="run: txpipe doctor --target aws") from None
 
     # ------------------------------------------------------------------ identity
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from txpipe_cli.aws.client import AwsClient
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import TxpipeError, aws_error
 from txpipe_cli.local.logs import LogRecord
 
 
@@ -31,10 +31,9 @@ def _events(aws: AwsClient, group: str, start_ms: int) -> Iterator[dict[str, Any
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return  # the function never ran: no log group yet
             raise TxpipeError(f"AWS logs.filter_log_events failed: {exc.response.get('Error', {}).get('Message')}",
-                              hint="check AWS credentials and region") from None
+                              hint="run: txpipe doctor --target aws") from None
         except BotoCoreError as exc:
-            raise TxpipeError(f"AWS logs.filter_log_events failed: {exc}", hint="check AWS credentials and region") \
-                from None
+            raise aws_error(exc) or TxpipeError(f"AWS logs.filter_log_events failed: {exc}") from None
         yield from page.get("events", [])
         token = page.get("nextToken")
         if not token:

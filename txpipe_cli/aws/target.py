@@ -60,12 +60,14 @@ class AwsTarget:
         return self.deployer.destroy(on_event)
 
     def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
+        self._record()  # nothing deployed: the same one line as every other command says
         result = self.aws.invoke(function_name(self.stage, function), payload)
         if isinstance(result, dict) and "error" in result:
             raise TxpipeError(result["error"])
         return result
 
     def status(self) -> dict[str, Any]:
+        self._record()
         stack = self.aws.stack(self.deployer.stack)
         record = self._record() if self.deployer.record_path.exists() else {}
         stack_status = stack["StackStatus"] if stack else "absent"

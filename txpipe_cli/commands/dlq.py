@@ -151,7 +151,8 @@ def rejected_export(
     chosen = get_target(target, stage=stage)
     written, after = 0, 0
     if not output.parent.is_dir():
-        raise TxpipeError(f"cannot write {output}: {output.parent} is not a directory")
+        raise TxpipeError(f"cannot write {output}: {output.parent} is not a directory",
+                          hint=f"run: mkdir -p {output.parent}")
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
     try:
         with os.fdopen(fd, "w") as handle, err_console.status("exporting rejected orders...") as spinner:

@@ -11,7 +11,7 @@ from txpipe_cli.aws.doctor import Doctor, Report
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.pipeline import _parameters
 from txpipe_cli.errors import ExitStatus, TxpipeError
-from txpipe_cli.output import console, handle_errors, print_json
+from txpipe_cli.output import console, fail, handle_errors, print_json
 
 SYMBOLS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
 
@@ -39,7 +39,9 @@ def doctor(
     else:
         _render(report)
     if report.blockers:
-        raise typer.Exit(int(ExitStatus.ERROR))
+        first = report.blockers[0]
+        fix = first.fix if first.fix and first.fix.startswith("run: ") else "run: txpipe doctor --target aws"
+        fail(f"not ready to deploy: {len(report.blockers)} blocker(s), first {first.check}: {first.reason} ({fix})")
 
 
 def _render(report: Report) -> None:

@@ -12,7 +12,7 @@ from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, TxpipeError
-from txpipe_cli.health import problems
+from txpipe_cli.health import next_step, problems
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -147,7 +147,7 @@ def status(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOp
     else:
         _render_status(target, result)
     if found:
-        fail("; ".join(found))
+        fail(f"{'; '.join(found)} (run: {next_step(result, found)})")
 
 
 def _render_status(target: str, result: dict[str, Any]) -> None:

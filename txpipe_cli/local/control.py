@@ -40,16 +40,17 @@ def call(path: Path, method: str, url: str, payload: Any = None, *, timeout: flo
         try:
             conn.request(method, url, body=body, headers={"Content-Type": "application/json"})
         except (FileNotFoundError, ConnectionRefusedError):
-            raise TxpipeError("the local runtime is not running", hint="txpipe deploy restarts it") from None
+            raise TxpipeError("the local runtime is not running", hint="run: txpipe deploy, which restarts it") \
+                from None
         response = conn.getresponse()
         raw = response.read()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(raw or b"null")
     except TimeoutError:
         raise TxpipeError(f"the local runtime did not answer {what} within {timeout:g} s",
-                          hint="txpipe status shows whether it is hung; txpipe deploy replaces a hung one") from None
+                          hint="run: txpipe status, then txpipe deploy to replace a hung runtime") from None
     except (http.client.HTTPException, ConnectionError) as exc:
         raise TxpipeError(f"the local runtime stopped while running {what} ({type(exc).__name__})",
-                          hint="txpipe deploy restarts it; running the command again is safe") from None
+                          hint="run: txpipe deploy, then the command again: running it again is safe") from None
     except ValueError:
         raise TxpipeError(f"the local runtime answered {what} with something other than JSON") from None
     finally:
