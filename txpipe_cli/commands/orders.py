@@ -159,11 +159,16 @@ def sample(
     customers: Annotated[int, typer.Option(min=1, help="Draw customer ids from 1..N (match seed --generate).")] = 5000,
     random_seed: Annotated[int, typer.Option(help="Seed (same seed, same orders).")] = 7,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Generate realistic sample orders as a JSON array, ready for `txpipe send`."""
+    """Generate realistic sample orders as a JSON array, ready for `txpipe send` (on stdout, or to a file;
+    with --json and a file, a JSON summary of what was written)."""
     text = json.dumps(synthetic.generate_orders(orders, customers, random_seed), indent=1)
-    if output:
-        output.write_text(text + "\n")
-        err_console.print(f"wrote {orders} orders to {output}")
-    else:
+    if not output:
         typer.echo(text)
+        return
+    output.write_text(text + "\n")
+    if as_json:
+        print_json({"orders": orders, "file": str(output)})
+    else:
+        err_console.print(f"wrote {orders} orders to {output}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from txpipe_cli import config
 from txpipe_cli.aws import package as packaging
 from txpipe_cli.commands.options import JsonOpt
 from txpipe_cli.output import console, err_console, handle_errors, print_json
@@ -15,8 +16,10 @@ from txpipe_cli.output import console, err_console, handle_errors, print_json
 
 @handle_errors
 def package(
-    output: Annotated[Path, typer.Option("--output", "-o", envvar="TXPIPE_BUILD_DIR",
-                                         help="Directory the zip is written to.")] = Path(".txpipe/build"),
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", envvar="TXPIPE_BUILD_DIR", show_default=False,
+        help="Directory the zip is written to. Default: build/ in the state directory (where deploy builds; "
+             "destroy removes it).")] = None,
     python_version: Annotated[str, typer.Option("--python-version",
                                                 help="Python of the Lambda runtime, MAJOR.MINOR.")] = "3.12",
     as_json: JsonOpt = False,
@@ -27,7 +30,8 @@ def package(
     Wheels are cached (~/.cache/txpipe/wheels, or $TXPIPE_WHEEL_CACHE), so a rebuild is offline.
     """
     with err_console.status("building the Lambda artifact...") as status:
-        result = packaging.build(output, python_version=python_version, progress=status.update)
+        result = packaging.build(output or config.home() / "build", python_version=python_version,
+                                 progress=status.update)
     if as_json:
         print_json(result)
         return
