@@ -249,6 +249,7 @@ class ApiClient:
         self.path = base if base.endswith("/orders") else base + "/orders"
         factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         self._connect = lambda: factory(parts.hostname, parts.port, timeout=timeout)
+        self.where = f"{parts.scheme}://{parts.netloc}{self.path}"  # for messages: host, port and path
         self._conn = self._connect()
         self._sleep = sleep
         self._headers = {"Content-Type": "application/json", **(headers or {})}
@@ -262,15 +263,18 @@ class ApiClient:
                 payload = response.read()
                 if response.status < 500 and response.status != 429:  # 429: throttled, so retry
                     return response.status, _json_or_text(payload)
-                last = TxpipeError(f"API answered {response.status}: {payload[:200]!r}")
+                answer = _json_or_text(payload)
+                reason = answer.get("error") or answer.get("message") or ""
+                last = TxpipeError(f"it answered {response.status}" + (f" ({' '.join(str(reason).split())[:200]})"
+                                                                        if reason else ""))
             except (OSError, http.client.HTTPException) as exc:
-                last = exc
+                last = TxpipeError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 self._conn.close()
                 self._conn = self._connect()
             if attempt < RETRIES - 1:
                 self._sleep(0.2 * 2**attempt)
-        raise TxpipeError(f"the orders API at {self.path} failed {RETRIES} times: {last}",
-                          hint="is it deployed? run: txpipe status")
+        raise TxpipeError(f"the orders API at {self.where} failed {RETRIES} times, last: {last}",
+                          hint="run: txpipe status")
 
     def close(self) -> None:
         self._conn.close()
