@@ -91,7 +91,7 @@ def clean(databases: Databases) -> Databases:
     """Empty tables (reference data kept) and materialized views refreshed to empty."""
     truncations = {
         "oltp": "TRUNCATE outbox, orders, rejected_orders, customers CASCADE",
-        "warehouse": "TRUNCATE orders_fact, sync_runs",
+        "warehouse": "TRUNCATE orders_fact, sync_runs, view_refreshes",
         "queue": "TRUNCATE queue_messages",
     }
     for name, statement in truncations.items():

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from lambdas.core.schema import MATERIALIZED_VIEWS, REFRESH_STATEMENTS, state_populations
+from lambdas.core.schema import MATERIALIZED_VIEWS, RECORD_REFRESH_SQL, REFRESH_STATEMENTS, state_populations
 
 STATE_CODES = frozenset(code for code, _, _ in state_populations())
 
@@ -19,8 +19,31 @@ def refresh_views(warehouse: Any) -> list[str]:
     with warehouse.cursor() as cur:
         for statement in REFRESH_STATEMENTS:
             cur.execute(statement)
+        cur.execute(RECORD_REFRESH_SQL, (datetime.now(UTC),))
     warehouse.commit()
     return list(MATERIALIZED_VIEWS)
+
+
+def views_freshness(warehouse: Any) -> dict[str, Any]:
+    """When the views were last refreshed (None: not since they were created) and how many orders loaded
+    into the warehouse they do not hold yet."""
+    with warehouse.cursor() as cur:
+        cur.execute("SELECT max(refreshed_at) FROM view_refreshes")
+        refreshed_at = cur.fetchone()[0]
+        cur.execute("SELECT (SELECT count(*) FROM orders_fact) - (SELECT COALESCE(SUM(orders), 0) FROM state_sales)")
+        awaiting_refresh = cur.fetchone()[0]
+    warehouse.commit()
+    return {"views_refreshed_at": refreshed_at.isoformat() if refreshed_at else None,
+            "awaiting_refresh": int(awaiting_refresh)}
+
+
+def awaiting_sync(oltp: Any) -> int:
+    """Orders stored in OLTP that the sync has still to move to the warehouse."""
+    with oltp.cursor() as cur:
+        cur.execute("SELECT count(*) FROM outbox")
+        count = cur.fetchone()[0]
+    oltp.commit()
+    return int(count)
 
 
 def _num(value: Any, places: int = 2) -> float:

@@ -111,16 +111,23 @@ VIEW_DDL = {
            FROM orders_fact f JOIN state_population p ON p.state = f.state
            GROUP BY f.state, f.pizza_type""",
     # Per-state totals are aggregated per state, never summed from the per-type rows:
-    # a customer who bought two types is one unique customer, not two.
+    # a customer who bought two types is one unique customer, not two. `orders` is what the views hold:
+    # reports subtract it from the fact table's count to say how many orders are not in them yet.
     "state_sales": """CREATE MATERIALIZED VIEW state_sales AS
            SELECT f.state,
                   SUM(f.qty) AS total_pizzas,
                   SUM(f.qty * f.retail_price) AS gross_sales,
                   CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
-                  COUNT(DISTINCT f.customer_id) AS unique_customers
+                  COUNT(DISTINCT f.customer_id) AS unique_customers,
+                  COUNT(*) AS orders
            FROM orders_fact f JOIN state_population p ON p.state = f.state
            GROUP BY f.state""",
 }
+VIEW_REFRESHES_DDL = """CREATE TABLE IF NOT EXISTS view_refreshes (
+               refreshed_at timestamptz NOT NULL
+           )"""
+RECORD_REFRESH_SQL = "INSERT INTO view_refreshes (refreshed_at) VALUES (%s)"
+
 
 WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -138,6 +145,12 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
            )""",
         VIEW_DDL["sales_by_state"],
         VIEW_DDL["state_sales"],
+    ]),
+    # Reports say how fresh the views are: state_sales counts its orders, refresh records when it ran.
+    (2, [
+        "DROP MATERIALIZED VIEW IF EXISTS state_sales",
+        VIEW_DDL["state_sales"],
+        VIEW_REFRESHES_DDL,
     ]),
 ]
 
@@ -180,6 +193,7 @@ WAREHOUSE_ACCESS_POSTGRES = (
     # refresh: only an owner may refresh a materialized view (PostgreSQL before 17), so the views are its.
     # A new owner needs CREATE on the schema at the moment of the hand-over, and not after it.
     "GRANT SELECT ON orders_fact, state_population TO txpipe_refresh",
+    "GRANT INSERT ON view_refreshes TO txpipe_refresh",
     "GRANT CREATE ON SCHEMA public TO txpipe_refresh",
     "ALTER MATERIALIZED VIEW sales_by_state OWNER TO txpipe_refresh",
     "ALTER MATERIALIZED VIEW state_sales OWNER TO txpipe_refresh",
@@ -217,6 +231,7 @@ def redshift_access(conn: Any, sync_user: str, refresh_user: str) -> list[str]:
         run(f"GRANT SELECT, INSERT ON orders_fact TO {sync}")
         run(f"GRANT INSERT ON sync_runs TO {sync}")
         run(f"GRANT SELECT ON orders_fact, state_population TO {refresh}")
+        run(f"GRANT INSERT ON view_refreshes TO {refresh}")
         for view, ddl in VIEW_DDL.items():
             cur.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = %s", (view,))
             owner = cur.fetchone()

@@ -260,8 +260,9 @@ def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_ur
 
     report = {"state": "TX", "total_pizzas": 5, "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024,
               "unique_customers": 2, "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}
-    with invocations_answer(moto_url, report):
-        assert json.loads(cli("report", "--state", "TX", "--json").stdout) == report
+    fresh = {"views_refreshed_at": None, "awaiting_refresh": 0, "awaiting_sync": 0}
+    with invocations_answer(moto_url, {"freshness": fresh, "states": [report]}):
+        assert json.loads(cli("report", "--state", "TX", "--json").stdout)["states"] == [report]
 
     sqs = client("sqs")
     # To the DLQ: a message on the orders queue is taken at once by moto's event source mapping.

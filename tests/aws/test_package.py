@@ -193,7 +193,7 @@ failed = {f["itemIdentifier"] for f in out["store"]["batchItemFailures"]}
 queue.delete([m.receipt_handle for m in messages if m.message_id not in failed])  # as the event source mapping
 out["sync"] = sync.handler(events["sync"], Context("sync"))
 out["refresh"] = refresh.handler(events["refresh"], Context("refresh"))
-out["ops"] = ops.handler({"action": "report", "state": "TX"}, Context("ops"))
+out["ops"] = ops.handler({"action": "report", "states": ["TX"]}, Context("ops"))
 out["boto3_imported_by_handlers"] = "boto3" in sys.modules
 
 import psycopg2, pydantic_core, redshift_connector, boto3
@@ -248,7 +248,8 @@ def test_extracted_artifact_runs_every_handler_against_the_local_databases(artif
     assert out["store"] == {"batchItemFailures": []}
     assert (out["sync"]["synced"], out["sync"]["pending"]) == (4, 0)
     assert "sales_by_state" in out["refresh"]["refreshed"]
-    report = out["ops"]
+    assert out["ops"]["freshness"]["awaiting_refresh"] == 0 and out["ops"]["freshness"]["awaiting_sync"] == 0
+    report = out["ops"]["states"][0]
     assert (report["state"], report["total_pizzas"], report["unique_customers"]) == ("TX", 6, 2)
     assert report["gross_sales"] == pytest.approx(67.5)
     assert [(p["pizza_type"], p["total_pizzas"]) for p in report["top_pizzas"]] == [("pepperoni", 3), ("cheese", 3)]

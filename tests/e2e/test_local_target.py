@@ -158,7 +158,7 @@ def test_seed_send_sync_report(cli: Cli, tmp_path: Path) -> None:
     state_of = {c[0]: c[1] for c in generate_customers(CUSTOMERS)}
     state = state_of[orders[0]["customer_id"]]
     mine = [o for o in orders if state_of[o["customer_id"]] == state]
-    report = cli.json("report", "--state", state)
+    report = cli.json("report", "--state", state)["states"][0]
     assert report["total_pizzas"] == sum(o["qty"] for o in mine)
     assert report["gross_sales"] == float(sum(o["qty"] * Decimal(str(o["retail_price"])) for o in mine))
     assert report["unique_customers"] == len({o["customer_id"] for o in mine})

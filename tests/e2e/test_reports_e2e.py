@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli
+from tests.e2e.test_local_target import Cli, wait_for
 from txpipe_cli.app import app
 
 runner = CliRunner()
@@ -34,7 +34,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
 
 def test_all_states_in_one_table_sorted_by_gross_sales(cli: Cli) -> None:
-    states = cli.json("report", "--all")
+    states = cli.json("report", "--all")["states"]
     assert len(states) == 51 and [s["rank"] for s in states] == list(range(1, 52))
     assert [s["gross_sales"] for s in states] == sorted((s["gross_sales"] for s in states), reverse=True)
     assert sum(s["total_pizzas"] for s in states) == sum(1 + i % 3 for i in range(600))
@@ -45,11 +45,11 @@ def test_csv_has_a_header_and_exact_decimals(cli: Cli) -> None:
     rows = list(csv.DictReader(io.StringIO(cli("report", "--all", "--format", "csv").stdout)))
     assert len(rows) == 51 and "e-" not in "".join(r["gross_sales_per_capita"] for r in rows)
     top = rows[0]
-    assert float(top["gross_sales"]) == cli.json("report", "--all")[0]["gross_sales"]
+    assert float(top["gross_sales"]) == cli.json("report", "--all")["states"][0]["gross_sales"]
 
 
 def test_several_states_in_any_case(cli: Cli) -> None:
-    both = cli.json("report", "--state", "tx", "--state", "CA")
+    both = cli.json("report", "--state", "tx", "--state", "CA")["states"]
     assert [r["state"] for r in both] == ["TX", "CA"]
     table = cli("report", "-s", "ca").stdout
     assert "per 100,000 residents" in table and "rank by pizzas sold" in table
@@ -93,3 +93,30 @@ def test_the_endpoint_printed_is_what_send_url_takes(cli: Cli, tmp_path: Path) -
     orders = tmp_path / "one.json"
     orders.write_text(json.dumps({"customer_id": 1, "type": "cheese", "qty": 1, "retail_price": 9.5}))
     assert cli.json("send", str(orders), "--url", url)["accepted"] == 1
+
+
+def test_every_report_says_how_fresh_the_views_are(cli: Cli, tmp_path: Path) -> None:
+    """Refreshed: nothing missing. 25 more orders sent: the report counts them as not in the views, in
+    table, JSON and CSV alike, and names the commands that bring them in; those run, nothing is missing."""
+    cli.json("sync-now")
+    cli.json("refresh-views")
+    fresh = cli.json("report", "--all")["freshness"]
+    assert (fresh["awaiting_refresh"], fresh["awaiting_sync"]) == (0, 0) and fresh["views_refreshed_at"]
+    assert "every stored order is in them" in cli("report", "-s", "TX").stdout
+
+    stored = cli.sql("oltp", "SELECT count(*) FROM orders")[0][0]
+    orders = tmp_path / "more.json"
+    orders.write_text(json.dumps([{"customer_id": 1 + i, "type": "cheese", "qty": 1, "retail_price": 10}
+                                  for i in range(25)]))
+    assert cli.json("send", str(orders))["accepted"] == 25
+    wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders")[0][0] == stored + 25, what="the 25 orders stored")
+    fresh = cli.json("report", "-s", "TX")["freshness"]
+    assert fresh["awaiting_refresh"] + fresh["awaiting_sync"] == 25  # a scheduled sync may have moved some
+    assert "25 orders not in them yet" in cli("report", "--all").stdout
+    assert "25 orders not in them yet" in cli("report", "--all", "-f", "csv").stderr
+    cli.json("sync-now")
+    fresh = cli.json("report", "-s", "TX")["freshness"]
+    assert (fresh["awaiting_refresh"], fresh["awaiting_sync"]) == (25, 0)
+    assert "(run: txpipe refresh-views)" in cli("report", "-s", "TX").stdout
+    cli.json("refresh-views")
+    assert cli.json("report", "-s", "TX")["freshness"]["awaiting_refresh"] == 0

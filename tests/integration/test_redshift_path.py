@@ -277,7 +277,8 @@ def test_shim_stops_cleanly():
 # -- schema ---------------------------------------------------------------------------------------
 
 def test_warehouse_migrations_run_on_redshift_connector(pg_server, redshift):
-    """On a fresh database, migrate applies v1 then nothing; load_state_population loads 51 rows, idempotently."""
+    """On a fresh database, migrate applies every version, then nothing; load_state_population loads 51
+    rows, idempotently."""
     server, admin_ref = pg_server
     admin = connect_postgres(Endpoint("127.0.0.1", server.port, "postgres", admin_ref), autocommit=True)
     try:
@@ -287,7 +288,7 @@ def test_warehouse_migrations_run_on_redshift_connector(pg_server, redshift):
         conn = connect_redshift(Endpoint("127.0.0.1", redshift.shim.port, SCRATCH_DB, redshift.endpoint.secret_ref),
                                 ssl=False)
         try:
-            assert schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS) == [1]
+            assert schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS) == [v for v, _ in schema.WAREHOUSE_MIGRATIONS]
             assert schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS) == []
             assert schema.load_state_population(conn) == 51
             assert schema.load_state_population(conn) == 51
@@ -298,8 +299,8 @@ def test_warehouse_migrations_run_on_redshift_connector(pg_server, redshift):
                 assert cur.fetchone()[0] == 29_145_505
                 cur.execute("SELECT count(*) FROM sales_by_state")
                 assert cur.fetchone()[0] == 0
-                cur.execute("SELECT version FROM schema_migrations")
-                assert [tuple(r) for r in cur.fetchall()] == [(1,)]
+                cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+                assert [r[0] for r in cur.fetchall()] == [v for v, _ in schema.WAREHOUSE_MIGRATIONS]
             conn.commit()
         finally:
             conn.close()

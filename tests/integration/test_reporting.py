@@ -256,14 +256,45 @@ def test_ops_report_action(handler_env):
     store_directly(handler_env, [order("a", 1, "veggie", 2, "11.00"), order("b", 2, "veggie", 1, "11.00")])
     sync_all(handler_env)
     refresh_now(handler_env)
-    result = ops.handler({"action": "report", "state": "TX"}, None)
+    answer = ops.handler({"action": "report", "states": ["TX"]}, None)
+    result = answer["states"][0]
     assert result == report(handler_env, "TX")
+    assert answer["freshness"]["awaiting_refresh"] == 0 and answer["freshness"]["awaiting_sync"] == 0
     assert (result["total_pizzas"], result["gross_sales"], result["unique_customers"]) == (3, 33.0, 2)
+
+
+def test_report_says_how_fresh_the_views_are(handler_env):
+    """Before any refresh the views say so; orders in OLTP count as awaiting the sync, orders synced since
+    the refresh as awaiting the refresh, and a refresh brings both to nought with its time recorded."""
+    seed_customers(handler_env, CUSTOMERS)
+    store_directly(handler_env, [order(oid, c, p, q, price) for oid, c, p, q, price in ORDERS[:5]])
+    freshness = ops.handler({"action": "report", "all": True}, None)["freshness"]
+    assert freshness == {"views_refreshed_at": None, "awaiting_refresh": 0, "awaiting_sync": 5}
+    sync_all(handler_env)
+    store_directly(handler_env, [order(oid, c, p, q, price) for oid, c, p, q, price in ORDERS[5:]])
+    freshness = ops.handler({"action": "report", "states": ["NY"]}, None)["freshness"]
+    assert (freshness["awaiting_refresh"], freshness["awaiting_sync"]) == (5, 3)
+    before = datetime.now(UTC)
+    refresh_now(handler_env)
+    freshness = ops.handler({"action": "report", "states": ["NY"]}, None)["freshness"]
+    assert (freshness["awaiting_refresh"], freshness["awaiting_sync"]) == (0, 3)
+    assert before <= datetime.fromisoformat(freshness["views_refreshed_at"]) <= datetime.now(UTC)
+
+
+def test_report_answers_with_oltp_down(handler_env, monkeypatch):
+    """The report reads the warehouse: with OLTP unreachable it still answers, its pending count left out
+    with the reason."""
+    monkeypatch.setenv("TXPIPE_OLTP_PORT", "1")
+    from lambdas.core import db
+    db.drop_cached("oltp")
+    answer = ops.handler({"action": "report", "states": ["TX"]}, None)
+    assert answer["states"][0]["state"] == "TX"
+    assert answer["freshness"]["awaiting_sync"] is None and answer["freshness"]["awaiting_sync_error"]
 
 
 def test_ops_report_unknown_state_is_an_error_response(handler_env):
     """An unknown state in the report action comes back as {'error': ...}, not an exception."""
-    result = ops.handler({"action": "report", "state": "XX"}, None)
+    result = ops.handler({"action": "report", "states": ["TX", "XX"]}, None)
     assert set(result) == {"error"} and "unknown state" in result["error"]
 
 

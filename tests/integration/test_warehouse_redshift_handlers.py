@@ -74,10 +74,12 @@ def test_ops_and_refresh_handlers_with_kind_redshift(handler_env, rs_handler_env
     store_directly(dbs, [order(oid, c, p, q, price) for oid, c, p, q, price in SALES])
     assert sync.handler(scheduled_event("sync"), None)["synced"] == len(SALES)
     assert refresh.handler(scheduled_event("refresh"), None) == {"refreshed": ["sales_by_state", "state_sales"]}
-    report = ops.handler({"action": "report", "state": "TX"}, None)
+    answer = ops.handler({"action": "report", "states": ["TX"]}, None)
+    assert answer["freshness"]["views_refreshed_at"] and answer["freshness"]["awaiting_refresh"] == 0
+    report = answer["states"][0]
     assert (report["total_pizzas"], report["gross_sales"], report["unique_customers"]) == (13, 122.0, 2)
     assert report["top_pizzas"][0]["pizza_type"] == "meat lover"
-    assert ops.handler({"action": "report", "state": "XX"}, None)["error"].startswith("unknown state")
+    assert ops.handler({"action": "report", "states": ["XX"]}, None)["error"].startswith("unknown state")
     sla = ops.handler({"action": "sla_report", "sla_seconds": 900}, None)
     assert (sla["synced"], sla["pending"], sla["breaches"]) == (len(SALES), 0, 0)
     status = ops.handler({"action": "status"}, None)

@@ -156,5 +156,5 @@ def _round_trip(operator: Operator, tmp_path: Path) -> None:
     for order in json.loads(sample.read_text()):
         pizzas[state_of[order["customer_id"]]] += order["qty"]
     state, expected = pizzas.most_common(1)[0]
-    report = operator.json("report", "--state", state)
+    report = operator.json("report", "--state", state)["states"][0]
     assert (report["state"], report["total_pizzas"]) == (state, expected), report

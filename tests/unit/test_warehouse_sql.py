@@ -1,8 +1,8 @@
 """Warehouse SQL must run on Amazon Redshift and PostgreSQL alike: parse it with sqlglot, ban PG-only syntax.
 
-Module constants are checked directly. Statements written inline in functions (reporting.state_report,
-last_sync, sla_report, refresh_views; schema.migrate, load_state_population) and the ones each warehouse
-backend sends while run_sync loads a batch (Redshift's COPY from S3 and its multi-row INSERT) are
+Module constants are checked directly. Statements written inline in functions (reporting.state_report, all_states,
+views_freshness, last_sync, sla_report, refresh_views; schema.migrate, load_state_population) and the ones each
+warehouse backend sends while run_sync loads a batch (Redshift's COPY from S3 and its multi-row INSERT) are
 captured by running those functions against a recording fake connection, so this test follows the
 source instead of a copy.
 """
@@ -80,6 +80,14 @@ def _captured() -> dict[str, list[str]]:
     conn = RecordingConnection(row=None)
     reporting.state_report(conn, "TX")
     out["reporting.state_report"] = conn.statements
+
+    conn = RecordingConnection()
+    reporting.all_states(conn)
+    out["reporting.all_states"] = conn.statements
+
+    conn = RecordingConnection(row=(0,))
+    reporting.views_freshness(conn)
+    out["reporting.views_freshness"] = conn.statements
 
     conn = RecordingConnection(row=None)
     reporting.last_sync(conn)
@@ -165,7 +173,9 @@ def pg_only_constructs(sql: str) -> list[str]:
 
 def test_inline_statements_were_captured() -> None:
     """The recorder saw every warehouse query path (so the parametrized checks below are not vacuous)."""
-    assert len(CAPTURED["reporting.refresh_views"]) == len(schema.MATERIALIZED_VIEWS)
+    assert len(CAPTURED["reporting.refresh_views"]) == len(schema.MATERIALIZED_VIEWS) + 1  # and the record
+    assert len(CAPTURED["reporting.all_states"]) == 1
+    assert len(CAPTURED["reporting.views_freshness"]) == 2
     assert len(CAPTURED["reporting.state_report"]) == 2
     assert len(CAPTURED["reporting.last_sync"]) == 1
     assert CAPTURED["reporting.sla_report"][0] == reporting.LAG_SQL

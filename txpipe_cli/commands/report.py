@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from txpipe_cli.targets import get_target
 FORMATS = ("table", "json", "csv")
 RANKING = "top pizza types rank by pizzas sold, then gross sales, then name"
 PER_CAPITA_UNIT = 100_000  # tables show gross sales per 100,000 residents (JSON keeps dollars per person, exact)
+PER_CAPITA_NOTE = "per capita shown per 100,000 residents (JSON and CSV: dollars per person)"
 
 
 def _per_100k(per_capita: float) -> str:
@@ -37,9 +39,10 @@ def report(
     """The analysts' view: per state, the top 3 pizza types, pizzas sold, gross sales, gross sales per
     capita and unique customers.
 
-    Reads the materialized views (refreshed daily and by `txpipe refresh-views`). Top pizza types rank by
-    pizzas sold, then gross sales, then name. Tables show gross sales per 100,000 residents; JSON and CSV
-    carry the exact dollars per person.
+    Reads the materialized views (refreshed daily and by `txpipe refresh-views`); every report ends with
+    when they were refreshed and how many orders are not in them yet (CSV: on stderr). Top pizza types
+    rank by pizzas sold, then gross sales, then name. Tables show gross sales per 100,000 residents; JSON
+    and CSV carry the exact dollars per person. JSON is always {"ranking", "freshness", "states": [...]}.
     """
     fmt = "json" if as_json else output_format.strip().lower()
     if fmt not in FORMATS:
@@ -47,22 +50,57 @@ def report(
     codes = [code.strip().upper() for code in state or []]
     if bool(codes) == all_states:
         raise TxpipeError("give --state CODE (repeatable) or --all", code=ExitStatus.USAGE)
-    chosen = get_target(target, stage=stage)
-    if all_states:
-        _render_all(chosen.invoke("ops", {"action": "report_all"})["states"], fmt)
-        return
-    results = [chosen.invoke("ops", {"action": "report", "state": code}) for code in dict.fromkeys(codes)]
+    event = {"all": True} if all_states else {"states": list(dict.fromkeys(codes))}
+    result = get_target(target, stage=stage).invoke("ops", {"action": "report", **event})
+    states, fresh = result["states"], result["freshness"]
     if fmt == "json":
-        print_json(results[0] if len(results) == 1 else results)
-    elif fmt == "csv":
-        _write_csv([{**{k: v for k, v in r.items() if k != "top_pizzas"},
-                     **{f"top{n}_pizza_type": p["pizza_type"] for n, p in enumerate(r["top_pizzas"], start=1)},
-                     **{f"top{n}_pizzas": p["total_pizzas"] for n, p in enumerate(r["top_pizzas"], start=1)}}
-                    for r in results])
+        print_json({"ranking": RANKING, **result})
+        return
+    if fmt == "csv":
+        _write_csv(states if all_states else [_flat(r) for r in states])
+        typer.echo(freshness_line(fresh), err=True)  # stdout stays the CSV alone
+        return
+    if all_states:
+        _render_all(states)
     else:
-        for result in results:
-            _render_state(result)
-        console.print(f"[dim]{RANKING}; per capita shown per 100,000 residents[/]", highlight=False)
+        for row in states:
+            _render_state(row)
+        console.print(f"[dim]{RANKING}; {PER_CAPITA_NOTE}[/]", highlight=False)
+    console.print(freshness_line(fresh), highlight=False)
+
+
+def freshness_line(fresh: dict[str, Any], now: datetime | None = None) -> str:
+    """When the views were refreshed, and what they do not hold yet, with the command that brings it in."""
+    if fresh["views_refreshed_at"]:
+        at = datetime.fromisoformat(fresh["views_refreshed_at"])
+        age = max(0, int(((now or datetime.now(UTC)) - at).total_seconds()))
+        when = f"views refreshed {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({_age(age)} ago)"
+    else:
+        when = "views not refreshed since they were created"
+    waiting, syncing = fresh["awaiting_refresh"], fresh["awaiting_sync"]
+    if syncing is None:
+        return f"{when}; {waiting:,} orders in the warehouse not in them yet; OLTP not reached: " \
+               f"{fresh.get('awaiting_sync_error')}"
+    if not waiting + syncing:
+        return f"{when}; every stored order is in them"
+    hint = "txpipe sync-now && txpipe refresh-views" if syncing else "txpipe refresh-views"
+    return (f"{when}; {waiting + syncing:,} orders not in them yet ({waiting:,} in the warehouse, {syncing:,} "
+            f"awaiting the sync) (run: {hint})")
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """One state's report as one CSV row: the top pizza types as numbered columns."""
+    top = list(enumerate(row["top_pizzas"], start=1))
+    return {**{k: v for k, v in row.items() if k != "top_pizzas"},
+            **{f"top{n}_pizza_type": p["pizza_type"] for n, p in top},
+            **{f"top{n}_pizzas": p["total_pizzas"] for n, p in top}}
 
 
 def _render_state(result: dict[str, Any]) -> None:
@@ -75,13 +113,7 @@ def _render_state(result: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _render_all(states: list[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        print_json(states)
-        return
-    if fmt == "csv":
-        _write_csv(states)
-        return
+def _render_all(states: list[dict[str, Any]]) -> None:
     table = Table("rank", "state", "pizzas", "gross sales", "per 100k residents", "unique customers",
                   title="every state, by gross sales")
     for row in states:
@@ -89,6 +121,7 @@ def _render_all(states: list[dict[str, Any]], fmt: str) -> None:
                       f"${row['gross_sales']:,.2f}", _per_100k(row["gross_sales_per_capita"]),
                       f"{row['unique_customers']:,}")
     console.print(table)
+    console.print(f"[dim]ranked by gross sales, then pizzas sold; {PER_CAPITA_NOTE}[/]", highlight=False)
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:
