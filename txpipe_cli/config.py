@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.core.failures import MAX_RECEIVE_COUNT
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import OptionError
 
 DEFAULT_SLA_SECONDS = 900.0
 DEFAULT_SYNC_EVERY = "5m"
@@ -53,17 +53,17 @@ def parse_duration(text: str) -> float:
         value = rate.group(1)
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", value.lower())
     if not match or (match.group(2) and match.group(2) not in _UNITS):
-        raise TxpipeError(f"cannot read duration {text!r}", hint="use e.g. 90s, 5m, 1h or rate(5 minutes)")
+        raise OptionError(f"cannot read duration {text!r}", hint="use e.g. 90s, 5m, 1h or rate(5 minutes)")
     seconds = float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1)
     if seconds <= 0:
-        raise TxpipeError(f"duration {text!r} must be positive")
+        raise OptionError(f"duration {text!r} must be positive")
     return seconds
 
 
 def parse_clock(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
     if not match:
-        raise TxpipeError(f"cannot read time of day {text!r}", hint="use HH:MM, e.g. 02:00")
+        raise OptionError(f"cannot read time of day {text!r}", hint="use HH:MM, e.g. 02:00")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -76,7 +76,7 @@ def check_schedule(sync_every_seconds: float, sla_seconds: float,
         hint = (f"use --sync-every {int(room)}s or less" if room >= MIN_SYNC_EVERY_SECONDS else
                 f"no schedule can: a sync run may take {sync_timeout_seconds:g} s; use --sla "
                 f"{int(sync_timeout_seconds + MIN_SYNC_EVERY_SECONDS)} or more")
-        raise TxpipeError(
+        raise OptionError(
             f"a sync every {sync_every_seconds:g} s cannot meet the {sla_seconds:g} s SLA: an order accepted just "
             f"after a run waits {sync_every_seconds:g} s plus up to {sync_timeout_seconds:g} s for the next run "
             f"({worst:g} s)", hint=hint)
@@ -106,11 +106,11 @@ class PipelineSettings:
 
     def validate(self) -> PipelineSettings:
         if not self.sla_seconds > 0:
-            raise TxpipeError(f"--sla {self.sla_seconds:g} must be a positive number of seconds")
+            raise OptionError(f"--sla {self.sla_seconds:g} must be a positive number of seconds")
         check_schedule(self.sync_every_seconds, self.sla_seconds)
         parse_clock(self.refresh_at)
         if self.visibility_timeout_seconds <= 0 or not 1 <= self.max_receive_count <= MAX_RECEIVE_COUNT:
-            raise TxpipeError("the visibility timeout must be positive and max receive count 1 to "
+            raise OptionError("the visibility timeout must be positive and max receive count 1 to "
                               f"{MAX_RECEIVE_COUNT} (as SQS allows)")
         if self.timezone:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -118,6 +118,6 @@ class PipelineSettings:
             try:
                 ZoneInfo(self.timezone)
             except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory, not a zone
-                raise TxpipeError(f"unknown time zone {self.timezone!r}",
+                raise OptionError(f"unknown time zone {self.timezone!r}",
                                   hint="use an IANA name like America/Chicago") from None
         return self

@@ -25,6 +25,13 @@ class TxpipeError(Exception):
         return f"{self.reason} ({self.hint})" if self.hint else self.reason
 
 
+class OptionError(TxpipeError):
+    """A flag or argument refused before any work (exit 2, as Click's own usage errors)."""
+
+    def __init__(self, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(reason, hint=hint, code=ExitStatus.USAGE)
+
+
 def aws_error(exc: BaseException) -> TxpipeError | None:
     """One line for botocore's configuration errors (no credentials, no region), wherever they surface."""
     import sys

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from txpipe_cli import config
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import OptionError
 
 TARGETS = ("local", "aws")
 
@@ -43,7 +43,7 @@ def get_target(name: str, home: Path | None = None, stage: str = "dev", *, plan:
     AWS target's deploy options."""
     if name == "local":
         if plan or parameters:
-            raise TxpipeError("--plan and --param apply to --target aws only",
+            raise OptionError("--plan and --param apply to --target aws only",
                               hint="the local target's deploy is already idempotent: just run it")
         from txpipe_cli.local.target import LocalTarget
 
@@ -53,4 +53,4 @@ def get_target(name: str, home: Path | None = None, stage: str = "dev", *, plan:
         from txpipe_cli.aws.target import AwsTarget
 
         return AwsTarget(home or config.home(), stage, options=DeployOptions(plan, dict(parameters or {})))
-    raise TxpipeError(f"unknown target {name!r}", hint=f"one of: {', '.join(TARGETS)}", code=ExitStatus.USAGE)
+    raise OptionError(f"--target {name!r} is not one of {', '.join(TARGETS)}")

@@ -304,10 +304,12 @@ def test_dlq_and_rejected_commands_go_through_the_ops_function(env: dict[str, st
 
 
 def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: str) -> None:
-    """An ops answer carrying an error (e.g. an unknown state) fails the command with that reason."""
-    with invocations_answer(moto_url, {"error": "unknown state 'ZZ': use a USPS code such as TX (50 states and DC)"}):
-        result = cli("report", "--state", "ZZ", code=1)
-    assert "unknown state 'ZZ'" in result.output
+    """An ops answer carrying an error fails the command with that reason (an unknown state never gets
+    that far: the CLI refuses it first, exit 2)."""
+    with invocations_answer(moto_url, {"error": 'relation "state_sales" does not exist'}):
+        result = cli("report", "--state", "TX", code=1)
+    assert 'relation "state_sales" does not exist' in result.output
+    assert "not a USPS state code" in cli("report", "--state", "ZZ", code=2).output
 
 
 def test_destroy_removes_the_stack_and_the_artifacts(env: dict[str, str]) -> None:

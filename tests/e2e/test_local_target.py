@@ -127,9 +127,9 @@ def test_endpoint_prints_the_orders_url_and_the_key_is_required(cli: Cli) -> Non
 
 
 def test_deploy_refuses_a_schedule_that_misses_the_sla(cli: Cli) -> None:
-    """A 15-minute sync cannot meet a 900 s SLA: refused with a reason, nothing changed."""
+    """A 15-minute sync cannot meet a 900 s SLA: refused as a bad option (exit 2) with a reason, nothing changed."""
     before = cli.state.settings
-    result = cli("deploy", "--sync-every", "15m", code=1)
+    result = cli("deploy", "--sync-every", "15m", code=2)
     assert "cannot meet the 900 s SLA" in result.output
     assert cli.state.settings == before
 

@@ -98,12 +98,12 @@ def test_a_malformed_param_is_a_usage_error(built: Any) -> None:
 @pytest.mark.parametrize("flags", [["--plan"], ["--param", "K=V"]])
 def test_the_local_target_refuses_aws_options_in_one_line(flags: list[str], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """deploy --target local --plan (or --param) exits 1 with one line, and nothing is deployed."""
+    """deploy --target local --plan (or --param) exits 2 with one line, and nothing is deployed."""
     monkeypatch.setenv("TXPIPE_HOME", str(tmp_path / "home"))
     deployed: list[Any] = []
     monkeypatch.setattr(LocalTarget, "deploy", lambda *args, **kwargs: deployed.append(args))
     result = runner.invoke(app, ["deploy", "--target", "local", *flags])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: --plan and --param apply to --target aws only (the local target's deploy is already idempotent: "
         "just run it)"]

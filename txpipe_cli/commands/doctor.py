@@ -10,7 +10,7 @@ from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.doctor import Doctor, Report
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.pipeline import _parameters
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import OptionError
 from txpipe_cli.output import console, fail, handle_errors, print_json
 
 SYMBOLS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
@@ -31,8 +31,8 @@ def doctor(
     Only reads: it creates and changes nothing. Exits 1 when any check is a blocker, else 0.
     """
     if target != "aws":
-        raise TxpipeError("doctor checks an AWS account before deploying to it; the local target needs no account",
-                          hint="run: txpipe doctor --target aws", code=ExitStatus.USAGE)
+        raise OptionError("doctor checks an AWS account before deploying to it; the local target needs no account",
+                          hint="run: txpipe doctor --target aws")
     report = Doctor(AwsClient(), stage, parameters=_parameters(param or [])).run()
     if as_json:
         print_json(report.to_dict())

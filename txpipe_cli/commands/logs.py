@@ -13,7 +13,7 @@ from rich.markup import escape
 from lambdas.functions import FUNCTIONS
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.local.logs import LogRecord
 from txpipe_cli.output import console, handle_errors
 
@@ -33,7 +33,7 @@ def logs(
     CloudWatch Logs group. With --json, one JSON object per line (time, level, function, message)."""
     names = [*FUNCTIONS, "runtime"] if target == "local" else list(FUNCTIONS)
     if function is not None and function not in names:
-        raise TxpipeError(f"no function {function!r}; one of {', '.join(names)}", code=ExitStatus.USAGE)
+        raise OptionError(f"no function {function!r}; one of {', '.join(names)}")
     start = datetime.now(UTC) - timedelta(seconds=config.parse_duration(since))
     try:
         for record in _records(target, stage, function, start, follow):

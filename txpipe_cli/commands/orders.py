@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from txpipe_cli import sender, synthetic
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -118,7 +118,7 @@ def seed(
     refused (nothing changes) unless --replace is given.
     """
     if (customers is None) == (generate is None):
-        raise TxpipeError("give exactly one of --customers FILE or --generate N", code=ExitStatus.USAGE)
+        raise OptionError("give exactly one of --customers FILE or --generate N")
     rows = synthetic.iter_csv_customers(customers) if customers else synthetic.iter_customers(generate or 0,
                                                                                                random_seed)
     chosen = get_target(target, stage=stage)

@@ -11,7 +11,7 @@ from rich.table import Table
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.health import next_step, problems
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
@@ -94,7 +94,7 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise TxpipeError(f"--param {pair!r} is not KEY=VALUE", code=ExitStatus.USAGE)
+            raise OptionError(f"--param {pair!r} is not KEY=VALUE")
         parsed[key] = value
     return parsed
 

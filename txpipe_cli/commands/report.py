@@ -11,8 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from lambdas.core.reporting import STATE_CODES
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import OptionError
 from txpipe_cli.output import console, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -46,10 +47,13 @@ def report(
     """
     fmt = "json" if as_json else output_format.strip().lower()
     if fmt not in FORMATS:
-        raise TxpipeError(f"--format {output_format!r} is not one of {', '.join(FORMATS)}", code=ExitStatus.USAGE)
+        raise OptionError(f"--format {output_format!r} is not one of {', '.join(FORMATS)}")
     codes = [code.strip().upper() for code in state or []]
     if bool(codes) == all_states:
-        raise TxpipeError("give --state CODE (repeatable) or --all", code=ExitStatus.USAGE)
+        raise OptionError("give --state CODE (repeatable) or --all")
+    unknown = [code for code in codes if code not in STATE_CODES]
+    if unknown:
+        raise OptionError(f"--state {unknown[0]!r} is not a USPS state code (the 50 states and DC, e.g. TX)")
     event = {"all": True} if all_states else {"states": list(dict.fromkeys(codes))}
     result = get_target(target, stage=stage).invoke("ops", {"action": "report", **event})
     states, fresh = result["states"], result["freshness"]

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import ExitStatus, TxpipeError
+from txpipe_cli.errors import ExitStatus, OptionError
 from txpipe_cli.output import console, err_console, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -83,7 +83,7 @@ def sla_report(
     Exits 3 if any order was synced later than the SLA or has been pending longer than it.
     """
     if sla is not None and not sla > 0:
-        raise TxpipeError(f"--sla {sla:g} must be a positive number of seconds", code=ExitStatus.USAGE)
+        raise OptionError(f"--sla {sla:g} must be a positive number of seconds")
     chosen = get_target(target, stage=stage)
     sla_seconds = sla if sla is not None else _deployed_sla(chosen)
     report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds,
