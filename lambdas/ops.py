@@ -29,18 +29,24 @@ def _migrate(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _report(event: dict[str, Any]) -> dict[str, Any]:
-    """{"states": [codes]} or {"all": true}: the states asked for, and how fresh the views are."""
+    """{"states": [codes]} or {"all": true}: the states asked for and, unless "freshness" is false (the
+    dashboard asks for it apart), how fresh the views are."""
     warehouse = env.warehouse()
+    ranked = reporting.all_states(warehouse)
     if event.get("all"):
-        states = reporting.all_states(warehouse)
+        states = ranked
     else:
         # Each state once: the reply stays bounded (51 states) whatever the caller sends.
-        states = [reporting.state_report(warehouse, code) for code in dict.fromkeys(map(str, event["states"]))]
-    return {"freshness": _freshness(), "states": states}
+        codes = dict.fromkeys(map(str, event["states"]))
+        states = [reporting.state_report(warehouse, code, ranked) for code in codes]
+    return {"freshness": _freshness(), "states": states} if event.get("freshness", True) else {"states": states}
 
 
-def _freshness() -> dict[str, Any]:
-    result = reporting.views_freshness(env.warehouse())
+def _freshness(event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """When the views were refreshed, how many stored orders they lack, and when the last sync ended."""
+    warehouse = env.warehouse()
+    last = reporting.last_sync(warehouse)
+    result = {**reporting.views_freshness(warehouse), "last_sync_at": last["finished_at"] if last else None}
     try:
         result["awaiting_sync"] = reporting.awaiting_sync(env.oltp())
     except Exception as exc:  # noqa: BLE001 - the report reads the warehouse; OLTP down leaves this one count out
@@ -140,7 +146,7 @@ def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
 
 ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _load_customers,
            "customers_stage": _customers_stage, "customers_commit": _customers_commit,
-           "customers_abort": _customers_abort, "report": _report,
+           "customers_abort": _customers_abort, "report": _report, "freshness": _freshness,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
            "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected}
 

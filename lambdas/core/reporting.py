@@ -50,17 +50,13 @@ def _num(value: Any, places: int = 2) -> float:
     return float(round(Decimal(value), places)) if value is not None else 0.0
 
 
-def state_report(warehouse: Any, state: str) -> dict[str, Any]:
-    """Totals and the top 3 pizza types (by pizzas, then gross sales, then name) for one state."""
+def state_report(warehouse: Any, state: str, ranked: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One state's row of all_states (name, population, rank among states, totals) and its top 3 pizza
+    types (by pizzas, then gross sales, then name). `ranked`: all_states' answer, when the caller has it."""
     if state not in STATE_CODES:
         raise ValueError(f"unknown state {state!r}: use a USPS code such as TX (50 states and DC)")
+    row = next(r for r in (ranked if ranked is not None else all_states(warehouse)) if r["state"] == state)
     with warehouse.cursor() as cur:
-        cur.execute(
-            """SELECT total_pizzas, gross_sales, gross_sales_per_capita, unique_customers
-               FROM state_sales WHERE state = %s""",
-            (state,),
-        )
-        totals = cur.fetchone()
         cur.execute(
             """SELECT pizza_type, total_pizzas, gross_sales FROM sales_by_state WHERE state = %s
                ORDER BY total_pizzas DESC, gross_sales DESC, pizza_type ASC LIMIT 3""",
@@ -68,13 +64,8 @@ def state_report(warehouse: Any, state: str) -> dict[str, Any]:
         )
         top = cur.fetchall()
     warehouse.commit()
-    total_pizzas, gross, per_capita, customers = totals or (0, 0, 0, 0)
     return {
-        "state": state,
-        "total_pizzas": int(total_pizzas),
-        "gross_sales": _num(gross),
-        "gross_sales_per_capita": _num(per_capita, 8),
-        "unique_customers": int(customers),
+        **row,
         "top_pizzas": [
             {"pizza_type": name, "total_pizzas": int(pizzas), "gross_sales": _num(sales)}
             for name, pizzas, sales in top

@@ -99,9 +99,11 @@ def test_top_three_ordered_by_pizzas_then_gross_then_name(sales):
 
 
 def test_other_states_report_their_own_sales(sales):
-    """Each state reports only the orders of its customers."""
+    """Each state reports only the orders of its customers, with its name, population and rank (TX, 149.00,
+    first; CA, 21.00, second; NY, 11.00, third)."""
     assert report(sales, "CA") == {
-        "state": "CA", "total_pizzas": 2, "gross_sales": 21.0,
+        "state": "CA", "state_name": "California", "population": POPULATION["CA"], "rank": 2,
+        "total_pizzas": 2, "gross_sales": 21.0,
         "gross_sales_per_capita": float(round(Decimal("21.00") / POPULATION["CA"], 8)), "unique_customers": 1,
         "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 2, "gross_sales": 21.0}],
     }
@@ -109,8 +111,11 @@ def test_other_states_report_their_own_sales(sales):
 
 def test_state_without_sales_reports_zeros(sales):
     """A valid state with no sales returns zero totals and an empty top list."""
-    assert report(sales, "WY") == {"state": "WY", "total_pizzas": 0, "gross_sales": 0.0,
-                                   "gross_sales_per_capita": 0.0, "unique_customers": 0, "top_pizzas": []}
+    wy = report(sales, "WY")
+    assert wy == {"state": "WY", "state_name": "Wyoming", "population": POPULATION["WY"], "rank": wy["rank"],
+                  "total_pizzas": 0, "gross_sales": 0.0, "gross_sales_per_capita": 0.0, "unique_customers": 0,
+                  "top_pizzas": []}
+    assert 4 <= wy["rank"] <= 51  # after the three states with sales; ties broken by code
 
 
 @pytest.mark.parametrize("state", ["ZZ", "", "TEX", "PR"])
@@ -269,7 +274,7 @@ def test_report_says_how_fresh_the_views_are(handler_env):
     seed_customers(handler_env, CUSTOMERS)
     store_directly(handler_env, [order(oid, c, p, q, price) for oid, c, p, q, price in ORDERS[:5]])
     freshness = ops.handler({"action": "report", "all": True}, None)["freshness"]
-    assert freshness == {"views_refreshed_at": None, "awaiting_refresh": 0, "awaiting_sync": 5}
+    assert freshness == {"views_refreshed_at": None, "awaiting_refresh": 0, "awaiting_sync": 5, "last_sync_at": None}
     sync_all(handler_env)
     store_directly(handler_env, [order(oid, c, p, q, price) for oid, c, p, q, price in ORDERS[5:]])
     freshness = ops.handler({"action": "report", "states": ["NY"]}, None)["freshness"]
