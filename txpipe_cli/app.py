@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from txpipe_cli.commands import dlq, doctor, logs, orders, package, pipeline, report, warehouse
+from txpipe_cli.commands import dashboard, dlq, doctor, logs, orders, package, pipeline, report, warehouse
 
 # Typer 0.29 shows a type after every option, flags included ("--json <bool>"), as if a flag took a value.
 # A flag shows none, as Click and the operator expect.
@@ -54,6 +54,7 @@ app.command("sla-report")(warehouse.sla_report)
 app.command()(pipeline.status)
 app.command()(logs.logs)
 app.command()(report.report)
+app.command()(dashboard.dashboard)
 app.command("refresh-views")(warehouse.refresh_views)
 app.command()(orders.seed)
 app.command()(orders.sample)

@@ -89,7 +89,7 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: in
             return b"".join(chunks) if size <= limit else None
 
 
-async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes,
+async def respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes,
                    headers: dict[str, str] | None = None, close: bool = False) -> None:
     merged = {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}}
     merged["content-length"] = str(len(body))
@@ -145,11 +145,11 @@ class App:
         try:
             await asyncio.wait_for(self._admission.acquire(), self.limits.admission_wait)
         except TimeoutError:
-            await _respond(send, 503, _json({"message": "the API is busy; retry shortly"}), {"Retry-After": "1"})
+            await respond(send, 503, _json({"message": "the API is busy; retry shortly"}), {"Retry-After": "1"})
             return
         try:
             if scope.get("http_version") not in ("1.0", "1.1"):  # h11 parses an "HTTP/2.0" line as one
-                await _respond(send, 505, _json({"message": "only HTTP/1.1 is served here"}), close=True)
+                await respond(send, 505, _json({"message": "only HTTP/1.1 is served here"}), close=True)
                 return
             server = scope.get("server") or ("", 0)
             if server[1] is None:  # a Unix socket: the operator's control socket
@@ -157,7 +157,7 @@ class App:
             else:
                 await self._api(scope, receive, send)
         except _BodyTimeout:
-            await _respond(send, 408, _json({"message": "the request body did not arrive in time"}), close=True)
+            await respond(send, 408, _json({"message": "the request body did not arrive in time"}), close=True)
         except _ClientGone:
             pass  # nobody is left to answer
         finally:
@@ -166,19 +166,19 @@ class App:
     async def _api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = dict(scope["headers"])
         if not hmac.compare_digest(headers.get(b"x-api-key", b""), self._api_key):
-            await _respond(send, 403, _json(FORBIDDEN))
+            await respond(send, 403, _json(FORBIDDEN))
             return
         path, method = scope["path"], scope["method"]
         if path not in ("/orders", "/orders/"):
-            await _respond(send, 404, _json({"message": f"no route for {path}"}))
+            await respond(send, 404, _json({"message": f"no route for {path}"}))
             return
         if method != "POST":
-            await _respond(send, 405, _json({"message": f"{method} is not allowed on /orders; use POST"}),
+            await respond(send, 405, _json({"message": f"{method} is not allowed on /orders; use POST"}),
                            {"Allow": "POST"})
             return
         body = await self._body(receive, MAX_BODY_BYTES)
         if body is None:
-            await _respond(send, 413, _json({"error": f"the body exceeds the {MAX_BODY_BYTES}-byte limit",
+            await respond(send, 413, _json({"error": f"the body exceeds the {MAX_BODY_BYTES}-byte limit",
                                              "errors": [], "error_count": 0}), close=True)
             return
         event = _api_gateway_event(scope, body)
@@ -187,12 +187,12 @@ class App:
             result = await loop.run_in_executor(self.api_pool, self.invoke, "ingest", event)
         except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function fails
             log.exception("ingest failed")
-            await _respond(send, 502, _json({"message": "Internal server error"}))
+            await respond(send, 502, _json({"message": "Internal server error"}))
             return
         finally:
             if len(body) >= LARGE_BODY:
                 self._release_memory_soon(loop)
-        await _respond(send, int(result["statusCode"]), result.get("body", "").encode(), result.get("headers"))
+        await respond(send, int(result["statusCode"]), result.get("body", "").encode(), result.get("headers"))
 
     def _release_memory_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """release_memory() half a second after the last large request (one call per burst)."""
@@ -203,28 +203,28 @@ class App:
     async def _control(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/health" and method == "GET":
-            await _respond(send, 200, _json(self.health()))
+            await respond(send, 200, _json(self.health()))
             return
         if not (path.startswith(INVOKE_PREFIX) and path.endswith("/invocations")):
-            await _respond(send, 404, _json({"message": f"no route for {method} {path}"}))
+            await respond(send, 404, _json({"message": f"no route for {method} {path}"}))
             return
         if method != "POST":
-            await _respond(send, 405, _json({"message": "use POST"}), {"Allow": "POST"})
+            await respond(send, 405, _json({"message": "use POST"}), {"Allow": "POST"})
             return
         name = path[len(INVOKE_PREFIX):-len("/invocations")]
         if name not in self.functions:
-            await _respond(send, 404, _json({"errorType": "ResourceNotFoundException",
+            await respond(send, 404, _json({"errorType": "ResourceNotFoundException",
                                              "errorMessage": f"no function {name!r}"}))
             return
         body = await self._body(receive, INVOKE_BODY_LIMIT)
         if body is None:
-            await _respond(send, 413, _json({"errorType": "RequestTooLargeException",
+            await respond(send, 413, _json({"errorType": "RequestTooLargeException",
                                              "errorMessage": "payload over 6 MB"}), close=True)
             return
         try:
             event = json.loads(body or b"{}")
         except ValueError:
-            await _respond(send, 400, _json({"errorType": "InvalidRequestContentException",
+            await respond(send, 400, _json({"errorType": "InvalidRequestContentException",
                                              "errorMessage": "payload is not JSON"}))
             return
         loop = asyncio.get_running_loop()
@@ -232,10 +232,10 @@ class App:
             result = await loop.run_in_executor(self.invoke_pool, self.invoke, name, event)
         except Exception as exc:  # noqa: BLE001 - reported like Lambda: 200 with X-Amz-Function-Error
             log.exception("%s failed", name)
-            await _respond(send, 200, _json({"errorType": type(exc).__name__, "errorMessage": str(exc)}),
+            await respond(send, 200, _json({"errorType": type(exc).__name__, "errorMessage": str(exc)}),
                            {"X-Amz-Function-Error": "Unhandled"})
             return
-        await _respond(send, 200, json.dumps(result, default=str).encode())
+        await respond(send, 200, json.dumps(result, default=str).encode())
 
     async def _body(self, receive: Any, limit: int) -> bytes | None:
         now = asyncio.get_running_loop().time()

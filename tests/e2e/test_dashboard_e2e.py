@@ -1,0 +1,139 @@
+"""`txpipe dashboard` as analysts use it: a real server process over a real local deployment, its JSON
+equal to `txpipe report --json`, its refresh button, and what it refuses."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.e2e.test_local_target import Cli, wait_for
+
+STATES = ["TX", "CA", "NY", "WY", "DC"]
+
+
+class Dashboard:
+    """A `txpipe dashboard --port 0 --json` process and plain HTTP requests to it."""
+
+    def __init__(self, home: Path) -> None:
+        command = [sys.executable, "-c", "from txpipe_cli.app import main; main()",
+                   "dashboard", "--port", "0", "--json"]
+        env = {**os.environ, "TXPIPE_HOME": str(home), "TXPIPE_TARGET": "local"}
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: S603
+                                     text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        assert line, f"the dashboard did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        self.url = json.loads(line)["url"]
+        self.port = urlsplit(self.url).port
+
+    def request(self, method: str, path: str,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
+
+    def json(self, path: str) -> Any:
+        status, _, body = self.request("GET", path)
+        assert status == 200, (path, status, body)
+        return json.loads(body)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    home = tmp_path_factory.mktemp("e2e-dashboard") / "txpipe-home"
+    cli = Cli(home)
+    cli.json("deploy")
+    cli.json("seed", "--generate", "400")
+    orders = tmp_path_factory.mktemp("orders") / "orders.json"
+    orders.write_text(json.dumps([{"customer_id": 1 + i % 400, "type": ["cheese", "veggie", "supreme"][i % 3],
+                                   "qty": 1 + i % 3, "retail_price": 11.5} for i in range(900)]))
+    cli.json("send", str(orders))
+    cli.json("sync-now")
+    cli.json("refresh-views")
+    yield cli
+    cli("destroy", "--yes")
+
+
+@pytest.fixture(scope="module")
+def dashboard(cli: Cli) -> Iterator[Dashboard]:
+    server = Dashboard(cli.home)
+    yield server
+    server.stop()
+
+
+def test_states_equal_report_all(cli: Cli, dashboard: Dashboard) -> None:
+    report = cli.json("report", "--all")
+    assert dashboard.json("/api/states") == {"ranking": report["ranking"], "states": report["states"]}
+
+
+@pytest.mark.parametrize("code", STATES)
+def test_each_state_equals_report_state(cli: Cli, dashboard: Dashboard, code: str) -> None:
+    expected = cli.json("report", "--state", code)["states"][0]
+    assert dashboard.json(f"/api/states/{code.lower()}") == expected
+    assert 1 <= expected["rank"] <= 51 and expected["state_name"]
+
+
+def test_the_page_and_its_assets_are_served_with_a_strict_policy(dashboard: Dashboard) -> None:
+    status, headers, body = dashboard.request("GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html") and b"<html" in body.lower()
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    status, headers, _ = dashboard.request("GET", "/static/dashboard.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+
+
+def test_refresh_button_brings_new_orders_into_the_views(cli: Cli, dashboard: Dashboard, tmp_path: Path) -> None:
+    """Orders synced after the refresh are counted as not in the views; POST /api/refresh (with its
+    header) refreshes them in the background; a second POST meanwhile is 409 or finds it done."""
+    before = dashboard.json("/api/states/TX")
+    [(tx_customer,)] = cli.sql("oltp", "SELECT min(customer_id) FROM customers WHERE state = 'TX'")
+    orders = tmp_path / "more.json"
+    orders.write_text(json.dumps({"customer_id": tx_customer, "type": "cheese", "qty": 2, "retail_price": 10}))
+    assert cli.json("send", str(orders), "--fresh-ids")["accepted"] == 1
+    cli.json("sync-now")  # waits for the queue, then moves the order
+    assert cli.json("report", "-s", "TX")["freshness"]["awaiting_refresh"] == 1
+    wait_for(lambda: dashboard.json("/api/freshness")["awaiting_refresh"] == 1, what="the dashboard to see it")
+
+    status, _, body = dashboard.request("POST", "/api/refresh", {"X-Txpipe-Dashboard": "1"})
+    assert status == 202 and json.loads(body) == {"refreshing": True}
+    wait_for(lambda: not dashboard.json("/api/freshness")["refreshing"], what="the refresh to end")
+    fresh = dashboard.json("/api/freshness")
+    assert (fresh["awaiting_refresh"], fresh["refresh_error"]) == (0, None) and fresh["views_refreshed_at"]
+    after = dashboard.json("/api/states/TX")
+    assert after["total_pizzas"] == before["total_pizzas"] + 2 and after == cli.json("report", "-s", "TX")["states"][0]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status"), [
+    ("POST", "/api/refresh", {}, 403),  # a cross-site form cannot send the header
+    ("GET", "/api/refresh", {"X-Txpipe-Dashboard": "1"}, 405),
+    ("GET", "/api/states", {"Host": "attacker.example:80"}, 421),  # DNS rebinding
+    ("GET", "/api/states/ZZ", {}, 404),
+    ("GET", "/static/../server.py", {}, 404),
+    ("DELETE", "/api/states", {}, 405),
+])
+def test_what_it_refuses(dashboard: Dashboard, method: str, path: str, headers: dict[str, str], status: int) -> None:
+    got, response_headers, body = dashboard.request(method, path, headers)
+    assert got == status and "error" in json.loads(body)
+    assert response_headers["cache-control"] == "no-store"
+
+
+def test_a_port_in_use_is_one_line(cli: Cli, dashboard: Dashboard) -> None:
+    result = cli("dashboard", "--port", str(dashboard.port), code=1)
+    assert result.output.strip().splitlines() == [
+        f"error: port {dashboard.port} on 127.0.0.1 is in use (run: txpipe dashboard --port 0)"]

@@ -1,0 +1,58 @@
+"""dashboard: serve the analysts' page on this machine until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import webbrowser
+from typing import Annotated
+
+import typer
+
+from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
+from txpipe_cli.dashboard.server import DashboardApp, Reader
+from txpipe_cli.errors import TxpipeError
+from txpipe_cli.local.server import Limits, build_server, listen_tcp
+from txpipe_cli.output import console, handle_errors
+from txpipe_cli.targets import get_target
+
+DEFAULT_PORT = 8050
+
+
+@handle_errors
+def dashboard(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free one).")] = DEFAULT_PORT,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
+    target: TargetOpt = "local",
+    stage: StageOpt = "dev",
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve the analysts' dashboard on http://127.0.0.1:PORT/ until Ctrl-C: pick a state (by name, code,
+    on the map, or ?state=TX in the URL) and see its top 3 pizza types, pizzas sold, gross sales, per
+    capita, unique customers and rank, with how fresh the views are and a button to refresh them.
+
+    It runs on this machine for both targets and reads through the ops function, as `txpipe report`
+    does (JSON under it: /api/states, /api/states/TX, /api/freshness). With --json, prints one line
+    {"url": ...} once it listens.
+    """
+    reader = Reader(get_target(target, stage=stage).invoke)
+    reader.states()  # nothing deployed, or the runtime down: one line now, not a broken page later
+    try:
+        sock = listen_tcp(port, Limits().backlog)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise TxpipeError(f"port {port} on 127.0.0.1 is in use", hint="run: txpipe dashboard --port 0") from None
+        raise
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    if as_json:  # one line, flushed: a script reads the URL while the server runs
+        typer.echo(json.dumps({"url": url}))
+    else:
+        console.print(f"dashboard at [bold]{url}[/] (Ctrl-C stops it)", highlight=False)
+    if open_browser:
+        webbrowser.open(url)
+    app = DashboardApp(reader, sock.getsockname()[1])
+    try:
+        asyncio.run(build_server(app).serve(sockets=[sock]))
+    finally:
+        app.close()

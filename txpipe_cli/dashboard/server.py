@@ -1,0 +1,192 @@
+"""`txpipe dashboard`'s HTTP side: the analysts' page, its assets, and the JSON API under it.
+
+Served by the same server as the local orders API (txpipe_cli/local/server.py: uvicorn with its guarded
+protocol and limits), on 127.0.0.1 only, by a process on the operator's machine. Every figure is read
+through the target's ops function, so the page shows what `txpipe report --json` shows, on the local
+target and on AWS alike (where the warehouse is private to the stack's VPC, and a public read route
+would put the analysts' numbers on the internet).
+
+- `GET /` the page; `GET /static/<file>` its scripts, styles and map (shipped in the package).
+- `GET /api/states`: {"ranking", "states": [51 rows by rank]}, as `report --all --json`.
+- `GET /api/states/{code}`: one state with its top 3 pizza types, as `report --state CODE --json`.
+- `GET /api/freshness`: views refreshed at, orders not in them yet, last sync, a refresh running.
+- `POST /api/refresh` (header `X-Txpipe-Dashboard: 1`, which a cross-site form cannot send): starts a
+  refresh of the views; 202, or 409 while one runs.
+
+Reads are cached briefly (the views change only when refreshed) so a state change costs one function
+call; a refresh runs in the background and empties the caches when it ends. Requests naming another
+host are refused (a DNS-rebinding page cannot read the API), and the page may load nothing but itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lambdas.core.reporting import STATE_CODES
+from txpipe_cli.errors import TxpipeError
+from txpipe_cli.local.server import respond
+
+log = logging.getLogger("txpipe.dashboard")
+
+STATIC = Path(__file__).parent / "static"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8",
+                 ".png": "image/png", ".svg": "image/svg+xml"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+REFRESH_HEADER = b"x-txpipe-dashboard"
+
+
+class Reader:
+    """What the page shows, read through the target's functions (`invoke(name, event)`), cached for
+    `ttl` seconds; and the one background refresh."""
+
+    def __init__(self, invoke: Callable[[str, dict[str, Any]], Any], ttl: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.invoke, self.ttl, self.clock = invoke, ttl, clock
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._refresh: threading.Thread | None = None
+        self.refresh_error: str | None = None
+
+    def _cached(self, key: str, read: Callable[[], Any]) -> Any:
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        value = read()
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value
+
+    def states(self) -> dict[str, Any]:
+        from txpipe_cli.commands.report import RANKING
+
+        return self._cached("states", lambda: {"ranking": RANKING, **self.invoke(
+            "ops", {"action": "report", "all": True, "freshness": False})})
+
+    def state(self, code: str) -> dict[str, Any]:
+        return self._cached(f"state:{code}", lambda: self.invoke(
+            "ops", {"action": "report", "states": [code], "freshness": False})["states"][0])
+
+    def freshness(self) -> dict[str, Any]:
+        fresh = self._cached("freshness", lambda: self.invoke("ops", {"action": "freshness"}))
+        return {**fresh, "refreshing": self.refreshing, "refresh_error": self.refresh_error}
+
+    @property
+    def refreshing(self) -> bool:
+        return self._refresh is not None and self._refresh.is_alive()
+
+    def start_refresh(self) -> bool:
+        """Starts a refresh of the views in the background; False when one is running."""
+        with self._lock:
+            if self.refreshing:
+                return False
+            self._refresh = threading.Thread(target=self._run_refresh, name="dashboard-refresh", daemon=True)
+            self._refresh.start()
+        return True
+
+    def _run_refresh(self) -> None:
+        try:
+            self.invoke("refresh", {"source": "txpipe.dashboard"})
+            self.refresh_error = None
+        except Exception as exc:  # noqa: BLE001 - shown on the page; the next refresh may succeed
+            self.refresh_error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            log.warning("refresh failed: %s", self.refresh_error)
+        finally:
+            with self._lock:
+                self._cache.clear()
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """Every shipped file by URL path, read once (a few hundred KB)."""
+    files = {}
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file() and path.suffix in CONTENT_TYPES:
+            files["/static/" + path.relative_to(STATIC).as_posix()] = (path.read_bytes(), CONTENT_TYPES[path.suffix])
+    return files
+
+
+class DashboardApp:
+    """The ASGI app. Blocking reads run on a small thread pool (bounded function calls at once)."""
+
+    def __init__(self, reader: Reader, port: int, workers: int = 4) -> None:
+        self.reader = reader
+        self.files = _static_files()
+        self.hosts = {f"127.0.0.1:{port}".encode(), f"localhost:{port}".encode()}
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="txpipe-dashboard")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        if headers.get(b"host") not in self.hosts:
+            await self._json(send, 421, {"error": "this dashboard answers only to 127.0.0.1 and localhost"})
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/api/refresh":
+            await self._refresh(send, method, headers)
+            return
+        if method != "GET":
+            await self._json(send, 405, {"error": f"{method} is not allowed on {path}"}, {"Allow": "GET"})
+            return
+        if path == "/" or path in self.files:
+            body, kind = self.files["/static/index.html" if path == "/" else path]
+            # The page is read again on every visit; the assets are versioned by the package, kept an hour.
+            cache = "no-cache" if path == "/" else "max-age=3600"
+            await respond(send, 200, body, {"content-type": kind, "cache-control": cache, **SECURITY_HEADERS})
+        elif path == "/api/states":
+            await self._read(send, self.reader.states)
+        elif path.startswith("/api/states/"):
+            code = path.removeprefix("/api/states/").strip().upper()
+            if code not in STATE_CODES:
+                await self._json(send, 404, {"error": f"{code!r} is not a USPS state code (50 states and DC)"})
+                return
+            await self._read(send, lambda: self.reader.state(code))
+        elif path == "/api/freshness":
+            await self._read(send, self.reader.freshness)
+        else:
+            await self._json(send, 404, {"error": f"no page at {path}"})
+
+    async def _read(self, send: Any, read: Callable[[], Any]) -> None:
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(self.pool, read)
+        except TxpipeError as exc:  # e.g. the runtime is down: the page says so and retries
+            await self._json(send, 503, {"error": exc.line()})
+            return
+        except Exception as exc:  # noqa: BLE001 - one line for the page, the traceback in the log
+            log.exception("read failed")
+            await self._json(send, 502, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+            return
+        await self._json(send, 200, data)
+
+    async def _refresh(self, send: Any, method: str, headers: dict[bytes, bytes]) -> None:
+        if method != "POST":
+            await self._json(send, 405, {"error": "use POST"}, {"Allow": "POST"})
+        elif headers.get(REFRESH_HEADER) != b"1":
+            await self._json(send, 403, {"error": "a refresh needs the X-Txpipe-Dashboard: 1 header"})
+        elif self.reader.start_refresh():
+            await self._json(send, 202, {"refreshing": True})
+        else:
+            await self._json(send, 409, {"error": "a refresh is already running"})
+
+    @staticmethod
+    async def _json(send: Any, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        await respond(send, status, json.dumps(data).encode(),
+                       {"cache-control": "no-store", **SECURITY_HEADERS, **(headers or {})})
