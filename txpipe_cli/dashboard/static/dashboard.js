@@ -1,0 +1,391 @@
+// The analysts' dashboard: a US map shaded by gross sales per capita, a state picker, the picked state's
+// figures and top pizza types, and how fresh the reporting views are (with a button to refresh them).
+//
+// Plain JS over d3 v7 and topojson-client, vendored in static/vendor/ (no build step, nothing from a CDN).
+// It reads the JSON API of txpipe_cli/dashboard/server.py. First render: the atlas and /api/states load in
+// parallel, the map is drawn, then the picked state (?state=TX, else the top-ranked) is fetched. Every text
+// it inserts goes through textContent (d3's .text()), never innerHTML.
+(function () {
+  "use strict";
+
+  const ATLAS_URL = "/static/vendor/states-albers-10m.json";
+  const POLL_IDLE_MS = 15000;
+  const POLL_REFRESHING_MS = 2000;
+  const PER = 100000; // per capita figures are shown per 100,000 residents (the API gives dollars per person)
+
+  const fmtCount = d3.format(",");
+  const fmtMoney = d3.format("$,.2f");
+  const fmtUtc = d3.utcFormat("%Y-%m-%d %H:%M UTC");
+  const $ = (id) => document.getElementById(id);
+  const plural = (n, word) => `${fmtCount(n)} ${word}${n === 1 ? "" : "s"}`;
+  const perCapita = (row) => row.gross_sales_per_capita * PER;
+
+  const app = {
+    rows: [], // /api/states rows by rank, cached in memory; refetched when a refresh ends
+    byCode: new Map(),
+    shapes: new Map(), // state code -> SVG path data, for the picked state's outline
+    picked: null,
+    detail: null, // the picked state's /api/states/{code} answer, kept to redraw the chart on resize
+    loadSeq: 0, // a state's answer is shown only if it is still the one picked
+    pollSeq: 0, // likewise for freshness polls
+    pollTimer: 0,
+    refreshing: false,
+  };
+
+  async function api(path, options) {
+    const res = await fetch(path, Object.assign({ cache: "no-store" }, options));
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (e) {
+      // not JSON: the status below says what happened
+    }
+    if (!res.ok) {
+      const err = new Error((body && body.error) || `HTTP ${res.status} from ${path}`);
+      err.status = res.status;
+      throw err;
+    }
+    return body;
+  }
+
+  function showError(message) {
+    $("error").textContent = message;
+    $("error").hidden = !message;
+  }
+
+  // ---- the states: list, picker, map ----
+
+  async function loadStates() {
+    const data = await api("/api/states");
+    app.rows = data.states;
+    app.byCode = new Map(app.rows.map((r) => [r.state, r]));
+    $("ranking").textContent = data.ranking || "";
+    const byName = [...app.rows].sort((a, b) => d3.ascending(a.state_name, b.state_name));
+    d3.select("#state-list").selectAll("option").data(byName).join("option")
+      .attr("value", (r) => `${r.state_name} (${r.state})`);
+  }
+
+  // "tex", "TX", "new y", "york", "Texas (TX)": an exact code or name first, then names starting with the
+  // text, then a word of the name starting with it, then names containing it; alphabetical within each,
+  // so Enter picks the likeliest state.
+  function findState(text) {
+    const q = text.trim().toLowerCase().replace(/\s+/g, " ");
+    if (!q) return null;
+    const option = q.match(/\(([a-z]{2})\)$/);
+    const byName = [...app.rows].sort((a, b) => d3.ascending(a.state_name, b.state_name));
+    const name = (r) => r.state_name.toLowerCase();
+    const tests = [
+      (r) => option && r.state.toLowerCase() === option[1],
+      (r) => r.state.toLowerCase() === q || name(r) === q,
+      (r) => name(r).startsWith(q),
+      (r) => name(r).split(" ").some((word) => word.startsWith(q)),
+      (r) => name(r).includes(q),
+    ];
+    for (const test of tests) {
+      const found = byName.find(test);
+      if (found) return found.state;
+    }
+    return null;
+  }
+
+  function chooseTyped() {
+    const input = $("state-picker");
+    const code = findState(input.value);
+    const typed = input.value.trim();
+    $("picker-message").textContent = code || !typed ? "" : `No state matches “${typed}”`;
+    if (!code) return;
+    input.value = "";
+    pick(code);
+  }
+
+  function drawMap(atlas) {
+    const codeByName = new Map(app.rows.map((r) => [r.state_name, r.state]));
+    const features = topojson.feature(atlas, atlas.objects.states).features;
+    const path = d3.geoPath(); // null projection: the atlas is already Albers USA in a 975x610 frame
+    const shapes = d3.select("#states").selectAll("path").data(features).join("path")
+      .attr("class", "state")
+      .attr("d", path);
+    const known = shapes.filter((f) => codeByName.has(f.properties.name));
+    known.each((f) => {
+      f.properties.code = codeByName.get(f.properties.name);
+      app.shapes.set(f.properties.code, path(f));
+    });
+    known
+      .attr("data-state", (f) => f.properties.code)
+      .attr("tabindex", 0)
+      .attr("role", "button")
+      .attr("aria-label", (f) => f.properties.name)
+      .on("click", (event, f) => pick(f.properties.code))
+      .on("keydown", (event, f) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault(); // Space would scroll the page
+          pick(f.properties.code);
+        }
+      })
+      .append("title");
+  }
+
+  function shadeMap() {
+    const max = d3.max(app.rows, perCapita) || 0;
+    // Start the ramp at a visible blue, so the lowest selling state stays apart from the grey of no sales.
+    const color = d3.scaleSequential([0, max || 1], (t) => d3.interpolateBlues(0.15 + 0.85 * t));
+    d3.selectAll("#states path[data-state]").each(function (f) {
+      const row = app.byCode.get(f.properties.code);
+      const sold = Boolean(row && row.gross_sales > 0);
+      // An inline style, not the fill attribute: the stylesheet's grey would win over an attribute.
+      d3.select(this).style("fill", sold ? color(perCapita(row)) : null).classed("no-sales", !sold);
+      d3.select(this).select("title").text(
+        sold ? `${row.state_name}: ${fmtMoney(perCapita(row))} per 100,000 residents` : `${f.properties.name}: no sales yet`,
+      );
+    });
+    const stops = d3.range(0, 1.0001, 0.1).map((t) => color(t * (max || 1)));
+    $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(", ")})`;
+    $("legend-min").textContent = fmtMoney(0);
+    $("legend-max").textContent = fmtMoney(max);
+    $("legend-scale").hidden = !max; // no state has sales: only "no sales" applies
+  }
+
+  function outlinePicked() {
+    d3.selectAll("#states path[data-state]").attr("aria-pressed", (f) => String(f.properties.code === app.picked));
+    // A separate outline on top, rather than raising the picked path: moving a focused node would blur it.
+    d3.select("#picked-outline").attr("d", app.shapes.get(app.picked) || null);
+  }
+
+  // ---- the picked state ----
+
+  // how: "push" a history entry (a user's pick), "replace" it (the first pick), or "none" (back/forward)
+  function pick(code, how = "push") {
+    code = String(code).toUpperCase();
+    if (!app.byCode.has(code)) return false;
+    $("picker-message").textContent = "";
+    if (how !== "none") {
+      const url = new URL(window.location.href);
+      url.searchParams.set("state", code);
+      if (how === "push" && code !== app.picked) history.pushState({ state: code }, "", url);
+      else history.replaceState({ state: code }, "", url);
+    }
+    loadState(code);
+    return true;
+  }
+
+  async function loadState(code) {
+    const seq = ++app.loadSeq;
+    app.picked = code;
+    delete document.body.dataset.ready;
+    $("state-panel").setAttribute("aria-busy", "true");
+    outlinePicked();
+    let detail;
+    try {
+      detail = await api(`/api/states/${encodeURIComponent(code)}`);
+    } catch (e) {
+      if (seq === app.loadSeq) {
+        showError(`Could not load ${code}: ${e.message}`);
+        $("state-panel").removeAttribute("aria-busy");
+      }
+      return;
+    }
+    if (seq !== app.loadSeq) return; // another state was picked meanwhile
+    showError("");
+    app.detail = detail;
+    renderState(detail);
+    $("state-panel").removeAttribute("aria-busy");
+    document.body.dataset.state = detail.state;
+    document.body.dataset.ready = "1";
+    if (!performance.getEntriesByName("txpipe-first-render").length) performance.mark("txpipe-first-render");
+  }
+
+  function renderState(s) {
+    $("state-name").textContent = s.state_name;
+    $("state-code").textContent = s.state;
+    $("state-rank").textContent = `#${s.rank} of ${app.rows.length}`;
+    $("total-pizzas").textContent = fmtCount(s.total_pizzas);
+    $("gross-sales").textContent = fmtMoney(s.gross_sales);
+    $("per-capita").textContent = fmtMoney(perCapita(s));
+    $("unique-customers").textContent = fmtCount(s.unique_customers);
+    drawChart(s);
+  }
+
+  // Top pizza types as horizontal bars of pizzas sold, drawn in pixels at the chart's width (redrawn on
+  // resize) so the labels keep their size on any screen.
+  function drawChart(s) {
+    const top = s.top_pizzas || [];
+    const label = (p) => `${plural(p.total_pizzas, "pizza")} · ${fmtMoney(p.gross_sales)}`;
+    $("chart-empty").hidden = top.length > 0;
+    $("chart-empty").textContent = top.length ? "" : `No sales yet in ${s.state_name}`;
+    const svg = d3.select("#chart");
+    const width = Math.max(260, svg.node().parentNode.clientWidth || 480);
+    const row = 50;
+    const x = d3.scaleLinear([0, d3.max(top, (p) => p.total_pizzas) || 1], [0, Math.max(60, width - 190)]);
+    svg
+      .style("display", top.length ? null : "none")
+      .attr("viewBox", `0 0 ${width} ${row * top.length}`)
+      .attr("height", row * top.length)
+      .attr("aria-label", `Top pizza types in ${s.state_name}: ${top.map((p) => `${p.pizza_type}, ${label(p)}`).join("; ")}`);
+    const bars = svg.selectAll("g.bar").data(top).join((enter) => {
+      const g = enter.append("g").attr("class", "bar");
+      g.append("text").attr("class", "bar-name").attr("y", 14);
+      g.append("rect").attr("y", 20).attr("height", 22).attr("rx", 2);
+      g.append("text").attr("class", "bar-value").attr("y", 36);
+      return g;
+    });
+    const barWidth = (p) => Math.max(2, x(p.total_pizzas));
+    bars
+      .attr("transform", (p, i) => `translate(0,${i * row})`)
+      .attr("data-pizza-type", (p) => p.pizza_type)
+      .attr("data-pizzas", (p) => p.total_pizzas)
+      .attr("data-gross-sales", (p) => p.gross_sales);
+    bars.select(".bar-name").text((p) => p.pizza_type);
+    bars.select("rect").attr("width", barWidth);
+    bars.select(".bar-value").attr("x", (p) => barWidth(p) + 8).text(label);
+  }
+
+  // ---- freshness and refresh ----
+
+  // The API's timestamps are ISO 8601 with any number of fractional digits; Date wants at most three.
+  function parseTime(iso) {
+    if (!iso) return null;
+    const t = new Date(String(iso).replace(" ", "T").replace(/\.(\d+)/, (m, f) => `.${(f + "00").slice(0, 3)}`));
+    return Number.isNaN(t.getTime()) ? null : t;
+  }
+
+  function ago(t) {
+    const s = Math.max(0, (Date.now() - t.getTime()) / 1000);
+    if (s < 45) return "just now";
+    if (s < 3600) return `${Math.max(1, Math.round(s / 60))} min ago`;
+    if (s < 48 * 3600) return `${Math.round(s / 3600)} h ago`;
+    return `${Math.round(s / 86400)} days ago`;
+  }
+
+  function freshnessText(f) {
+    const refreshed = parseTime(f.views_refreshed_at);
+    const parts = [
+      refreshed ? `Views refreshed ${ago(refreshed)} (${fmtUtc(refreshed)})` : "Views not refreshed since they were created",
+    ];
+    const inWarehouse = f.awaiting_refresh || 0;
+    if (f.awaiting_sync === null || f.awaiting_sync === undefined) {
+      parts.push(
+        (inWarehouse ? `${plural(inWarehouse, "order")} in the warehouse not in them yet` : "every order in the warehouse is in them") +
+          " (could not count those awaiting the sync: the OLTP database did not answer)",
+      );
+    } else {
+      const total = inWarehouse + f.awaiting_sync;
+      parts.push(
+        total
+          ? `${plural(total, "order")} not in them yet (${fmtCount(inWarehouse)} in the warehouse, ${fmtCount(f.awaiting_sync)} awaiting the sync)`
+          : "every stored order is in them",
+      );
+    }
+    const synced = parseTime(f.last_sync_at);
+    parts.push(synced ? `last sync ${ago(synced)}` : "no sync yet");
+    return parts.join(" · ");
+  }
+
+  function setRefreshing(on) {
+    app.refreshing = on;
+    $("refresh-button").disabled = on;
+    $("refresh-button").textContent = on ? "Refreshing…" : "Refresh views";
+  }
+
+  function schedulePoll(ms) {
+    clearTimeout(app.pollTimer);
+    app.pollTimer = setTimeout(poll, ms);
+  }
+
+  async function poll() {
+    const seq = ++app.pollSeq;
+    clearTimeout(app.pollTimer);
+    let f = null;
+    try {
+      f = await api("/api/freshness");
+    } catch (e) {
+      if (seq === app.pollSeq) $("freshness").textContent = `Could not read how fresh the views are: ${e.message}`;
+    }
+    if (seq !== app.pollSeq) return; // a newer poll (or a refresh) took over
+    if (f) {
+      $("freshness").textContent = freshnessText(f);
+      const ended = app.refreshing && !f.refreshing;
+      setRefreshing(Boolean(f.refreshing));
+      if (ended) reloadStates();
+    }
+    schedulePoll(app.refreshing ? POLL_REFRESHING_MS : POLL_IDLE_MS);
+  }
+
+  async function startRefresh() {
+    app.pollSeq++; // an answer already on its way predates the refresh: ignore it
+    clearTimeout(app.pollTimer);
+    setRefreshing(true);
+    try {
+      await api("/api/refresh", { method: "POST", headers: { "X-Txpipe-Dashboard": "1" } });
+    } catch (e) {
+      if (e.status !== 409) {
+        // 409: a refresh is already running; wait for it as for our own
+        setRefreshing(false);
+        showError(`Could not start a refresh: ${e.message}`);
+        schedulePoll(0);
+        return;
+      }
+    }
+    schedulePoll(POLL_REFRESHING_MS);
+  }
+
+  async function reloadStates() {
+    try {
+      await loadStates();
+    } catch (e) {
+      showError(`Could not reload the states: ${e.message}`);
+      return;
+    }
+    shadeMap();
+    if (app.picked) loadState(app.picked);
+  }
+
+  // ---- start ----
+
+  function wire() {
+    const input = $("state-picker");
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        chooseTyped();
+      }
+    });
+    // Choosing a datalist option fills in "Texas (TX)": pick it straight away.
+    input.addEventListener("input", () => {
+      if (/\([A-Za-z]{2}\)$/.test(input.value)) chooseTyped();
+    });
+    $("picker").addEventListener("submit", (event) => {
+      event.preventDefault();
+      chooseTyped();
+    });
+    $("refresh-button").addEventListener("click", startRefresh);
+    window.addEventListener("popstate", () => {
+      const code = (new URLSearchParams(window.location.search).get("state") || "").toUpperCase();
+      if (code && code !== app.picked) pick(code, "none");
+    });
+    let frame = 0;
+    window.addEventListener("resize", () => {
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => app.detail && drawChart(app.detail));
+    });
+  }
+
+  async function start() {
+    wire();
+    poll();
+    let atlas;
+    try {
+      [atlas] = await Promise.all([d3.json(ATLAS_URL), loadStates()]);
+    } catch (e) {
+      showError(`Could not load the dashboard: ${e.message}`);
+      return;
+    }
+    drawMap(atlas);
+    shadeMap();
+    const wanted = (new URLSearchParams(window.location.search).get("state") || "").toUpperCase();
+    const top = app.rows[0];
+    const fallback = top && top.gross_sales > 0 ? top.state : "TX";
+    if (!pick(app.byCode.has(wanted) ? wanted : fallback, "replace")) showError("The server listed no states.");
+  }
+
+  start();
+})();
