@@ -277,6 +277,7 @@
     }
     const synced = parseTime(f.last_sync_at);
     parts.push(synced ? `last sync ${ago(synced)}` : "no sync yet");
+    if (f.refresh_error) parts.push(`the last refresh failed: ${f.refresh_error}`);
     return parts.join(" · ");
   }
 
@@ -369,14 +370,15 @@
     });
   }
 
-  async function start() {
-    wire();
-    poll();
+  // The atlas and the states in parallel, then the map, then the picked state. If the server cannot read
+  // the states (the runtime is down, say), it says so and tries again.
+  async function firstRender() {
     let atlas;
     try {
       [atlas] = await Promise.all([d3.json(ATLAS_URL), loadStates()]);
     } catch (e) {
-      showError(`Could not load the dashboard: ${e.message}`);
+      showError(`Could not load the dashboard: ${e.message} (trying again in 5 s)`);
+      setTimeout(firstRender, 5000);
       return;
     }
     drawMap(atlas);
@@ -387,5 +389,7 @@
     if (!pick(app.byCode.has(wanted) ? wanted : fallback, "replace")) showError("The server listed no states.");
   }
 
-  start();
+  wire();
+  poll();
+  firstRender();
 })();
