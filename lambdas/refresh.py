@@ -10,4 +10,4 @@ from lambdas.core.reporting import refresh_views
 
 @env.fresh_connections_on_error
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"refreshed": refresh_views(env.warehouse())}
+    return {"refreshed": refresh_views(env.warehouse(), concurrently=env.warehouse_kind() == "postgres")}

@@ -81,6 +81,7 @@ def databases(pg_server: tuple[PgServer, str]) -> Databases:
         schema.migrate(conn, migrations)
         if name == "warehouse":
             schema.load_state_population(conn)
+            schema.apply_statements(conn, schema.WAREHOUSE_INDEXES_POSTGRES)
         conn.close()
     PgQueue.from_endpoint(dbs.endpoints["queue"], "orders").create()
     return dbs

@@ -245,8 +245,8 @@ def redshift_access(conn: Any, sync_user: str, refresh_user: str) -> list[str]:
     return ran
 
 
-def grant_access(conn: Any, statements: tuple[str, ...]) -> None:
-    """Applies one database's users and grants in one transaction."""
+def apply_statements(conn: Any, statements: tuple[str, ...]) -> None:
+    """Runs idempotent statements (users and grants, indexes) in one transaction."""
     with conn.cursor() as cur:
         for statement in statements:
             cur.execute(statement)
@@ -260,7 +260,54 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 
 MATERIALIZED_VIEWS = ("sales_by_state", "state_sales")
 # Written out, not formatted: no statement is ever built from a string at run time.
+# Redshift: readers keep seeing the old contents while a refresh runs (snapshot isolation), and it knows
+# no CONCURRENTLY. PostgreSQL: a plain refresh locks readers out for its whole run (seconds at millions of
+# orders), CONCURRENTLY does not; it needs each view's unique index (WAREHOUSE_INDEXES_POSTGRES).
 REFRESH_STATEMENTS = ("REFRESH MATERIALIZED VIEW sales_by_state", "REFRESH MATERIALIZED VIEW state_sales")
+REFRESH_STATEMENTS_POSTGRES = ("REFRESH MATERIALIZED VIEW CONCURRENTLY sales_by_state",
+                               "REFRESH MATERIALIZED VIEW CONCURRENTLY state_sales")
+
+# --------------------------------------------------------------------------- physical design
+# Re-applied after every migrate (idempotent), per warehouse kind, so a deployment gets what a later
+# release adds. PostgreSQL: indexes for the windowed reads (the SLA report's window of accepted_at, the
+# last sync) and the unique indexes a concurrent refresh needs.
+WAREHOUSE_INDEXES_POSTGRES = (
+    "CREATE INDEX IF NOT EXISTS orders_fact_accepted_at ON orders_fact (accepted_at)",
+    "CREATE INDEX IF NOT EXISTS sync_runs_finished_at ON sync_runs (finished_at)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS sales_by_state_key ON sales_by_state (state, pizza_type)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS state_sales_key ON state_sales (state)",
+)
+# Redshift has no indexes: it skips blocks by the sort key's zone maps and joins where rows sit. orders_fact
+# is distributed by customer (the views count distinct customers per state on each node; a sync batch,
+# small, is what moves to meet it) and sorted by accepted_at (the SLA report's window reads recent blocks
+# only); sync_runs by finished_at (the last sync). (table, distribution key or None, sort key)
+REDSHIFT_KEYS = (("orders_fact", "customer_id", "accepted_at"), ("sync_runs", None, "finished_at"))
+_REDSHIFT_KEY_SQL = {
+    ("orders_fact", "dist"): "ALTER TABLE orders_fact ALTER DISTSTYLE KEY DISTKEY customer_id",
+    ("orders_fact", "sort"): "ALTER TABLE orders_fact ALTER COMPOUND SORTKEY (accepted_at)",
+    ("sync_runs", "sort"): "ALTER TABLE sync_runs ALTER COMPOUND SORTKEY (finished_at)",
+}
+
+
+def redshift_keys(conn: Any) -> list[str]:
+    """Gives the Redshift tables the keys of REDSHIFT_KEYS where they differ (read from pg_table_def: the
+    distribution key column, and the first sort key column). Returns the statements it ran. Each ALTER
+    runs on its own (Redshift reorganises the rows in the background)."""
+    ran: list[str] = []
+    for table, dist, sort in REDSHIFT_KEYS:
+        with conn.cursor() as cur:
+            cur.execute('SELECT "column", distkey, sortkey FROM pg_table_def WHERE schemaname = %s AND tablename = %s',
+                        ("public", table))
+            columns = cur.fetchall()
+        have_dist = next((c for c, is_dist, _ in columns if is_dist), None)
+        have_sort = next((c for c, _, position in columns if position == 1), None)
+        for kind, wanted, have in (("dist", dist, have_dist), ("sort", sort, have_sort)):
+            if wanted is not None and have != wanted:
+                with conn.cursor() as cur:
+                    cur.execute(_REDSHIFT_KEY_SQL[(table, kind)])
+                ran.append(_REDSHIFT_KEY_SQL[(table, kind)])
+        conn.commit()
+    return ran
 
 
 def state_populations() -> list[tuple[str, str, int]]:

@@ -297,3 +297,26 @@ def test_fact_stage_and_benchmark_targets_are_one_column_list() -> None:
                     ("accepted_at", "TIMESTAMP WITH TIME ZONE", True, False),
                     ("stored_at", "TIMESTAMP WITH TIME ZONE", True, False),
                     ("loaded_at", "TIMESTAMP WITH TIME ZONE", True, False)]
+
+
+def test_redshift_keys_alters_only_what_differs_in_redshift_sql() -> None:
+    """A table without the keys gets its ALTERs (each parsed as Redshift's own ALTER, not an opaque
+    command); run again against tables that have them, nothing is altered."""
+    bare = RecordingConnection(fetchall=[[("order_id", False, 0)], [("started_at", False, 0)]])
+    ran = schema.redshift_keys(bare)
+    assert ran == ["ALTER TABLE orders_fact ALTER DISTSTYLE KEY DISTKEY customer_id",
+                   "ALTER TABLE orders_fact ALTER COMPOUND SORTKEY (accepted_at)",
+                   "ALTER TABLE sync_runs ALTER COMPOUND SORTKEY (finished_at)"]
+    for statement in bare.statements:
+        [parsed] = sqlglot.parse(bind(statement), read="redshift", error_level=ErrorLevel.RAISE)
+        assert not isinstance(parsed, exp.Command), statement
+    keyed = RecordingConnection(fetchall=[[("customer_id", True, 0), ("accepted_at", False, 1)],
+                                          [("finished_at", False, 1)]])
+    assert schema.redshift_keys(keyed) == []
+
+
+@pytest.mark.parametrize("sql", [*schema.WAREHOUSE_INDEXES_POSTGRES, *schema.REFRESH_STATEMENTS_POSTGRES])
+def test_postgres_only_warehouse_statements_parse_as_postgres(sql: str) -> None:
+    """The local warehouse's indexes and concurrent refresh (never sent to Redshift: see reporting.refresh_views
+    and ops._migrate) are single PostgreSQL statements."""
+    assert len(sqlglot.parse(sql, read="postgres", error_level=ErrorLevel.RAISE)) == 1

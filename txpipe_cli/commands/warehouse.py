@@ -75,7 +75,9 @@ def sla_report(
     stage: StageOpt = "dev",
     sla: Annotated[float | None, typer.Option("--sla", help="SLA in seconds, positive (default: the deployed one).")
                    ] = None,
-    since: Annotated[str | None, typer.Option(help="Only orders accepted within this window, e.g. 1h, 30m.")] = None,
+    since: Annotated[str, typer.Option(help="Orders accepted within this window, e.g. 1h, 7d, or all (the whole "
+                                            "history; slower on a large one). Pending ones count whenever "
+                                            "accepted.")] = "24h",
     as_json: JsonOpt = False,
 ) -> None:
     """Per-order lag from API accept to warehouse load: synced, pending, percentiles, breaches.
@@ -86,13 +88,13 @@ def sla_report(
         raise OptionError(f"--sla {sla:g} must be a positive number of seconds")
     chosen = get_target(target, stage=stage)
     sla_seconds = sla if sla is not None else _deployed_sla(chosen)
-    report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds,
-                                   "since_seconds": config.parse_duration(since) if since else None})
+    since_seconds = None if since.strip().lower() == "all" else config.parse_duration(since)
+    report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds, "since_seconds": since_seconds})
     if as_json:
         print_json(report)
     else:
         lag = report["lag_seconds"]
-        window = f", since {since}" if since else ""
+        window = ", all orders" if since_seconds is None else f", orders of the last {since}"
         table = Table("measure", "value", title=f"SLA report (SLA {sla_seconds:g} s{window})")
         for label, value in [
             ("orders in OLTP", report["oltp_orders"]), ("orders in warehouse", report["warehouse_orders"]),
