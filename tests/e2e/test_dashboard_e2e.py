@@ -96,6 +96,9 @@ def test_the_page_and_its_assets_are_served_with_a_strict_policy(dashboard: Dash
     assert headers["x-content-type-options"] == "nosniff"
     status, headers, _ = dashboard.request("GET", "/static/dashboard.js")
     assert status == 200 and headers["content-type"].startswith("text/javascript")
+    assert headers["cache-control"] == "no-cache"  # revalidated: an upgraded page shows at once
+    status, _, body = dashboard.request("GET", "/static/dashboard.js", {"If-None-Match": headers["etag"]})
+    assert (status, body) == (304, b"")
 
 
 def test_refresh_button_brings_new_orders_into_the_views(cli: Cli, dashboard: Dashboard, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ host are refused (a DNS-rebinding page cannot read the API), and the page may lo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -111,12 +112,14 @@ class Reader:
                 self._cache.clear()
 
 
-def _static_files() -> dict[str, tuple[bytes, str]]:
-    """Every shipped file by URL path, read once (a few hundred KB)."""
+def _static_files() -> dict[str, tuple[bytes, str, str]]:
+    """Every shipped file by URL path, read once (a few hundred KB): its bytes, type and ETag."""
     files = {}
     for path in sorted(STATIC.rglob("*")):
         if path.is_file() and path.suffix in CONTENT_TYPES:
-            files["/static/" + path.relative_to(STATIC).as_posix()] = (path.read_bytes(), CONTENT_TYPES[path.suffix])
+            body = path.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            files["/static/" + path.relative_to(STATIC).as_posix()] = (body, CONTENT_TYPES[path.suffix], etag)
     return files
 
 
@@ -147,10 +150,11 @@ class DashboardApp:
             await self._json(send, 405, {"error": f"{method} is not allowed on {path}"}, {"Allow": "GET"})
             return
         if path == "/" or path in self.files:
-            body, kind = self.files["/static/index.html" if path == "/" else path]
-            # The page is read again on every visit; the assets are versioned by the package, kept an hour.
-            cache = "no-cache" if path == "/" else "max-age=3600"
-            await respond(send, 200, body, {"content-type": kind, "cache-control": cache, **SECURITY_HEADERS})
+            body, kind, etag = self.files["/static/index.html" if path == "/" else path]
+            # Revalidated on every load (an upgrade shows at once); unchanged files cost a 304.
+            fresh = headers.get(b"if-none-match") == etag.encode()
+            await respond(send, 304 if fresh else 200, b"" if fresh else body,
+                          {"content-type": kind, "cache-control": "no-cache", "etag": etag, **SECURITY_HEADERS})
         elif path == "/api/states":
             await self._read(send, self.reader.states)
         elif path.startswith("/api/states/"):
