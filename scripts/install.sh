@@ -8,7 +8,8 @@
 #     pins, txpipe itself installed editable from this checkout; the system's Python is never touched;
 #   - `txpipe` linked into a directory on PATH ($TXPIPE_BIN_DIR, else ~/.local/bin if it is on PATH,
 #     else /usr/local/bin when run as root), so the shell that ran this script finds it;
-#   - with --dev: checkov in a virtualenv of its own (it pins older boto3/botocore than txpipe uses).
+#   - with --dev: checkov in a virtualenv of its own (it pins older boto3/botocore than txpipe uses), and
+#     Debian's chromium with its chromedriver, if missing (the dashboard's browser test drives them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -62,6 +63,9 @@ mkdir -p "$bin_dir"
 ln -sf "$venv/bin/txpipe" "$bin_dir/txpipe"
 
 if [ -n "$dev" ]; then
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium chromium-driver
+  fi
   tools="${TXPIPE_TOOLS:-$HOME/.cache/txpipe/tools}"
   if [ ! -x "$tools/checkov/bin/checkov" ]; then
     echo "installing checkov into $tools/checkov..." >&2

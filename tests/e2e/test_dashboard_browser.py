@@ -1,0 +1,121 @@
+"""The dashboard in a real browser: headless Chromium (Debian's, through its chromedriver) opens the page
+served by `txpipe dashboard` over a real local deployment, picks five states by the picker, the map and
+the keyboard, and checks every figure shown against `txpipe report --json`. A screenshot is kept in
+$TXPIPE_ARTIFACTS (default .artifacts/ in the checkout)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.e2e.test_dashboard_e2e import Dashboard, cli, dashboard  # noqa: F401 - the module's fixtures
+from tests.e2e.test_local_target import Cli
+
+ARTIFACTS = Path(os.environ.get("TXPIPE_ARTIFACTS", Path(__file__).resolve().parents[2] / ".artifacts"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "Debian's chromium and chromium-driver are needed (bash scripts/install.sh --dev)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    chrome.set_page_load_timeout(30)
+    yield chrome
+    chrome.quit()
+
+
+def wait_ready(browser: webdriver.Chrome, code: str) -> None:
+    """Until the page says the state's figures are all rendered (body data-state, data-ready)."""
+    WebDriverWait(browser, 15).until(
+        lambda b: b.execute_script("return document.body.dataset.ready === '1' && document.body.dataset.state")
+        == code, message=f"the page never showed {code}")
+
+
+def shown(browser: webdriver.Chrome) -> dict[str, Any]:
+    text = {name: browser.find_element(By.ID, name).text for name in (
+        "state-name", "state-code", "state-rank", "total-pizzas", "gross-sales", "per-capita", "unique-customers")}
+    bars = [{"pizza_type": bar.get_attribute("data-pizza-type"), "total_pizzas": int(bar.get_attribute("data-pizzas")),
+             "gross_sales": float(bar.get_attribute("data-gross-sales"))}
+            for bar in browser.find_elements(By.CSS_SELECTOR, "#chart g.bar")]
+    return {**text, "bars": bars, "url": browser.current_url}
+
+
+def expected(report: dict[str, Any]) -> dict[str, Any]:
+    """What the page must show for one state of `report --json`, formatted as analysts read it."""
+    return {"state-name": report["state_name"], "state-code": report["state"], "state-rank": f"#{report['rank']} of 51",
+            "total-pizzas": f"{report['total_pizzas']:,}", "gross-sales": f"${report['gross_sales']:,.2f}",
+            "per-capita": f"${report['gross_sales_per_capita'] * 100_000:,.2f}",
+            "unique-customers": f"{report['unique_customers']:,}", "bars": report["top_pizzas"]}
+
+
+def pick_by_typing(browser: webdriver.Chrome, text: str) -> None:
+    picker = browser.find_element(By.ID, "state-picker")
+    picker.clear()
+    picker.send_keys(text, Keys.ENTER)
+
+
+def pick_on_the_map(browser: webdriver.Chrome, code: str) -> None:
+    browser.find_element(By.CSS_SELECTOR, f'#map path[data-state="{code}"]').click()
+
+
+def pick_by_keyboard_on_the_map(browser: webdriver.Chrome, code: str) -> None:
+    state = browser.find_element(By.CSS_SELECTOR, f'#map path[data-state="{code}"]')
+    browser.execute_script("arguments[0].focus()", state)
+    assert browser.switch_to.active_element == state
+    state.send_keys(Keys.SPACE)
+
+
+PICKS = [  # (how, what is typed or clicked, the state it picks)
+    (pick_by_typing, "calif", "CA"),
+    (pick_by_typing, "ny", "NY"),
+    (pick_on_the_map, "WY", "WY"),
+    (pick_by_keyboard_on_the_map, "DC", "DC"),
+    (pick_by_typing, "Flor", "FL"),
+]
+
+
+def test_five_states_picked_three_ways_show_the_report_figures(cli: Cli, dashboard: Dashboard,  # noqa: F811
+                                                                browser: webdriver.Chrome) -> None:
+    browser.get(dashboard.url + "?state=TX")
+    wait_ready(browser, "TX")
+    assert shown(browser) | {"url": None} == expected(cli.json("report", "-s", "TX")["states"][0]) | {"url": None}
+    for how, what, code in PICKS:
+        how(browser, what)
+        wait_ready(browser, code)
+        page = shown(browser)
+        assert page.pop("url").endswith(f"?state={code}"), f"the URL does not carry {code}"
+        assert page == expected(cli.json("report", "-s", code)["states"][0]), f"{how.__name__}({what!r})"
+    freshness = browser.find_element(By.ID, "freshness").text
+    assert "Views refreshed" in freshness and "every stored order is in them" in freshness, freshness
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    print(f"\nscreenshot: {ARTIFACTS / 'dashboard.png'}")
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_a_shared_link_opens_on_its_state_and_back_returns(dashboard: Dashboard,  # noqa: F811
+                                                           browser: webdriver.Chrome) -> None:
+    browser.get(dashboard.url + "?state=ny")
+    wait_ready(browser, "NY")
+    pick_by_typing(browser, "TX")
+    wait_ready(browser, "TX")
+    browser.back()
+    wait_ready(browser, "NY")
