@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import freshness, ingest, redshift, startup, sync
+from benchmarks import dashboard, freshness, ingest, redshift, startup, sync
 from benchmarks.data import Check
 from benchmarks.stack import Stack
 
-ALL = ("startup", "ingest", "sync", "freshness", "redshift")
+ALL = ("startup", "ingest", "sync", "freshness", "redshift", "dashboard")
 # What run_benchmarks runs unless told: the local pipeline against its baselines. The Redshift loads are
 # measured on emulation (shim and moto) and added by `python -m benchmarks`, which runs ALL.
 PIPELINE = ("startup", "ingest", "sync", "freshness")
@@ -44,14 +44,17 @@ class Profile:
     fresh_rate: float  # orders/s of sustained load
     fresh_seconds: float
     redshift_rows: int = 2_500  # the backlog each Redshift load moves (INSERT is the slow one)
+    dashboard_orders: int = 5_000  # the history the dashboard's reads run over (a year of it)
     sync_every: str = "1m"
     startup_runs: int = 10
 
 
 QUICK = Profile("quick", customers=50_000, ingest_txpipe=20_000, ingest_seed=2_000, sync_rows=100_000,
-                seed_sync_rows=3_000, fresh_rate=100, fresh_seconds=60, redshift_rows=100_000)
+                seed_sync_rows=3_000, fresh_rate=100, fresh_seconds=60, redshift_rows=100_000,
+                dashboard_orders=1_000_000)
 FULL = Profile("full", customers=200_000, ingest_txpipe=100_000, ingest_seed=10_000, sync_rows=1_000_000,
-               seed_sync_rows=20_000, fresh_rate=200, fresh_seconds=300, redshift_rows=500_000)
+               seed_sync_rows=20_000, fresh_rate=200, fresh_seconds=300, redshift_rows=500_000,
+               dashboard_orders=10_000_000)
 # Correctness only (the tests): every contender on a few thousand rows, a schedule of seconds. The sync
 # batch is shrunk through the function's own TXPIPE_SYNC_BATCH_ROWS so that the pipelined path runs too.
 TINY = Profile("tiny", customers=500, ingest_txpipe=300, ingest_seed=60, sync_rows=2_500, seed_sync_rows=100,
@@ -62,6 +65,8 @@ TARGETS = {
     "sync.ratio_vs_sling": (">=", 1), "sync.ratio_vs_copy": (">=", 0.33), "freshness.lag_p99": ("<=", 75),
     "memory.peak_rss_mb": ("<=", 256), "startup.txpipe_help_s": ("<=", 0.3),
     "redshift.ratio_copy_vs_insert": (">=", 2),
+    "dashboard.state_p99_ms": ("<=", 50), "dashboard.state_p99_during_refresh_ms": ("<=", 50),
+    "dashboard.first_render_ms": ("<=", 1000), "dashboard.sla_report_s": ("<=", 1), "dashboard.status_s": ("<=", 1),
 }
 
 
@@ -153,6 +158,11 @@ def run_benchmarks(profile: Profile, only: tuple[str, ...] = PIPELINE, sync_cont
                 report["redshift"], found = redshift.run(stack, rows=profile.redshift_rows,
                                                          customers=profile.customers, workdir=workdir)
                 checks += found
+            if "dashboard" in only:
+                log(f"dashboard: {profile.dashboard_orders:,} orders of history (seed --history, sync, refresh), "
+                    "then state changes, idle and during a refresh, first render, sla-report, status ...")
+                report["dashboard"], found = dashboard.run(stack, orders=profile.dashboard_orders)
+                checks += found
     finally:
         for key, value in saved.items():
             if value is None:
@@ -241,6 +251,26 @@ def table(report: dict[str, Any]) -> str:
         rows.append((f"redshift: rows/s, {r['rows']:,} pending, COPY from S3", _fmt(r["copy_per_s"]),
                      f"multi-row INSERT {_fmt(r['insert_per_s'])}", f"{r['ratio_copy_vs_insert']}x",
                      goal("redshift.ratio_copy_vs_insert")))
+    if "dashboard" in report:
+        d = report["dashboard"]
+        rows += [
+            (f"dashboard: {d['orders']:,} orders, seed --history", f"{_fmt(d['load_per_s'])} orders/s",
+             f"{_fmt(d['load_s'])} s", "", ""),
+            ("dashboard: sync of the history", f"{_fmt(d['sync']['per_s'])} rows/s",
+             f"{_fmt(d['sync']['seconds'])} s, peak RSS {_fmt(d['sync']['peak_rss_mb'])} MB", "", ""),
+            ("dashboard: refresh-views (s)", _fmt(d["refresh_s"]), "", "", ""),
+            ("dashboard: state change p99 (ms)", _fmt(d["state_p99_ms"]), f"p50 {_fmt(d['state_p50_ms'])}",
+             f"{round(5000 / d['state_p99_ms'])}x under 5 s" if d["state_p99_ms"] else "",
+             goal("dashboard.state_p99_ms")),
+            ("dashboard: state change p99 during refresh (ms)", _fmt(d["state_p99_during_refresh_ms"]),
+             f"{d['state_requests_during_refresh']} requests in {_fmt(d['refresh_during_s'])} s", "",
+             goal("dashboard.state_p99_during_refresh_ms")),
+            ("dashboard: first render in Chromium (ms)", _fmt(d["first_render_ms"]), "cold", "",
+             goal("dashboard.first_render_ms")),
+            ("dashboard: txpipe sla-report (s)", _fmt(d["sla_report_s"]), "24 h window", "",
+             goal("dashboard.sla_report_s")),
+            ("dashboard: txpipe status (s)", _fmt(d["status_s"]), "", "", goal("dashboard.status_s")),
+        ]
     widths = [max(len(r[i]) for r in rows + [("benchmark", "txpipe", "baseline", "ratio", "target")])
               for i in range(5)]
     lines = []

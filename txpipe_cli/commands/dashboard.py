@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
 import webbrowser
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from txpipe_cli.output import console, handle_errors
 from txpipe_cli.targets import get_target
 
 DEFAULT_PORT = 8050
+CACHE_VARIABLE = "TXPIPE_DASHBOARD_CACHE_SECONDS"  # how long a read is reused (default 5; 0: never, as benchmarks do)
 
 
 @handle_errors
@@ -33,10 +35,11 @@ def dashboard(
     capita, unique customers and rank, with how fresh the views are and a button to refresh them.
 
     It runs on this machine for both targets and reads through the ops function, as `txpipe report`
-    does (JSON under it: /api/states, /api/states/TX, /api/freshness). With --json, prints one line
-    {"url": ...} once it listens.
+    does (JSON under it: /api/states, /api/states/TX, /api/freshness). A read is reused for 5 s
+    ($TXPIPE_DASHBOARD_CACHE_SECONDS): the views change only when refreshed. With --json, prints one
+    line {"url": ...} once it listens.
     """
-    reader = Reader(get_target(target, stage=stage).invoke)
+    reader = Reader(get_target(target, stage=stage).invoke, ttl=float(os.environ.get(CACHE_VARIABLE, "5")))
     reader.states()  # nothing deployed, or the runtime down: one line now, not a broken page later
     try:
         sock = listen_tcp(port, Limits().backlog)
