@@ -365,3 +365,24 @@ def test_a_concurrent_refresh_never_locks_readers_out(sales, concurrently, reade
         refresher.rollback()
         refresher.close()
         reader.close()
+
+
+def test_status_counts_a_large_table_from_its_statistics(sales, monkeypatch):
+    """Past EXACT_COUNT_LIMIT rows, orders are counted from pg_class (kept by ANALYZE), marked estimated;
+    below it, or never analyzed, exactly. The outbox is always counted exactly."""
+    from lambdas.core import reporting
+
+    conn = sales.connect("oltp")
+    try:
+        assert reporting.oltp_status(conn)["estimated"] == []
+        monkeypatch.setattr(reporting, "EXACT_COUNT_LIMIT", 5)
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE orders")
+            cur.execute("INSERT INTO orders SELECT 'x-' || order_id, customer_id, pizza_type, qty, retail_price,"
+                        " accepted_at, stored_at FROM orders")  # 8 more rows the statistics do not know of yet
+        conn.commit()
+        status = reporting.oltp_status(conn)
+        assert (status["orders"], status["estimated"]) == (len(ORDERS), ["orders"])
+        assert status["outbox_backlog"] == 0  # exact, however large the statistics think the outbox is
+    finally:
+        conn.close()

@@ -164,8 +164,8 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         ("queue: waiting", queue.get("visible")), ("queue: in flight", queue.get("in_flight")),
         ("dead letters", queue.get("dead_letters")), ("outbox backlog", pipeline.get("outbox_backlog")),
         ("oldest pending since", pipeline.get("oldest_pending_at") or "-"),
-        ("rejected orders", pipeline.get("rejected_orders")), ("orders (OLTP)", pipeline.get("orders")),
-        ("customers", pipeline.get("customers")),
+        ("rejected orders", pipeline.get("rejected_orders")), ("orders (OLTP)", _about(pipeline, "orders")),
+        ("customers", _about(pipeline, "customers")),
         ("last sync", (pipeline.get("last_sync") or {}).get("finished_at", "never")),
     ]:
         facts.add_row(label, "?" if value is None else str(value))
@@ -177,6 +177,12 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         last = schedule.get("last_run") or {}
         outcome = "failed" if last.get("error") else ("ok" if last else "not run yet")
         console.print(f"schedule [bold]{name}[/]: last run {outcome}, next {schedule['next_run_at']}", highlight=False)
+
+
+def _about(pipeline: dict[str, Any], name: str) -> Any:
+    """A count, marked as the statistics' estimate where it is one (a large table is not counted row by row)."""
+    value = pipeline.get(name)
+    return f"~{value:,} (estimate)" if value is not None and name in pipeline.get("estimated", ()) else value
 
 
 @handle_errors
