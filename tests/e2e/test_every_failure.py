@@ -22,7 +22,7 @@ MISSING = "/nonexistent-txpipe/dir"
 # Commands an operator runs against a deployment (the target is added by each condition).
 DAY = [["status"], ["sync-now", "--queue-wait", "0"], ["sla-report"], ["report", "--state", "TX"], ["report", "--all"],
        ["refresh-views"], ["seed", "--generate", "5"], ["dlq", "list"], ["dlq", "show", "1"], ["dlq", "redrive"],
-       ["dlq", "purge", "--yes"], ["rejected", "list"], ["endpoint"], ["logs"]]
+       ["dlq", "purge", "--yes"], ["rejected", "list"], ["endpoint"], ["logs"], ["dashboard", "--port", "0"]]
 
 
 def check(home: Path, args: list[str], env: dict[str, str] | None = None) -> str:
