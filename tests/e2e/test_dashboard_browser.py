@@ -6,18 +6,17 @@ $TXPIPE_ARTIFACTS (default .artifacts/ in the checkout)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from benchmarks.dashboard import headless_chromium
 from tests.e2e.test_dashboard_e2e import Dashboard, cli, dashboard  # noqa: F401 - the module's fixtures
 from tests.e2e.test_local_target import Cli
 
@@ -26,16 +25,7 @@ ARTIFACTS = Path(os.environ.get("TXPIPE_ARTIFACTS", Path(__file__).resolve().par
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, "Debian's chromium and chromium-driver are needed (bash scripts/install.sh --dev)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    chrome.set_page_load_timeout(30)
+    chrome = headless_chromium()
     yield chrome
     chrome.quit()
 
