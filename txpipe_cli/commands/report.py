@@ -108,7 +108,8 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render_state(result: dict[str, Any]) -> None:
-    console.print(f"[bold]{result['state']}[/]: {result['total_pizzas']:,} pizzas, gross sales "
+    console.print(f"[bold]{result['state']}[/] {result['state_name']} (#{result['rank']} of 51 by gross sales): "
+                  f"{result['total_pizzas']:,} pizzas, gross sales "
                   f"${result['gross_sales']:,.2f} ({_per_100k(result['gross_sales_per_capita'])} per 100,000 "
                   f"residents), {result['unique_customers']:,} unique customers", highlight=False)
     table = Table("#", "pizza type", "pizzas", "gross sales", title=f"top pizza types in {result['state']}")
