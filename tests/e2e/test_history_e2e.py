@@ -1,0 +1,54 @@
+"""`txpipe seed --history` on the local target: historical orders into OLTP and the outbox, then the sync moves them
+and the reports count them. Tests run in file order on one deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.e2e.test_local_target import Cli
+from txpipe_cli.app import app
+
+runner = CliRunner()
+ORDERS = 5000
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    home = tmp_path_factory.mktemp("e2e-history") / "txpipe-home"
+    cli = Cli(home)
+    cli.json("deploy")
+    yield cli
+    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+
+
+def test_history_needs_customers_and_one_source(cli: Cli) -> None:
+    assert "no customers: run txpipe seed --generate N first" in cli("seed", "--history", "10", code=1).output
+    assert "exactly one of --customers FILE, --generate N or --history N" in cli(
+        "seed", "--generate", "5", "--history", "5", code=2).output
+    assert cli("seed", "--history", "0", code=2).exit_code == 2
+
+
+def test_history_loads_orders_and_a_rerun_loads_none(cli: Cli) -> None:
+    cli.json("seed", "--generate", "300")
+    first = cli.json("seed", "--history", str(ORDERS), "--days", "30")
+    assert (first["orders"], first["inserted"], first["already_present"], first["days"]) == (ORDERS, ORDERS, 0, 30)
+    assert cli.sql("oltp", "SELECT count(*) FROM outbox")[0][0] == ORDERS
+    again = cli.json("seed", "--history", str(ORDERS), "--days", "30")
+    assert (again["inserted"], again["already_present"]) == (0, ORDERS)
+    assert cli.sql("oltp", "SELECT count(*) FROM outbox")[0][0] == ORDERS
+    text = cli("seed", "--history", "10", "--days", "30").stdout
+    assert "loaded 10 orders over 30 days" in text and "run: txpipe sync-now" in text
+
+
+def test_the_sync_moves_them_and_the_report_counts_them(cli: Cli) -> None:
+    before = cli.sql("warehouse", "SELECT count(*) FROM orders_fact")[0][0]  # the scheduled sync may have run
+    cli.json("sync-now")
+    assert cli.sql("warehouse", "SELECT count(*) FROM orders_fact")[0][0] == ORDERS
+    assert before <= ORDERS and cli.sql("oltp", "SELECT count(*) FROM outbox")[0][0] == 0
+    cli.json("refresh-views")
+    pizzas = cli.sql("oltp", "SELECT sum(qty) FROM orders")[0][0]
+    states = cli.json("report", "--all")["states"]
+    assert sum(s["total_pizzas"] for s in states) == pizzas
