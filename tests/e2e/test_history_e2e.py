@@ -4,12 +4,15 @@ and the reports count them. Tests run in file order on one deployment."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.e2e.test_local_target import Cli
 from txpipe_cli.app import app
+from txpipe_cli.commands import orders as orders_commands
+from txpipe_cli.errors import TxpipeError
 
 runner = CliRunner()
 ORDERS = 5000
@@ -52,3 +55,28 @@ def test_the_sync_moves_them_and_the_report_counts_them(cli: Cli) -> None:
     pizzas = cli.sql("oltp", "SELECT sum(qty) FROM orders")[0][0]
     states = cli.json("report", "--all")["states"]
     assert sum(s["total_pizzas"] for s in states) == pizzas
+
+
+class FailsFromTheThirdChunk:
+    """A target whose ops function loads two chunks, then fails as a database outage would."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
+        self.events.append(payload)
+        if payload["start"] >= 2 * orders_commands.HISTORY_CHUNK:
+            raise TxpipeError("the ops function failed: connection refused")
+        return {"inserted": payload["count"], "already_present": 0}
+
+
+def test_a_load_that_stops_midway_says_the_loaded_orders_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = FailsFromTheThirdChunk()
+    monkeypatch.setattr(orders_commands, "get_target", lambda *args, **kwargs: target)
+    result = runner.invoke(app, ["seed", "--history", "1000000", "--random-seed", "3"])
+    assert result.exit_code == 1, result.output
+    line = " ".join(result.output.split())
+    assert "loading orders stopped after 400000 of 1000000: the ops function failed" in line
+    assert "the orders loaded so far stay; run the same command again" in line
+    assert len({(e["end"], e["seed"], e["days"]) for e in target.events}) == 1  # one load, whatever the chunk
+    assert sorted(e["start"] for e in target.events)[:3] == [0, 200_000, 400_000]
