@@ -139,6 +139,15 @@ def _customers_abort(event: dict[str, Any]) -> dict[str, Any]:
     return {"aborted": True}
 
 
+def _history_load(event: dict[str, Any]) -> dict[str, Any]:
+    """One chunk of `txpipe seed --history`: {"seed", "start", "count", "days", "end": ISO timestamp}."""
+    from lambdas.core import history
+
+    return history.load_history_chunk(env.oltp(), seed=int(event["seed"]), start=int(event["start"]),
+                                      count=int(event["count"]), days=int(event["days"]),
+                                      end=datetime.fromisoformat(str(event["end"])))
+
+
 DLQ_SCAN_LIMIT = 1000  # dlq show looks this far (SQS cannot fetch a message by id)
 DLQ_LIST_LIMIT = 1000  # dlq list shows at most this many
 
@@ -150,7 +159,8 @@ ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _
            "customers_stage": _customers_stage, "customers_commit": _customers_commit,
            "customers_abort": _customers_abort, "report": _report, "freshness": _freshness,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
-           "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected}
+           "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected,
+           "history_load": _history_load}
 
 
 @env.fresh_connections_on_error
