@@ -113,3 +113,19 @@ def test_freshness_model_matches_the_schedule():
     assert not seed["diverges"] and seed["lag_p99"] > 600
     assert simulate_lags(rate=200, interval=900, store_per_s=150, sync_per_s=1000)["diverges"]
     assert simulate_lags(rate=200, interval=900, store_per_s=1000, sync_per_s=100)["diverges"]
+
+
+def test_dashboard_benchmark_checks_pass_and_report_the_issue_figures():
+    """`--only dashboard` on a tiny history: every order loaded reaches the fact table, the dashboard's
+    API equals `report --all --json`, and the JSON carries each figure the issue asks for."""
+    report, checks = run_benchmarks(TINY, only=("dashboard",), log=lambda _: None)
+    assert {c.name for c in checks} == {"dashboard/history reaches the warehouse", "dashboard/api equals report --all"}
+    assert [c.to_dict() for c in checks if not c.ok] == []
+    assert checks[0].actual.rows == TINY.dashboard_orders
+    figures = report["dashboard"]
+    for key in ("state_p99_ms", "state_p99_during_refresh_ms", "first_render_ms", "refresh_s", "sla_report_s",
+                "status_s"):
+        assert isinstance(figures[key], int | float) and figures[key] > 0, key
+    assert figures["sync"]["rows"] == TINY.dashboard_orders and figures["sync"]["peak_rss_mb"] > 0
+    assert figures["state_requests_during_refresh"] > 0  # reads really overlapped a refresh
+    assert set(report["targets"]) >= {"dashboard.state_p99_ms", "dashboard.first_render_ms"}
