@@ -255,7 +255,7 @@ def table(report: dict[str, Any]) -> str:
         d = report["dashboard"]
         rows += [
             (f"dashboard: {d['orders']:,} orders, seed --history", f"{_fmt(d['load_per_s'])} orders/s",
-             f"{_fmt(d['load_s'])} s", "", ""),
+             f"{_fmt(d['load_s'])} s, peak RSS {_fmt(d['load_peak_rss_mb'])} MB", "", ""),
             ("dashboard: sync of the history", f"{_fmt(d['sync']['per_s'])} rows/s",
              f"{_fmt(d['sync']['seconds'])} s, peak RSS {_fmt(d['sync']['peak_rss_mb'])} MB", "", ""),
             ("dashboard: refresh-views (s)", _fmt(d["refresh_s"]), "", "", ""),

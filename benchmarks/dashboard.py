@@ -147,9 +147,12 @@ def _sync_all(stack: Stack, max_invocations: int = 1000) -> dict[str, Any]:
 
 def run(stack: Stack, *, orders: int, requests: int = 500, days: int = 365) -> tuple[dict[str, Any], list[Check]]:
     stack.reset()
+    runtime = stack.runtime_pid()
+    _reset_peak(runtime)
     started = time.perf_counter()
     loaded = stack.txpipe_json("seed", "--history", str(orders), "--days", str(days), timeout=7200)
     load_s = time.perf_counter() - started
+    load_peak_mb = _rss_mb(runtime)["VmHWM"]  # the runtime's ops function generates and COPYs the chunks
     sync = _sync_all(stack)
     refresh_s = _wall(stack, "refresh-views")
     fact = stack.connect("warehouse")
@@ -199,7 +202,8 @@ def run(stack: Stack, *, orders: int, requests: int = 500, days: int = 365) -> t
     status_s = _wall(stack, "status", ok_codes=(0, 1))
     out = {
         "orders": orders, "days": days, "load_s": round(load_s, 1), "load_per_s": round(orders / load_s),
-        "inserted": loaded.get("inserted"), "sync": sync, "refresh_s": round(refresh_s, 2),
+        "inserted": loaded.get("inserted"),
+        "load_peak_rss_mb": round(load_peak_mb, 1), "sync": sync, "refresh_s": round(refresh_s, 2),
         "state_requests": len(idle), "state_p50_ms": round(statistics.median(idle), 2),
         "state_p99_ms": round(_percentile(idle, 0.99), 2),
         "state_requests_during_refresh": len(during), "refresh_during_s": round(refresh_during_s, 2),

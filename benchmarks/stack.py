@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -88,7 +89,10 @@ class Stack:
                 shutil.rmtree(home, ignore_errors=True)
 
     def deploy(self, *, sync_every: str, sla: float) -> dict[str, Any]:
-        return self.txpipe_json("deploy", "--sync-every", sync_every, "--sla", str(sla), timeout=120)
+        # The daily view refresh half a day away (UTC): it must not run beside a measured refresh or read.
+        refresh_at = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M")
+        return self.txpipe_json("deploy", "--sync-every", sync_every, "--sla", str(sla), "--refresh-at", refresh_at,
+                                "--timezone", "UTC", timeout=120)
 
     # ------------------------------------------------------------------ the CLI
 

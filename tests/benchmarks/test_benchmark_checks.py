@@ -127,5 +127,6 @@ def test_dashboard_benchmark_checks_pass_and_report_the_issue_figures():
                 "status_s"):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
     assert figures["sync"]["rows"] == TINY.dashboard_orders and figures["sync"]["peak_rss_mb"] > 0
+    assert figures["load_peak_rss_mb"] > 0
     assert figures["state_requests_during_refresh"] > 0  # reads really overlapped a refresh
     assert set(report["targets"]) >= {"dashboard.state_p99_ms", "dashboard.first_render_ms"}
