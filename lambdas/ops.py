@@ -140,11 +140,11 @@ def _customers_abort(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _history_load(event: dict[str, Any]) -> dict[str, Any]:
-    """One chunk of `txpipe seed --history`: {"seed", "start", "count", "days", "end": ISO timestamp}."""
+    """One chunk of `txpipe seed --history`: {"seed", "start", "count", "total", "days", "end": ISO timestamp}."""
     from lambdas.core import history
 
     return history.load_history_chunk(env.oltp(), seed=int(event["seed"]), start=int(event["start"]),
-                                      count=int(event["count"]), days=int(event["days"]),
+                                      count=int(event["count"]), total=int(event["total"]), days=int(event["days"]),
                                       end=datetime.fromisoformat(str(event["end"])))
 
 

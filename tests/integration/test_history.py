@@ -29,17 +29,19 @@ def oltp(clean) -> Any:
     conn.close()
 
 
-def load(conn: Any, start: int, count: int, *, seed: int = 7, days: int = 30, end: datetime = END) -> dict[str, int]:
-    return history.load_history_chunk(conn, seed=seed, start=start, count=count, days=days, end=end)
+def load(conn: Any, start: int, count: int, *, seed: int = 7, total: int = 5000, days: int = 30,
+         end: datetime = END) -> dict[str, int]:
+    return history.load_history_chunk(conn, seed=seed, start=start, count=count, total=total, days=days, end=end)
 
 
 def orders(dbs: Any) -> list[tuple[Any, ...]]:
     return query(dbs, "oltp", f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY order_id")  # noqa: S608 - fixed names
 
 
-def generated(*, seed: int = 7, start: int = 0, count: int = 1000, days: int = 30) -> bytes:
+def generated(*, seed: int = 7, start: int = 0, count: int = 1000, total: int = 3000, days: int = 30) -> bytes:
     out = io.BytesIO()
-    history.write_rows(out, seed=seed, start=start, count=count, days=days, customers=[str(c[0]) for c in CUSTOMERS])
+    history.write_rows(out, seed=seed, start=start, count=count, total=total, days=days,
+                       customers=[str(c[0]) for c in CUSTOMERS])
     return out.getvalue()
 
 
@@ -50,6 +52,7 @@ def test_the_same_arguments_give_the_same_rows_and_another_seed_others() -> None
     assert generated() == generated()
     assert generated(seed=8) != generated()
     assert generated(days=31) != generated()  # accepted_at is spread over the days asked for
+    assert generated(total=4000) != generated()  # ... and over the load's orders
     assert generated(count=0) == b""
 
 
@@ -75,9 +78,10 @@ def test_order_ids_fit_the_column_and_sort_in_load_order() -> None:
 
 @pytest.mark.parametrize("arguments", [{"start": -1}, {"count": history.MAX_CHUNK + 1}, {"days": 0},
                                        {"end": datetime(2025, 6, 1)}, {"seed": 10**50},
-                                       {"start": 10**12 - 1, "count": 2}])
+                                       {"start": 10**12 - 1, "count": 2, "total": 10**12 + 1},
+                                       {"total": 9}, {"start": 5, "total": 14}])
 def test_bad_arguments_are_refused_before_any_work(arguments: dict[str, Any]) -> None:
-    call = {"seed": 7, "start": 0, "count": 10, "days": 30, "end": END, **arguments}
+    call = {"seed": 7, "start": 0, "count": 10, "total": 10, "days": 30, "end": END, **arguments}
     with pytest.raises(ValueError):
         history.load_history_chunk(None, **call)
 
@@ -149,6 +153,9 @@ def test_orders_are_spread_over_the_days_before_the_end(clean, oltp) -> None:
     by_day = Counter(row[0] for row in query(clean, "oltp", "SELECT date_trunc('day', %s - accepted_at) FROM orders",
                                                   (END,)))
     assert len(by_day) == 30 and min(by_day.values()) > 100  # every day has orders: ~167 each
+    # In the order of their ids, as live orders arrive (the sync reads the outbox oldest first).
+    in_id_order = [row[0] for row in query(clean, "oltp", "SELECT accepted_at FROM orders ORDER BY order_id")]
+    assert in_id_order == sorted(in_id_order)
 
 
 def test_every_order_passes_the_apis_own_rules_with_a_menus_skew(clean, oltp) -> None:
@@ -169,7 +176,8 @@ def test_every_order_passes_the_apis_own_rules_with_a_menus_skew(clean, oltp) ->
 
 
 def history_event(**overrides: Any) -> dict[str, Any]:
-    return {"action": "history_load", "seed": 7, "start": 0, "count": 500, "days": 30, "end": END.isoformat(),
+    return {"action": "history_load", "seed": 7, "start": 0, "count": 500, "total": 3000, "days": 30,
+            "end": END.isoformat(),
             **overrides}
 
 

@@ -139,9 +139,9 @@ def seed(
     --history N loads orders hist-<seed>-<index> in chunks of 200,000, each in one transaction, into the
     orders table and the outbox, the way the store function writes them: the sync then moves them to the
     warehouse as any other order. Types, sizes and quantities follow a menu's skew; accepted_at is spread over
-    the --days days before the start of the load. If a load stops, the chunks already loaded stay: run the same
-    command again, and it loads only what is missing. The orders reach the warehouse long after their
-    accepted_at: sla-report counts those in its window as late.
+    the --days days before the start of the load, rising with the index as live orders do. If a load stops,
+    the chunks already loaded stay: run the same command again, and it loads only what is missing. The
+    orders reach the warehouse long after their accepted_at: sla-report counts those in its window as late.
     """
     if sum(option is not None for option in (customers, generate, history)) != 1:
         raise OptionError("give exactly one of --customers FILE, --generate N or --history N")
@@ -186,7 +186,8 @@ def _seed_history(chosen: Target, orders: int, days: int, random_seed: int, as_j
             progress.advance(task, int(result["inserted"]) + int(result["already_present"]))
 
         try:
-            _load_history_chunks(chosen, orders, {"seed": random_seed, "days": days, "end": end}, loaded)
+            load = {"seed": random_seed, "total": orders, "days": days, "end": end}
+            _load_history_chunks(chosen, orders, load, loaded)
         except KeyboardInterrupt:
             fail(f"interrupted after {_done(totals)} of {orders} orders ({CONTINUE_HINT})", 130)
         except Exception as exc:
