@@ -298,7 +298,7 @@ def _json_safe(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the quick profile (under 3 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="the quick profile (~3.5 min on 2 cores; full ~15)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON here")
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     args = parser.parse_args(argv)

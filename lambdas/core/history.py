@@ -6,7 +6,7 @@ customer_id order), its pizza type, size (price) and quantity drawn with the ske
 at (i + a random fraction) / total of the way through the `days` days before `end`: uniform over the days, and in
 the order of the ids, as live orders arrive. That order matters: the sync reads the outbox oldest first, and a
 heap in random time order makes that index scan one random page per row (a backlog of 1 M history orders
-synced at 45,000 rows/s so, and at 87,000 in time order; 10 M at 20,600 so).
+synced at 45,000 rows/s so, and at 87,000 in time order; 10 M at 20,600 and 107,000).
 
 The draws come from one random.Random per block of BLOCK consecutive indexes, seeded by (seed, block), so any
 chunking of a load gives the same orders: [0, 1000) equals [0, 400) + [400, 1000), and a re-run of the same load

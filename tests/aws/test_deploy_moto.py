@@ -312,6 +312,25 @@ def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: 
     assert "not a USPS state code" in cli("report", "--state", "ZZ", code=2).output
 
 
+def test_dashboard_and_history_go_through_the_ops_function(env: dict[str, str], moto_url: str) -> None:
+    """On AWS the dashboard runs on this machine and reads through the ops function (Lambda Invoke), as
+    `report` does; `seed --history` loads its chunks through it too."""
+    from tests.e2e.test_dashboard_e2e import Dashboard
+
+    texas = {"state": "TX", "state_name": "Texas", "rank": 1, "total_pizzas": 5, "gross_sales": 70.95,
+             "gross_sales_per_capita": 0.0000024, "unique_customers": 2,
+             "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}
+    with invocations_answer(moto_url, {"states": [texas]}, {"states": [texas]}):  # its start-up check, then TX
+        dashboard = Dashboard(Path(env["TXPIPE_HOME"]), target="aws")
+        try:
+            assert dashboard.json("/api/states/TX") == texas
+        finally:
+            dashboard.stop()
+    with invocations_answer(moto_url, {"inserted": 10, "already_present": 0}):
+        loaded = json.loads(cli("seed", "--history", "10", "--json").stdout)
+    assert (loaded["orders"], loaded["inserted"]) == (10, 10)
+
+
 def test_destroy_removes_the_stack_and_the_artifacts(env: dict[str, str]) -> None:
     """destroy --yes deletes the stack, every function and queue, the staging bucket (emptied first: a
     crashed sync may leave a batch in it), the artifacts bucket and the record."""

@@ -23,10 +23,10 @@ STATES = ["TX", "CA", "NY", "WY", "DC"]
 class Dashboard:
     """A `txpipe dashboard --port 0 --json` process and plain HTTP requests to it."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, target: str = "local") -> None:
         command = [sys.executable, "-c", "from txpipe_cli.app import main; main()",
                    "dashboard", "--port", "0", "--json"]
-        env = {**os.environ, "TXPIPE_HOME": str(home), "TXPIPE_TARGET": "local"}
+        env = {**os.environ, "TXPIPE_HOME": str(home), "TXPIPE_TARGET": target}
         self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: S603
                                      text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
