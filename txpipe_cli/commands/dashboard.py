@@ -6,6 +6,7 @@ import asyncio
 import errno
 import json
 import os
+import threading
 import webbrowser
 from typing import Annotated
 
@@ -53,9 +54,15 @@ def dashboard(
     else:
         console.print(f"dashboard at [bold]{url}[/] (Ctrl-C stops it)", highlight=False)
     if open_browser:
-        webbrowser.open(url)
+        # In a thread: a console browser (lynx, w3m) runs until it quits, and the page needs the server.
+        threading.Thread(target=_open_browser, args=(url,), daemon=True).start()
     app = DashboardApp(reader, sock.getsockname()[1])
     try:
         asyncio.run(build_server(app).serve(sockets=[sock]))
     finally:
         app.close()
+
+
+def _open_browser(url: str) -> None:
+    if not webbrowser.open(url):
+        console.print(f"no browser found on this machine: open {url} in one", highlight=False)
