@@ -126,9 +126,13 @@
   }
 
   function shadeMap() {
-    const max = d3.max(app.rows, perCapita) || 0;
+    const selling = app.rows.filter((row) => row.gross_sales > 0).map(perCapita);
+    const max = d3.max(selling) || 0;
+    // From the lowest selling state to the highest, not from zero: with customers spread by population the
+    // states sit close together per capita, and a ramp from zero would paint them all one dark blue.
+    const min = selling.length > 1 && d3.min(selling) < max ? d3.min(selling) : 0;
     // Start the ramp at a visible blue, so the lowest selling state stays apart from the grey of no sales.
-    const color = d3.scaleSequential([0, max || 1], (t) => d3.interpolateBlues(0.15 + 0.85 * t));
+    const color = d3.scaleSequential([min, max || 1], (t) => d3.interpolateBlues(0.15 + 0.85 * t));
     d3.selectAll("#states path[data-state]").each(function (f) {
       const row = app.byCode.get(f.properties.code);
       const sold = Boolean(row && row.gross_sales > 0);
@@ -138,9 +142,9 @@
         sold ? `${row.state_name}: ${fmtMoney(perCapita(row))} per 100,000 residents` : `${f.properties.name}: no sales yet`,
       );
     });
-    const stops = d3.range(0, 1.0001, 0.1).map((t) => color(t * (max || 1)));
+    const stops = d3.range(0, 1.0001, 0.1).map((t) => color(min + t * ((max || 1) - min)));
     $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(", ")})`;
-    $("legend-min").textContent = fmtMoney(0);
+    $("legend-min").textContent = fmtMoney(min);
     $("legend-max").textContent = fmtMoney(max);
     $("legend-scale").hidden = !max; // no state has sales: only "no sales" applies
   }
