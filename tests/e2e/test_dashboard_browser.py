@@ -41,7 +41,9 @@ def shown(browser: webdriver.Chrome) -> dict[str, Any]:
     text = {name: browser.find_element(By.ID, name).text for name in (
         "state-name", "state-code", "state-rank", "total-pizzas", "gross-sales", "per-capita", "unique-customers")}
     bars = [{"pizza_type": bar.get_attribute("data-pizza-type"), "total_pizzas": int(bar.get_attribute("data-pizzas")),
-             "gross_sales": float(bar.get_attribute("data-gross-sales"))}
+             "gross_sales": float(bar.get_attribute("data-gross-sales")),
+             "labels": [bar.find_element(By.CSS_SELECTOR, f"text.bar-value.{kind}").text
+                        for kind in ("pizzas", "sales")]}
             for bar in browser.find_elements(By.CSS_SELECTOR, "#chart g.bar")]
     return {**text, "bars": bars, "url": browser.current_url}
 
@@ -51,7 +53,9 @@ def expected(report: dict[str, Any]) -> dict[str, Any]:
     return {"state-name": report["state_name"], "state-code": report["state"], "state-rank": f"#{report['rank']} of 51",
             "total-pizzas": f"{report['total_pizzas']:,}", "gross-sales": f"${report['gross_sales']:,.2f}",
             "per-capita": f"${report['gross_sales_per_capita'] * 100_000:,.2f}",
-            "unique-customers": f"{report['unique_customers']:,}", "bars": report["top_pizzas"]}
+            "unique-customers": f"{report['unique_customers']:,}",
+            "bars": [{**p, "labels": [f"{p['total_pizzas']:,} pizza{'' if p['total_pizzas'] == 1 else 's'}",
+                                      f"${p['gross_sales']:,.2f}"]} for p in report["top_pizzas"]]}
 
 
 def pick_by_typing(browser: webdriver.Chrome, text: str) -> None:

@@ -209,17 +209,24 @@
     drawChart(s);
   }
 
-  // Top pizza types as horizontal bars of pizzas sold, drawn in pixels at the chart's width (redrawn on
-  // resize) so the labels keep their size on any screen.
+  // Top pizza types as two horizontal bars each, pizzas sold and gross sales (each on its own scale), drawn in
+  // pixels at the chart's width (redrawn on resize) so the labels keep their size on any screen.
   function drawChart(s) {
     const top = s.top_pizzas || [];
     const label = (p) => `${plural(p.total_pizzas, "pizza")} · ${fmtMoney(p.gross_sales)}`;
     $("chart-empty").hidden = top.length > 0;
     $("chart-empty").textContent = top.length ? "" : `No sales yet in ${s.state_name}`;
+    $("chart-key").hidden = !top.length;
     const svg = d3.select("#chart");
     const width = Math.max(260, svg.node().parentNode.clientWidth || 480);
-    const row = 50;
-    const x = d3.scaleLinear([0, d3.max(top, (p) => p.total_pizzas) || 1], [0, Math.max(60, width - 190)]);
+    const row = 64;
+    const range = [0, Math.max(60, width - 190)];
+    const measures = [
+      { key: "total_pizzas", y: 20, cls: "pizzas", text: (p) => plural(p.total_pizzas, "pizza"),
+        x: d3.scaleLinear([0, d3.max(top, (p) => p.total_pizzas) || 1], range) },
+      { key: "gross_sales", y: 40, cls: "sales", text: (p) => fmtMoney(p.gross_sales),
+        x: d3.scaleLinear([0, d3.max(top, (p) => p.gross_sales) || 1], range) },
+    ];
     svg
       .style("display", top.length ? null : "none")
       .attr("viewBox", `0 0 ${width} ${row * top.length}`)
@@ -228,19 +235,23 @@
     const bars = svg.selectAll("g.bar").data(top).join((enter) => {
       const g = enter.append("g").attr("class", "bar");
       g.append("text").attr("class", "bar-name").attr("y", 14);
-      g.append("rect").attr("y", 20).attr("height", 22).attr("rx", 2);
-      g.append("text").attr("class", "bar-value").attr("y", 36);
+      for (const m of measures) {
+        g.append("rect").attr("class", m.cls).attr("y", m.y).attr("height", 16).attr("rx", 2);
+        g.append("text").attr("class", `bar-value ${m.cls}`).attr("y", m.y + 13);
+      }
       return g;
     });
-    const barWidth = (p) => Math.max(2, x(p.total_pizzas));
     bars
       .attr("transform", (p, i) => `translate(0,${i * row})`)
       .attr("data-pizza-type", (p) => p.pizza_type)
       .attr("data-pizzas", (p) => p.total_pizzas)
       .attr("data-gross-sales", (p) => p.gross_sales);
     bars.select(".bar-name").text((p) => p.pizza_type);
-    bars.select("rect").attr("width", barWidth);
-    bars.select(".bar-value").attr("x", (p) => barWidth(p) + 8).text(label);
+    for (const m of measures) {
+      const barWidth = (p) => Math.max(2, m.x(p[m.key]));
+      bars.select(`rect.${m.cls}`).attr("width", barWidth);
+      bars.select(`text.bar-value.${m.cls}`).attr("x", (p) => barWidth(p) + 8).text(m.text);
+    }
   }
 
   // ---- freshness and refresh ----
