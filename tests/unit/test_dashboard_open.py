@@ -16,5 +16,5 @@ def test_open_says_when_no_browser_opened_the_page(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(webbrowser, "open", lambda url: asked.append(url) or opened)
     dashboard._open_browser("http://127.0.0.1:8050/")
     assert asked == ["http://127.0.0.1:8050/"]
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # stderr: with --json stdout is the URL line alone
     assert ("no browser found on this machine: open http://127.0.0.1:8050/ in one" in out) is said

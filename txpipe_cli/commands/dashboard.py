@@ -16,7 +16,7 @@ from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.dashboard.server import DashboardApp, Reader
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.server import Limits, build_server, listen_tcp
-from txpipe_cli.output import console, handle_errors
+from txpipe_cli.output import console, err_console, handle_errors
 from txpipe_cli.targets import get_target
 
 DEFAULT_PORT = 8050
@@ -65,4 +65,5 @@ def dashboard(
 
 def _open_browser(url: str) -> None:
     if not webbrowser.open(url):
-        console.print(f"no browser found on this machine: open {url} in one", highlight=False)
+        # On stderr: with --json, stdout stays the one line a script reads.
+        err_console.print(f"no browser found on this machine: open {url} in one", highlight=False)
