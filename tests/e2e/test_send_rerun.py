@@ -14,57 +14,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from lambdas.core.db import connect_postgres
+from tests.e2e.test_local_target import Cli, wait_for
 from txpipe_cli.app import app
-from txpipe_cli.local.state import LocalState
 
 runner = CliRunner()
 CUSTOMERS = 300
 ORDERS = 3000
-
-
-class Cli:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = runner.invoke(app, list(args), env={"TXPIPE_HOME": str(self.home), "TXPIPE_TARGET": "local"})
-        assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self(*args, "--json", code=code).stdout)
-
-    @property
-    def state(self) -> LocalState:
-        state = LocalState.load(self.home)
-        assert state is not None
-        return state
-
-    def sql(self, database: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = connect_postgres(self.state.endpoint(database))
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +57,8 @@ def test_rerun_after_the_runtime_is_killed_stores_each_order_once(cli: Cli, tmp_
 
     proc = start_send(cli.home, path)
     # Kill once the first orders are stored (about 1 s in): the process's own start takes most of a second.
-    wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders")[0][0] > 0, what="the first stored orders")
+    wait_for(lambda: cli.sql("oltp", "SELECT count(*) FROM orders")[0][0] > 0, timeout=30,
+             what="the first stored orders")
     runtime_pid = json.loads((cli.home / "local.json").read_text())["runtime_pid"]
     os.kill(runtime_pid, signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=120)
@@ -118,8 +80,9 @@ def test_rerun_after_the_runtime_is_killed_stores_each_order_once(cli: Cli, tmp_
 
     count = "SELECT count(DISTINCT order_id), count(*) FROM {} WHERE order_id LIKE %s"
     wait_for(lambda: cli.sql("oltp", count.format("orders"), (prefix + "%",)) == [(ORDERS, ORDERS)],
-             what=f"{ORDERS} orders in OLTP")
-    wait_for(lambda: cli.json("status")["pipeline"]["queue"]["visible"] == 0, what="an empty queue")
+             timeout=30, what=f"{ORDERS} orders in OLTP")
+    wait_for(lambda: cli.json("status")["pipeline"]["queue"]["visible"] == 0, timeout=30,
+             what="an empty queue")
     time.sleep(0.5)  # a late duplicate, were there one, would be stored by now
     assert cli.sql("oltp", "SELECT count(DISTINCT order_id), count(*) FROM orders") == [(ORDERS, ORDERS)]
     assert cli.sql("oltp", "SELECT count(*) FROM rejected_orders") == [(0,)]
