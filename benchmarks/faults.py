@@ -164,32 +164,29 @@ class Harness:
     # ------------------------------------------------------------------ trials
 
     def kill_runtime_under_send(self) -> Row:
-        path, prefix = self.order_file("kill-runtime", self.profile.send_orders)
-        proc = self.send(path, rate=self.profile.send_rate, wait=False)
-        self.wait_until(lambda: self.counts(prefix)[1] > self.profile.send_orders // 4, 60)
-        os.kill(self.runtime_pid(), signal.SIGKILL)
-        out, _ = proc.communicate(timeout=120)
-        first = json.loads(out) if out.strip() else {"accepted": 0}
-        self.stack.txpipe_json("deploy", "--sync-every", "12h", "--sla", "86400")
-        again = self.send(path)
-        note = f"send exit {proc.returncode} after {first['accepted']} accepted; deploy, same send again"
-        return self.settle(prefix, self.profile.send_orders, again["accepted"], note,
-                           ok=proc.returncode != 0 and again["accepted"] == self.profile.send_orders)
+        return self.kill_under_send("kill-runtime", self.runtime_pid, "send exit {code} after {accepted} accepted; "
+                                    "deploy, same send again", send_must_fail=True)
 
     def kill_postmaster_under_send(self) -> Row:
-        path, prefix = self.order_file("kill-postmaster", self.profile.send_orders)
+        return self.kill_under_send("kill-postmaster", self.postmaster_pid, "postmaster {pid} killed after {accepted} "
+                                    "accepted; deploy restarts it; same send again", send_must_fail=False)
+
+    def kill_under_send(self, name: str, victim: Callable[[], int | None], note: str, send_must_fail: bool) -> Row:
+        """SIGKILLs `victim()` once a quarter of a paced send is stored; then `deploy` (which restarts what died)
+        and the same send again: every order must be stored once."""
+        path, prefix = self.order_file(name, self.profile.send_orders)
         proc = self.send(path, rate=self.profile.send_rate, wait=False)
         self.wait_until(lambda: self.counts(prefix)[1] > self.profile.send_orders // 4, 60)
-        pid = self.postmaster_pid()
+        pid = victim()
         if pid:
             os.kill(pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
         first = json.loads(out) if out.strip() else {"accepted": 0}
         self.stack.txpipe_json("deploy", "--sync-every", "12h", "--sla", "86400")
         again = self.send(path)
-        note = f"postmaster {pid} killed after {first['accepted']} accepted; deploy restarts it; same send again"
-        return self.settle(prefix, self.profile.send_orders, again["accepted"], note,
-                           ok=again["accepted"] == self.profile.send_orders)
+        ok = again["accepted"] == self.profile.send_orders and (proc.returncode != 0 or not send_must_fail)
+        return self.settle(prefix, self.profile.send_orders, again["accepted"],
+                           note.format(code=proc.returncode, accepted=first["accepted"], pid=pid), ok=ok)
 
     def kill_runtime_mid_sync(self) -> Row:
         n = self.profile.backlog
