@@ -30,8 +30,9 @@ from typing import Any
 
 from psycopg2 import sql
 
-from benchmarks.data import SYNC_COLUMNS, Check, Checksum, load_backlog, table_checksum
-from benchmarks.stack import SOURCE_VIEW, Stack
+from benchmarks.data import SYNC_COLUMNS, Check, Checksum, table_checksum
+from benchmarks.stack import Stack
+from benchmarks.sync import lay_down_backlog
 from lambdas.core import schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.sync import run_sync
@@ -244,18 +245,7 @@ def _sync(stack: Stack, path: RedshiftPath, backend: RedshiftWarehouse, phases: 
 
 def run(stack: Stack, *, rows: int, customers: int, workdir: Path) -> tuple[dict[str, Any], list[Check]]:
     """Lays down a backlog of `rows`, moves it with each load in turn; returns the report and the checks."""
-    stack.reset()
-    stack.create_source_view()
-    oltp = stack.connect("oltp", autocommit=False)
-    try:
-        load_backlog(oltp, rows, customers)
-    finally:
-        oltp.close()
-    oltp = stack.connect("oltp")
-    try:
-        source = table_checksum(oltp, sql.Identifier(SOURCE_VIEW), SYNC_COLUMNS)
-    finally:
-        oltp.close()
+    source = lay_down_backlog(stack, rows, customers)
     out: dict[str, Any] = {"rows": rows, "batch_rows": BATCH_ROWS}
     checks: list[Check] = []
     with redshift_path(stack, workdir) as path:

@@ -85,9 +85,9 @@ def run_txpipe(stack: Stack, source: Checksum, max_invocations: int = 50) -> tup
     return timing, memory, Check("sync/txpipe", source, _target_checksum(stack, ("public", "orders_fact")))
 
 
-def run(stack: Stack, *, rows: int, seed_rows: int, customers: int, workdir: Path,
-        contenders: tuple[str, ...] = ("txpipe", "seed", "dlt", "sling", "copy")) -> tuple[dict[str, Any],
-                                                                                         list[Check]]:
+def lay_down_backlog(stack: Stack, rows: int, customers: int) -> Checksum:
+    """A fresh deployment's OLTP with a backlog of `rows` stored orders awaiting the sync (tables analyzed);
+    returns the backlog's checksum, the one every contender's warehouse must match."""
     stack.reset()
     stack.create_source_view()
     oltp = stack.connect("oltp", autocommit=False)
@@ -103,7 +103,13 @@ def run(stack: Stack, *, rows: int, seed_rows: int, customers: int, workdir: Pat
         oltp.close()
     if source.rows != rows:
         raise RuntimeError(f"the backlog has {source.rows} orders, not {rows}")
+    return source
 
+
+def run(stack: Stack, *, rows: int, seed_rows: int, customers: int, workdir: Path,
+        contenders: tuple[str, ...] = ("txpipe", "seed", "dlt", "sling", "copy")) -> tuple[dict[str, Any],
+                                                                                         list[Check]]:
+    source = lay_down_backlog(stack, rows, customers)
     checks: list[Check] = []
     out: dict[str, Any] = {"rows": rows}
     memory: dict[str, Any] = {}
