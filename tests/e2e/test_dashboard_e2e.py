@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.test_local_target import Cli, wait_for
+from tests.e2e.test_local_target import Cli, local_home, wait_for
 
 STATES = ["TX", "CA", "NY", "WY", "DC"]
 
@@ -56,18 +56,15 @@ class Dashboard:
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-dashboard") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    cli.json("seed", "--generate", "400")
-    orders = tmp_path_factory.mktemp("orders") / "orders.json"
-    orders.write_text(json.dumps([{"customer_id": 1 + i % 400, "type": ["cheese", "veggie", "supreme"][i % 3],
-                                   "qty": 1 + i % 3, "retail_price": 11.5} for i in range(900)]))
-    cli.json("send", str(orders))
-    cli.json("sync-now")
-    cli.json("refresh-views")
-    yield cli
-    cli("destroy", "--yes")
+    with local_home(tmp_path_factory, "e2e-dashboard") as cli:
+        cli.json("seed", "--generate", "400")
+        orders = tmp_path_factory.mktemp("orders") / "orders.json"
+        orders.write_text(json.dumps([{"customer_id": 1 + i % 400, "type": ["cheese", "veggie", "supreme"][i % 3],
+                                       "qty": 1 + i % 3, "retail_price": 11.5} for i in range(900)]))
+        cli.json("send", str(orders))
+        cli.json("sync-now")
+        cli.json("refresh-views")
+        yield cli
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.queue import PgQueue
-from tests.e2e.test_local_target import Cli, post, wait_for
+from tests.e2e.test_local_target import Cli, local_home, post, wait_for
 from txpipe_cli.app import app
 
 runner = CliRunner()
@@ -22,12 +22,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-failures") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    cli.json("seed", "--generate", "50")
-    yield cli
-    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e-failures") as cli:
+        cli.json("seed", "--generate", "50")
+        yield cli
 
 
 def admin_sql(cli: Cli, statement: str) -> None:

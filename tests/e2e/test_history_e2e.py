@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli
+from tests.e2e.test_local_target import Cli, local_home
 from txpipe_cli.app import app
 from txpipe_cli.commands import orders as orders_commands
 from txpipe_cli.errors import TxpipeError
@@ -20,11 +20,8 @@ ORDERS = 5000
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-history") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    yield cli
-    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e-history") as cli:
+        yield cli
 
 
 def test_history_needs_customers_and_one_source(cli: Cli) -> None:

@@ -19,23 +19,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli, post
+from tests.e2e.test_local_target import Cli, local_home, post
 from tests.strategies import json_values, oracle, to_json, valid_orders
-from txpipe_cli.app import app
 
-runner = CliRunner()
 HTTP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-http") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    yield cli
-    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e-http") as cli:
+        yield cli
 
 
 def raw(cli: Cli, data: bytes, *, read_timeout: float = 15.0) -> tuple[int, dict[str, str], bytes]:

@@ -7,22 +7,15 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-from typer.testing import CliRunner
 
 from lambdas.core.db import connect_postgres
-from tests.e2e.test_local_target import Cli
-from txpipe_cli.app import app
-
-runner = CliRunner()
+from tests.e2e.test_local_target import Cli, local_home
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-privilege") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    yield cli
-    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e-privilege") as cli:
+        yield cli
 
 
 def attempt(cli: Cli, user: str, database: str, statement: str) -> str:

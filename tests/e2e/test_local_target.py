@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -82,13 +83,25 @@ def post(state: LocalState, body: bytes, headers: dict[str, str] | None = None) 
         conn.close()
 
 
+@contextmanager
+def local_home(tmp_path_factory: pytest.TempPathFactory, name: str, deploy: bool = True) -> Iterator[Cli]:
+    """A test module's own local deployment (`txpipe deploy` under a fresh TXPIPE_HOME, unless not `deploy`),
+    destroyed afterwards if one is there."""
+    home = tmp_path_factory.mktemp(name) / "txpipe-home"
+    cli = Cli(home)
+    if deploy:
+        cli.json("deploy")
+    try:
+        yield cli
+    finally:
+        if (home / "local.json").exists():
+            runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+
+
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e") / "txpipe-home"
-    cli = Cli(home)
-    yield cli
-    if (home / "local.json").exists():
-        runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e", deploy=False) as cli:
+        yield cli
 
 
 def test_deploy_creates_every_part(cli: Cli) -> None:

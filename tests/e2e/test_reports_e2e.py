@@ -9,28 +9,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli, wait_for
-from txpipe_cli.app import app
-
-runner = CliRunner()
+from tests.e2e.test_local_target import Cli, local_home, wait_for
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-reports") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    cli.json("seed", "--generate", "400")
-    orders = tmp_path_factory.mktemp("orders") / "orders.json"
-    orders.write_text(json.dumps([{"customer_id": 1 + i % 400, "type": ["cheese", "veggie"][i % 2], "qty": 1 + i % 3,
-                                   "retail_price": 11.5} for i in range(600)]))
-    cli.json("send", str(orders))
-    cli.json("sync-now")
-    cli.json("refresh-views")
-    yield cli
-    runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e-reports") as cli:
+        cli.json("seed", "--generate", "400")
+        orders = tmp_path_factory.mktemp("orders") / "orders.json"
+        orders.write_text(json.dumps([{"customer_id": 1 + i % 400, "type": ["cheese", "veggie"][i % 2],
+                                       "qty": 1 + i % 3, "retail_price": 11.5} for i in range(600)]))
+        cli.json("send", str(orders))
+        cli.json("sync-now")
+        cli.json("refresh-views")
+        yield cli
 
 
 def test_all_states_in_one_table_sorted_by_gross_sales(cli: Cli) -> None:

@@ -18,25 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli, wait_for
-from txpipe_cli.app import app
+from tests.e2e.test_local_target import Cli, local_home, wait_for
 
-runner = CliRunner()
 CUSTOMERS = 300
 ORDERS = 3000
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("e2e-rerun") / "txpipe-home"
-    cli = Cli(home)
-    cli.json("deploy")
-    assert cli.json("seed", "--generate", str(CUSTOMERS))["customers"] == CUSTOMERS
-    yield cli
-    if (home / "local.json").exists():
-        runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
+    with local_home(tmp_path_factory, "e2e-rerun") as cli:
+        assert cli.json("seed", "--generate", str(CUSTOMERS))["customers"] == CUSTOMERS
+        yield cli
 
 
 def start_send(home: Path, path: Path) -> subprocess.Popen[str]:
