@@ -26,6 +26,7 @@ from lambdas.core import orders as orders_module
 from lambdas.core import rejections, reporting, store
 from lambdas.core.orders import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, MAX_ORDERS_PER_REQUEST, Order, pack_messages
 from lambdas.core.queue import REASON_LIMIT, DeadLetter, QueueStats
+from tests.fakes import SelfCursor
 from txpipe_cli.aws import package as packaging
 from txpipe_cli.commands.dlq import dlq_list
 from txpipe_cli.local.events import api_gateway_event
@@ -197,20 +198,11 @@ def test_a_packed_request_of_500_largest_orders_fits_an_sqs_message() -> None:
     assert len(split) > 1 and max(len(m.encode()) for m in split) <= MAX_MESSAGE_BYTES
 
 
-class FakeConnection:
+class FakeConnection(SelfCursor):
     """A connection, and its own cursor, answering each query with `answer(sql, params)`'s rows."""
 
     def __init__(self, answer: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]) -> None:
         self.answer, self.rows = answer, []
-
-    def cursor(self) -> FakeConnection:
-        return self
-
-    def __enter__(self) -> FakeConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self.rows = self.answer(" ".join(sql.split()), params)

@@ -13,6 +13,7 @@ import sqlglot
 
 from lambdas.core import db, schema, warehouse
 from lambdas.core.db import Endpoint
+from tests.fakes import SelfCursor
 
 RDS = Endpoint("txpipe-dev-oltp.abc.us-east-1.rds.amazonaws.com", 5432, "txpipe", "iam:txpipe_store")
 
@@ -77,21 +78,12 @@ def test_connect_redshift_with_iam_passes_no_password(monkeypatch: pytest.Monkey
     assert "password" not in seen and "user" not in seen and seen["ssl"] is True
 
 
-class Recorder:
+class Recorder(SelfCursor):
     """A connection answering the existence and owner checks as a fresh Redshift would."""
 
     def __init__(self, users: set[str], owner: str) -> None:
         self.users, self.owner, self.statements = users, owner, []
         self._last: Any = None
-
-    def cursor(self) -> Recorder:
-        return self
-
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def execute(self, sql: str, params: Any = None) -> None:
         self.statements.append(sql)

@@ -19,6 +19,7 @@ from lambdas.core.sync import run_sync
 from lambdas.core.warehouse import Capabilities, Warehouse
 from lambdas.core.warehouse.postgres import COPY_SQL, PostgresWarehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
+from tests.fakes import SelfCursor
 
 ROLE = "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B"
 STAGE = S3Stage("txpipe-dev-stage", "stage/", ROLE)
@@ -32,7 +33,7 @@ class Journal:
         self.events: list[tuple[str, str]] = []
 
 
-class FakeConnection:
+class FakeConnection(SelfCursor):
     """A DB-API-ish connection (and its cursor) that notes executes, COPYs and commits in the journal."""
 
     rowcount = 1
@@ -40,15 +41,6 @@ class FakeConnection:
     def __init__(self, journal: Journal, name: str, claimed: list[Any] | None = None,
                  fail_on: str | None = None) -> None:
         self.journal, self.name, self.claimed, self.fail_on = journal, name, claimed, fail_on
-
-    def cursor(self) -> FakeConnection:
-        return self
-
-    def __enter__(self) -> FakeConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def execute(self, sql: str, params: Any = None) -> None:
         if self.fail_on and sql.startswith(self.fail_on):

@@ -20,6 +20,7 @@ from sqlglot.errors import ErrorLevel
 
 from lambdas.core import reporting, schema, sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
+from tests.fakes import SelfCursor
 
 STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
 
@@ -34,7 +35,7 @@ class NullS3:
         pass
 
 
-class RecordingConnection:
+class RecordingConnection(SelfCursor):
     """A DB-API-ish connection whose cursor records every statement and answers with canned rows."""
 
     rowcount = 0
@@ -43,15 +44,6 @@ class RecordingConnection:
         self.statements: list[str] = []
         self._row = row
         self._fetchall = list(fetchall or [])
-
-    def cursor(self) -> RecordingConnection:
-        return self
-
-    def __enter__(self) -> RecordingConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def execute(self, sql: str, params: Any = None) -> None:
         self.statements.append(sql)
