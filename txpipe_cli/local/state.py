@@ -152,12 +152,12 @@ class LocalState:
             os.chmod(wanted.parent, 0o700)
             return wanted
         current = self.runtime.get("invoke_socket")
-        if current and _private_dir(Path(current).parent):
+        if current and private_dir(Path(current).parent):
             return Path(current)
         return Path(tempfile.mkdtemp(prefix="txpipe-run-")) / "invoke.sock"
 
 
-def _private_dir(path: Path) -> bool:
+def private_dir(path: Path) -> bool:
     """A real directory (not a symlink) that we own and nobody else can enter."""
     try:
         info = os.lstat(path)

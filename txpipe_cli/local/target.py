@@ -39,7 +39,7 @@ from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local import control
 from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_user
 from txpipe_cli.local.provision import provision
-from txpipe_cli.local.state import SUPERUSER, LocalState
+from txpipe_cli.local.state import SUPERUSER, LocalState, private_dir
 
 RUNTIME_MODULE = "txpipe_cli.local.runtime"
 # The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
@@ -307,7 +307,7 @@ class LocalTarget:
                 shutil.rmtree(path, ignore_errors=True)
             elif path.exists() or path.is_symlink():
                 path.unlink()
-        if socket_dir != self.home / "run" and _owned_private(socket_dir):
+        if socket_dir != self.home / "run" and private_dir(socket_dir):
             shutil.rmtree(socket_dir, ignore_errors=True)
         try:
             self.home.rmdir()
@@ -343,16 +343,6 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _owned_private(path: Path) -> bool:
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    import stat
-
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def _reap(pid: int) -> None:
