@@ -10,6 +10,7 @@ from typing import Any
 from lambdas.core.customers import upsert_customers
 from lambdas.core.orders import Order
 from lambdas.core.queue import Message, sqs_event
+from lambdas.core.sync import SyncResult, run_sync
 from txpipe_cli.local.events import REGION, queue_arn
 
 _ids = itertools.count(1)
@@ -77,6 +78,16 @@ def query(databases: Any, name: str, sql: str, params: tuple[Any, ...] = ()) -> 
 
 def scalar(databases: Any, name: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     return query(databases, name, sql, params)[0][0]
+
+
+def sync_once(databases: Any, **kwargs: Any) -> SyncResult:
+    """One run of the sync from OLTP to the warehouse on fresh connections of `databases`."""
+    oltp, warehouse = databases.connect("oltp"), databases.connect("warehouse")
+    try:
+        return run_sync(oltp, warehouse, **kwargs)
+    finally:
+        oltp.close()
+        warehouse.close()
 
 
 def counts(databases: Any) -> dict[str, int]:

@@ -14,7 +14,7 @@ from lambdas import ops
 from lambdas.core import history
 from lambdas.core.orders import PIZZA_TYPES, QueuedOrder
 from lambdas.core.sync import run_sync
-from tests.integration.helpers import counts, query, scalar, seed_customers
+from tests.integration.helpers import counts, query, scalar, seed_customers, sync_once
 
 END = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CUSTOMERS = [[i, ["TX", "CA", "NY", "WA"][i % 4], None] for i in range(1, 51)]
@@ -196,12 +196,7 @@ def test_the_sync_moves_a_loaded_history_to_the_warehouse(handler_env) -> None:
     seed_customers(handler_env, CUSTOMERS)
     for start in range(0, 3000, 1000):
         ops.handler(history_event(start=start, count=1000), None)
-    oltp, warehouse = handler_env.connect("oltp"), handler_env.connect("warehouse")
-    try:
-        result = run_sync(oltp, warehouse)
-    finally:
-        oltp.close()
-        warehouse.close()
+    result = sync_once(handler_env)
     assert (result.synced, result.inserted, result.pending) == (3000, 3000, 0)
     assert scalar(handler_env, "warehouse", "SELECT count(*) FROM orders_fact") == 3000
     assert (scalar(handler_env, "warehouse", "SELECT sum(qty * retail_price) FROM orders_fact")

@@ -13,8 +13,7 @@ from lambdas import ops, refresh
 from lambdas.core import schema
 from lambdas.core.reporting import refresh_views, sla_report, state_report
 from lambdas.core.schema import state_populations
-from lambdas.core.sync import run_sync
-from tests.integration.helpers import order, query, seed_customers, store_directly
+from tests.integration.helpers import order, query, seed_customers, store_directly, sync_once
 from txpipe_cli.local.events import scheduled_event
 
 POPULATION = {code: population for code, _, population in state_populations()}
@@ -34,12 +33,7 @@ ORDERS = [
 
 
 def sync_all(dbs) -> None:
-    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
-    try:
-        assert run_sync(oltp, warehouse).pending == 0
-    finally:
-        oltp.close()
-        warehouse.close()
+    assert sync_once(dbs).pending == 0
 
 
 def report(dbs, state: str) -> dict:

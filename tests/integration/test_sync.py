@@ -14,7 +14,7 @@ from lambdas.core.sync import SyncResult, run_sync
 from lambdas.core.warehouse import Staged
 from lambdas.core.warehouse.postgres import PostgresWarehouse
 from tests.conftest import load_event
-from tests.integration.helpers import order, query, scalar, seed_customers, store_directly
+from tests.integration.helpers import order, query, scalar, seed_customers, store_directly, sync_once
 from txpipe_cli.local.events import LambdaContext, scheduled_event
 
 CUSTOMERS = [[1, "TX", "A"], [2, "CA", "B"], [3, "NY", "C"]]
@@ -163,12 +163,7 @@ def test_crash_after_warehouse_commit_before_outbox_delete(dbs):
     assert len(first) == 9  # the warehouse had committed
     assert len(outbox_ids(dbs)) == 9  # but the outbox still lists every order
 
-    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
-    try:
-        result = run_sync(oltp, warehouse)
-    finally:
-        oltp.close()
-        warehouse.close()
+    result = sync_once(dbs)
     assert result.pending == 0
     assert (result.synced, result.inserted, result.already_present) == (9, 0, 9)  # said as it is
     assert fact_rows(dbs) == first  # one row per order, original loaded_at
