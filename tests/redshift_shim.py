@@ -9,7 +9,10 @@ through redshift-connector, which does not talk to PostgreSQL as is. This proxy 
   plugin_name, ...) that PostgreSQL rejects as unknown settings. The shim keeps only
   the parameters PostgreSQL knows (user, database, application_name, client_encoding,
   options, DateStyle, TimeZone, extra_float_digits) and records the dropped ones.
-  An SSLRequest or GSSENCRequest is answered "N" (the shim never does TLS).
+  An SSLRequest is answered "N" (plain text), or, given a `tls` context, "S" and the
+  connection goes on in TLS with that context's certificate (tests/tls.py makes one for
+  Redshift's host names, so the driver's verify-full runs as against Redshift).
+  A GSSENCRequest is answered "N".
 - the server's ParameterStatus "server_version": Debian's "15.18 (Debian 15.18-1...)"
   is not a version packaging can parse, which the driver needs. The shim reports the
   version Redshift reports ("8.0.2" by default), so the driver behaves as on Redshift.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
+import ssl
 import struct
 import threading
 from collections import deque
@@ -262,6 +266,8 @@ class RedshiftShim:
     s3: Any = None  # the boto3 S3 client COPY reads with (None: COPY from S3 is refused)
     copy_roles: frozenset[str] = frozenset()  # the IAM roles COPY may name
     copies: list[S3Copy] = field(default_factory=list, init=False)  # every COPY from S3 carried out
+    tls: ssl.SSLContext | None = None  # server side: answer an SSLRequest with TLS (None: refuse it, plain text)
+    tls_sessions: int = field(default=0, init=False)  # connections that went on in TLS
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -344,6 +350,12 @@ class RedshiftShim:
                 raise ValueError("bad startup packet length")
             payload = await reader.readexactly(length - 4)
             (code,) = struct.unpack("!i", payload[:4])
+            if code == SSL_REQUEST and self.tls is not None:
+                writer.write(b"S")
+                await writer.drain()
+                await writer.start_tls(self.tls)  # the reader reads the same connection, now decrypted
+                self.tls_sessions += 1
+                continue
             if code in (SSL_REQUEST, GSSENC_REQUEST):
                 writer.write(b"N")  # no TLS here: the client may continue in plain text
                 await writer.drain()

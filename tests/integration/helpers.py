@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from psycopg2 import sql
 
 from lambdas.core.customers import upsert_customers
 from lambdas.core.orders import Order
@@ -107,3 +112,42 @@ def store_directly(databases: Any, orders: list[Order]) -> None:
     finally:
         conn.close()
     assert result.stored == len(orders), result
+
+
+@contextlib.contextmanager
+def md5_login(server: Any, admin: Any, role: str, password: str, database: str) -> Iterator[None]:
+    """A login role with an md5 password (redshift-connector's SCRAM code fails against PostgreSQL) owning a
+    database of its own, and a pg_hba.conf line giving it md5 on loopback; all removed on exit. `admin` is an
+    autocommit superuser connection to the server."""
+    hba = server.data_dir / "pg_hba.conf"
+    original_hba = hba.read_text()
+    with admin.cursor() as cur:
+        cur.execute("SET password_encryption = 'md5'")
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(role)), (password,))
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
+        cur.execute("SELECT rolpassword LIKE 'md5%%' FROM pg_authid WHERE rolname = %s", (role,))
+        assert cur.fetchone() == (True,)
+    # The first matching line wins: md5 for this role only; everyone else keeps the server's scram.
+    hba.write_text(f'host all "{role}" 127.0.0.1/32 md5\n' + original_hba)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+        yield
+    finally:
+        hba.write_text(original_hba)
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def retry_until(attempt: Any, seconds: float = 10) -> Any:
+    """attempt() until it stops raising (the server may not have re-read pg_hba.conf yet), for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return attempt()
+        except Exception:  # noqa: BLE001 - re-raised once the deadline passes
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -35,7 +34,7 @@ from lambdas.core.warehouse.redshift import (
     RedshiftWarehouse,
     connect_redshift,
 )
-from tests.integration.helpers import order, seed_customers, store_directly
+from tests.integration.helpers import md5_login, order, retry_until, seed_customers, store_directly
 from tests.redshift_shim import RedshiftShim
 
 RS_ROLE = "txpipe_rs"
@@ -73,20 +72,6 @@ class Redshift:
                 "TXPIPE_WAREHOUSE_SSL": "false"}
 
 
-def _reload_and_wait_for_md5_login(admin: Any, endpoint: Endpoint) -> None:
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_reload_conf()")
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            connect_redshift(endpoint, ssl=False, connect_timeout=2).close()
-            return
-        except Exception:  # noqa: BLE001 - the server may not have re-read pg_hba.conf yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def redshift(pg_server, databases, tmp_path_factory) -> Iterator[Redshift]:
     """An md5 role owning its own migrated warehouse database, a pg_hba line for it, and a shim in front."""
@@ -95,37 +80,23 @@ def redshift(pg_server, databases, tmp_path_factory) -> Iterator[Redshift]:
     secret = tmp_path_factory.mktemp("redshift") / "secret.json"
     secret.write_text(json.dumps({"username": RS_ROLE, "password": password}))
     os.chmod(secret, 0o600)
-    hba = server.data_dir / "pg_hba.conf"
-    original_hba = hba.read_text()
     admin = connect_postgres(Endpoint("127.0.0.1", server.port, "postgres", admin_ref), autocommit=True)
     shim = RedshiftShim(server.port).start()
     try:
-        with admin.cursor() as cur:
-            cur.execute("SET password_encryption = 'md5'")
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(RS_ROLE)), (password,))
-            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(RS_DB), sql.Identifier(RS_ROLE)))
-            cur.execute("SELECT rolpassword LIKE 'md5%%' FROM pg_authid WHERE rolname = %s", (RS_ROLE,))
-            assert cur.fetchone() == (True,)
-        # first matching line wins: md5 for this role only; everyone else keeps the server's scram
-        hba.write_text(f"host all {RS_ROLE} 127.0.0.1/32 md5\n" + original_hba)
-        target = Redshift(shim, Endpoint("127.0.0.1", shim.port, RS_DB, f"file:{secret}"),
-                          Endpoint("127.0.0.1", server.port, RS_DB, admin_ref), password)
-        _reload_and_wait_for_md5_login(admin, target.endpoint)
-        conn = target.connect()
-        try:
-            schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS)
-            schema.load_state_population(conn)
-        finally:
-            conn.close()
-        yield target
+        with md5_login(server, admin, RS_ROLE, password, RS_DB):
+            target = Redshift(shim, Endpoint("127.0.0.1", shim.port, RS_DB, f"file:{secret}"),
+                              Endpoint("127.0.0.1", server.port, RS_DB, admin_ref), password)
+            conn = retry_until(lambda: target.connect(connect_timeout=2))
+            try:
+                schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS)
+                schema.load_state_population(conn)
+            finally:
+                conn.close()
+            yield target
     finally:
         shim.stop()
-        hba.write_text(original_hba)
         with admin.cursor() as cur:
-            cur.execute("SELECT pg_reload_conf()")
-            for db in (RS_DB, SCRATCH_DB):
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
-            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(RS_ROLE)))
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SCRATCH_DB)))
         admin.close()
 
 

@@ -53,7 +53,7 @@ def test_a_file_secret_never_touches_iam(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 @pytest.mark.parametrize(("target", "expected"), [
     ({"workgroup": "txpipe-dev", "region": "us-east-1"},
-     {"iam": True, "group_federation": True, "is_serverless": True, "serverless_work_group": "txpipe-dev",
+     {"iam": True, "group_federation": False, "is_serverless": True, "serverless_work_group": "txpipe-dev",
       "region": "us-east-1"}),
     ({"cluster": "txpipe-dev", "region": "eu-west-1"},
      {"iam": True, "group_federation": True, "cluster_identifier": "txpipe-dev", "region": "eu-west-1"}),
@@ -75,7 +75,8 @@ def test_connect_redshift_with_iam_passes_no_password(monkeypatch: pytest.Monkey
     warehouse.connect_redshift(Endpoint("wg.123.us-east-1.redshift-serverless.amazonaws.com", 5439, "txpipe",
                                         "iam:role"), iam_target={"workgroup": "txpipe-dev", "region": "us-east-1"})
     assert seen["iam"] is True and seen["serverless_work_group"] == "txpipe-dev"
-    assert "password" not in seen and "user" not in seen and seen["ssl"] is True
+    assert "password" not in seen and "user" not in seen
+    assert (seen["ssl"], seen["sslmode"]) == (True, "verify-full")
 
 
 class Recorder(SelfCursor):

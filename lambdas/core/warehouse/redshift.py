@@ -33,8 +33,8 @@ written for both (schema.py: no ON CONFLICT, no SKIP LOCKED). The differences th
   half-way. It bounds the connect only; reads then wait as psycopg2's do (the Lambda
   timeout bounds a hang; TCP keepalive, on by default, notices a dead peer).
 - Credentials. The sync and refresh functions log in with IAM (`iam:` references): the
-  driver asks Redshift Serverless (GetCredentials) or the cluster
-  (GetClusterCredentialsWithIAM) for temporary credentials for the function's own role,
+  driver asks Redshift Serverless (GetCredentials, group federation off) or the cluster
+  (GetClusterCredentialsWithIAM, group federation on) for temporary credentials for the function's own role,
   whose database user is `IAMR:<role name>`; the ops function's migrations create those
   users and grant them only what each needs (schema.py). Only ops reads the admin secret
   in Secrets Manager ({"username", "password"}, the same shape as the local secret file),
@@ -88,7 +88,9 @@ def connect_redshift(
         credentials = {"user": secret["username"], "password": secret["password"]}
     conn = redshift_connector.connect(
         host=endpoint.host, port=endpoint.port, database=endpoint.dbname, **credentials,
-        ssl=ssl, timeout=connect_timeout, application_name=application_name,
+        # verify-full named explicitly: when the mode is left to the driver, it only warns on a certificate
+        # that names another host.
+        ssl=ssl, sslmode="verify-full", timeout=connect_timeout, application_name=application_name,
         client_protocol_version=BASE_SERVER_PROTOCOL,
     )
     sock = getattr(conn, "_usock", None)  # the driver keeps its connect timeout on every later read
@@ -99,11 +101,17 @@ def connect_redshift(
 
 
 def iam_login(target: dict[str, str]) -> dict[str, Any]:
-    """redshift-connector's IAM settings for the function's own role (group federation: the database
-    user is IAMR:<role name>, for Serverless and a provisioned cluster alike)."""
+    """redshift-connector's IAM settings for the function's own role; its database user is IAMR:<role name>.
+
+    Serverless: GetCredentials on the `redshift-serverless` API, which the driver calls only with group
+    federation off (with it on, it calls GetClusterCredentialsWithIAM, an operation only the provisioned
+    `redshift` API has: AttributeError before any network call). A provisioned cluster: group federation on,
+    GetClusterCredentialsWithIAM. Both map an IAM role to the user IAMR:<role name>:
+    https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_GetCredentials.html
+    https://docs.aws.amazon.com/redshift/latest/APIReference/API_GetClusterCredentialsWithIAM.html"""
     region = target.get("region") or ""
     if target.get("workgroup"):
-        return {"iam": True, "group_federation": True, "is_serverless": True,
+        return {"iam": True, "group_federation": False, "is_serverless": True,
                 "serverless_work_group": target["workgroup"], "region": region}
     if target.get("cluster"):
         return {"iam": True, "group_federation": True, "cluster_identifier": target["cluster"], "region": region}
