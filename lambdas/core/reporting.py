@@ -132,7 +132,7 @@ def sla_report(oltp: Any, warehouse: Any, *, sla_seconds: float, since_seconds: 
         synced, p50, p95, p99, lag_max, late = cur.fetchone()
         cur.execute("SELECT count(*) FROM orders_fact WHERE accepted_at >= %s", (since,))
         warehouse_orders = cur.fetchone()[0]
-        cur.execute("SELECT max(finished_at) FROM sync_runs")
+        cur.execute("SELECT max(finished_at) FROM sync_runs")  # on Redshift: the last sync that moved orders
         last_sync = cur.fetchone()[0]
     warehouse.commit()
     return {
@@ -186,6 +186,9 @@ def oltp_status(oltp: Any) -> dict[str, Any]:
 
 
 def last_sync(warehouse: Any) -> dict[str, Any] | None:
+    """The warehouse's last recorded sync run. A warehouse that bills by wake (Redshift) records only the runs
+    that moved orders (a run with nothing to move does not touch it: lambdas.core.sync), so there this is the
+    last sync that moved orders; PostgreSQL records every run, idle ones too."""
     with warehouse.cursor() as cur:
         cur.execute("SELECT finished_at, synced, pending FROM sync_runs ORDER BY finished_at DESC LIMIT 1")
         row = cur.fetchone()

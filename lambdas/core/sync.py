@@ -21,7 +21,24 @@ A crash before step 2 commits leaves the outbox untouched; a crash between 2 and
 3 leaves rows in the outbox whose orders are already in the warehouse, and the
 next run skips them (insert-if-absent keeps the first loaded_at). So no order is
 lost or doubled. The outbox, not a watermark, says what is pending: transactions
-commit out of sequence order. Each run ends by recording itself in sync_runs.
+commit out of sequence order. Each run ends by recording itself in the warehouse's
+sync_runs, but for one case, next.
+
+A run that claims nothing does not wake a warehouse that bills by wake
+(Capabilities.bills_by_wake: Redshift Serverless bills at least 60 s of its base
+capacity for each wake). The sync function hands run_sync a factory rather than a
+connection, and run_sync calls it only once a claim has returned rows; so while the
+outbox is empty such a warehouse is not connected to, nothing is sent to it (nor on a
+connection handed in open), and the run is not recorded there; its result says
+`warehouse_woken: false`. Recording the idle run would be a wake of its own: at
+rate(5 minutes), 8,640 billed minutes a month for moving nothing. The price is what
+sync_runs means on such a warehouse: the runs that moved orders, not every run. So
+there the last recorded run (reporting.last_sync, sla_report's last_sync_at) is the
+last sync that moved orders, and the CLI calls it that on the aws target; that the
+schedule runs at all shows in the backlog metrics each run publishes, idle or not
+(metrics.py; the SLA-at-risk alarm treats their absence as a breach), and in the
+function's logs. PostgreSQL (the local target) has no such cost: every run, idle or
+not, is recorded there as before, and the last recorded run is the last run.
 
 With a backlog (a full batch, and time left) the run pipelines, so that both
 databases work at once: while batch k loads into the warehouse, a helper thread
@@ -105,6 +122,9 @@ class SyncResult:
     oldest_pending_seconds: float
     inserted: int = 0  # of the synced, new to the warehouse
     already_present: int = 0  # of the synced, already there (a run that crashed after its warehouse commit)
+    # False: the run claimed nothing and its warehouse bills by wake, so it was neither connected to nor
+    # sent anything, and the run is not recorded in its sync_runs (see the module docstring)
+    warehouse_woken: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,9 +189,14 @@ def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ..
     return max(inserted, 0)
 
 
+def _opens_lazily(warehouse: Any) -> bool:
+    """True for a factory of warehouse connections (env.warehouse), False for a connection itself."""
+    return callable(warehouse) and not hasattr(warehouse, "cursor")
+
+
 def run_sync(
     oltp: Any,
-    warehouse: Any,
+    warehouse: Any | Callable[[], Any],
     *,
     backend: Warehouse | None = None,
     batch_rows: int = 20_000,
@@ -179,9 +204,21 @@ def run_sync(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[int], None] | None = None,
 ) -> SyncResult:
-    """Runs batches from `oltp` (psycopg2) into `warehouse` (a connection of `backend`'s kind; PostgreSQL by
-    default) until the outbox is drained or max_seconds is spent; see the module docstring."""
+    """Runs batches from `oltp` (psycopg2) into `warehouse` until the outbox is drained or max_seconds is spent;
+    see the module docstring.
+
+    `warehouse` is a connection of `backend`'s kind (PostgreSQL by default), or a function that returns one,
+    called only when the run first needs the warehouse. Either way, on a warehouse that bills by wake a run
+    that claims nothing sends it nothing (and so records no run there)."""
     backend = backend or PostgresWarehouse()
+    connection = None if _opens_lazily(warehouse) else warehouse
+
+    def connection_now() -> Any:  # the warehouse connection, opened on first use
+        nonlocal connection
+        if connection is None:
+            connection = warehouse()
+        return connection
+
     started, t0 = now(), time.monotonic()
     synced = batches = inserted = 0
     # Batches start small and grow 1.5x per full batch up to batch_rows: a small backlog still gets
@@ -202,7 +239,7 @@ def run_sync(
                 size = min(batch_rows, size * 3 // 2)
                 upcoming = helper.submit(_claim_ahead, oltp, claim_delete_sql, text, ids, after, size)
                 ids = []
-            inserted += _load_batch(warehouse, backend, rows, now())
+            inserted += _load_batch(connection_now(), backend, rows, now())
             if ids:
                 _delete_claimed(oltp, ids)  # the warehouse has committed them
                 ids = []
@@ -224,8 +261,11 @@ def run_sync(
         oltp.rollback()
     finished = now()
     pending, oldest_age = pending_backlog(oltp, finished)
-    with warehouse.cursor() as cur:
-        cur.execute(RECORD_RUN_SQL, (started, finished, synced, pending))
-    warehouse.commit()
+    wake = batches > 0 or not backend.capabilities.bills_by_wake
+    if wake:
+        conn = connection_now()
+        with conn.cursor() as cur:
+            cur.execute(RECORD_RUN_SQL, (started, finished, synced, pending))
+        conn.commit()
     return SyncResult(synced, pending, round(time.monotonic() - t0, 3), batches, round(oldest_age, 3),
-                      inserted=inserted, already_present=synced - inserted)
+                      inserted=inserted, already_present=synced - inserted, warehouse_woken=wake)

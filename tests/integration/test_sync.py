@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -112,14 +113,37 @@ def test_sync_moves_orders_into_fact_table(dbs, conns):
 
 
 def test_second_sync_moves_nothing(dbs, conns):
-    """A second run right after a full sync moves 0 rows, changes no loaded_at and still records a run."""
+    """A second run right after a full sync moves 0 rows, changes no loaded_at and still records a run: PostgreSQL
+    does not bill by wake, so an idle run is recorded there as any other."""
     store_directly(dbs, make_orders(5))
     assert run_sync(*conns).synced == 5
     rows = fact_rows(dbs)
     again = run_sync(*conns)
-    assert (again.synced, again.pending, again.batches) == (0, 0, 0)
+    assert (again.synced, again.pending, again.batches, again.warehouse_woken) == (0, 0, 0, True)
     assert fact_rows(dbs) == rows
     assert query(dbs, "warehouse", "SELECT synced, pending FROM sync_runs ORDER BY finished_at") == [(5, 0), (0, 0)]
+
+
+def test_a_warehouse_factory_is_called_once_and_an_idle_run_is_still_recorded_locally(dbs):
+    """Given a factory (what the sync function passes), run_sync opens the PostgreSQL warehouse once per run, at
+    its first batch or, for an idle run, to record it: locally every run is recorded, as before."""
+    oltp, opened = dbs.connect("oltp"), []
+
+    def open_warehouse():
+        opened.append(dbs.connect("warehouse"))
+        return opened[-1]
+
+    try:
+        store_directly(dbs, make_orders(10))
+        result = run_sync(oltp, open_warehouse, batch_rows=4)
+        assert (result.synced, result.batches, result.warehouse_woken, len(opened)) == (10, 3, True, 1)
+        idle = run_sync(oltp, open_warehouse)
+        assert (idle.synced, idle.batches, idle.warehouse_woken, len(opened)) == (0, 0, True, 2)
+    finally:
+        oltp.close()
+        for conn in opened:
+            conn.close()
+    assert query(dbs, "warehouse", "SELECT synced, pending FROM sync_runs ORDER BY finished_at") == [(10, 0), (0, 0)]
 
 
 def test_sync_in_bounded_batches(dbs, conns):
@@ -291,10 +315,36 @@ def test_sync_handler_with_scheduled_event(handler_env, monkeypatch):
     monkeypatch.setenv("TXPIPE_SYNC_BATCH_ROWS", "7")
     result = sync.handler(load_event("scheduled_sync.json"), LambdaContext("sync", 60))
     assert set(result) == {"synced", "pending", "seconds", "batches", "oldest_pending_seconds", "inserted",
-                           "already_present"}
+                           "already_present", "warehouse_woken"}
     assert (result["synced"], result["pending"], result["batches"], result["inserted"]) == (30, 0, 5, 30)
     assert scalar(handler_env, "warehouse", "SELECT count(*) FROM orders_fact") == 30
-    assert sync.handler(scheduled_event("sync"), None)["synced"] == 0
+    idle = sync.handler(scheduled_event("sync"), None)
+    assert (idle["synced"], idle["warehouse_woken"]) == (0, True)  # the local warehouse: every run recorded
+    assert query(handler_env, "warehouse", "SELECT synced FROM sync_runs ORDER BY finished_at") == [(30,), (0,)]
+
+
+def test_sync_handler_prints_one_emf_line_per_run_only_with_a_namespace(handler_env, monkeypatch, capsys):
+    """On AWS (TXPIPE_METRICS_NAMESPACE set) each run, idle or not, prints one Embedded Metric Format line with
+    the backlog it left; locally (no namespace) it prints nothing."""
+    seed_customers(handler_env, CUSTOMERS)
+    store_directly(handler_env, make_orders(12, accepted_at=datetime.now(UTC) - timedelta(seconds=90)))
+    monkeypatch.setenv("TXPIPE_SYNC_BATCH_ROWS", "5")
+    sync.handler(scheduled_event("sync"), LambdaContext("sync", 0))  # one batch: 7 left pending
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("TXPIPE_METRICS_NAMESPACE", "txpipe")
+    monkeypatch.setenv("TXPIPE_STAGE", "test")
+    lines = []
+    # one batch (2 left pending), then the rest, then a run that finds nothing to move
+    for context in (LambdaContext("sync", 0), None, None):
+        result = sync.handler(scheduled_event("sync"), context)
+        lines += capsys.readouterr().out.splitlines()
+        document = json.loads(lines[-1])
+        assert (document["PendingOrders"], document["OldestPendingSeconds"]) == (
+            result["pending"], result["oldest_pending_seconds"])
+    documents = [json.loads(line) for line in lines]
+    assert [d["PendingOrders"] for d in documents] == [2, 0, 0]
+    assert documents[0]["OldestPendingSeconds"] >= 90
+    assert {(d["Stage"], d["_aws"]["CloudWatchMetrics"][0]["Namespace"]) for d in documents} == {("test", "txpipe")}
 
 
 def test_sync_handler_respects_remaining_time(handler_env, monkeypatch):

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
+from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.dashboard.server import DashboardApp, Reader
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.server import Limits, build_server, listen_tcp
@@ -40,7 +41,8 @@ def dashboard(
     ($TXPIPE_DASHBOARD_CACHE_SECONDS): the views change only when refreshed. With --json, prints one
     line {"url": ...} once it listens.
     """
-    reader = Reader(get_target(target, stage=stage).invoke, ttl=float(os.environ.get(CACHE_VARIABLE, "5")))
+    reader = Reader(get_target(target, stage=stage).invoke, ttl=float(os.environ.get(CACHE_VARIABLE, "5")),
+                    last_sync_label=last_sync_label(target))
     reader.states()  # nothing deployed, or the runtime down: one line now, not a broken page later
     try:
         sock = listen_tcp(port, Limits().backlog)

@@ -11,6 +11,7 @@ from rich.table import Table
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
+from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.health import next_step, problems
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
@@ -166,7 +167,7 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         ("oldest pending since", pipeline.get("oldest_pending_at") or "-"),
         ("rejected orders", pipeline.get("rejected_orders")), ("orders (OLTP)", _about(pipeline, "orders")),
         ("customers", _about(pipeline, "customers")),
-        ("last sync", (pipeline.get("last_sync") or {}).get("finished_at", "never")),
+        (last_sync_label(target), (pipeline.get("last_sync") or {}).get("finished_at", "never")),
     ]:
         facts.add_row(label, "?" if value is None else str(value))
     if pipeline:

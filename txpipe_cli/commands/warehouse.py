@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from lambdas.core.warehouse import Warehouse
+from lambdas.core.warehouse.postgres import PostgresWarehouse
+from lambdas.core.warehouse.redshift import RedshiftWarehouse
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, OptionError
@@ -102,13 +105,25 @@ def sla_report(
             ("oldest pending", f"{report['oldest_pending_seconds']:.1f} s"),
             *[(f"lag {k}", "-" if v is None else f"{v:.2f} s") for k, v in lag.items()],
             ("breaches", f"[red]{report['breaches']}[/]" if report["breaches"] else "[green]0[/]"),
-            ("last sync", report["last_sync_at"] or "never"),
+            (last_sync_label(target), report["last_sync_at"] or "never"),
         ]:
             table.add_row(label, str(value))
         console.print(table)
     if report["breaches"]:
         err_console.print(f"SLA breached by {report['breaches']} order(s)")
         raise typer.Exit(int(ExitStatus.SLA_BREACH))
+
+
+# The warehouse each target deploys (the stack sets TXPIPE_WAREHOUSE_KIND=redshift; the local runtime, postgres).
+TARGET_WAREHOUSES: dict[str, type[Warehouse]] = {"aws": RedshiftWarehouse, "local": PostgresWarehouse}
+
+
+def last_sync_label(target: str) -> str:
+    """What the warehouse's last recorded sync run is, said truly for the target. A warehouse that bills by wake
+    (Redshift) is not touched by a sync with nothing to move, so it records only the runs that moved orders
+    (lambdas.core.sync); PostgreSQL records every run."""
+    warehouse = TARGET_WAREHOUSES.get(target, PostgresWarehouse)
+    return "last sync that moved orders" if warehouse.capabilities.bills_by_wake else "last sync"
 
 
 def _deployed_sla(target: Target) -> float:

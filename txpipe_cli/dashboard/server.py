@@ -9,7 +9,8 @@ would put the analysts' numbers on the internet).
 - `GET /` the page; `GET /static/<file>` its scripts, styles and map (shipped in the package).
 - `GET /api/states`: {"ranking", "states": [51 rows by rank]}, as `report --all --json`.
 - `GET /api/states/{code}`: one state with its top 3 pizza types, as `report --state CODE --json`.
-- `GET /api/freshness`: views refreshed at, orders not in them yet, last sync, a refresh running.
+- `GET /api/freshness`: views refreshed at, orders not in them yet, last sync (and what the target calls it:
+  `last_sync_label`), a refresh running.
 - `POST /api/refresh` (header `X-Txpipe-Dashboard: 1`, which a cross-site form cannot send): starts a
   refresh of the views; 202, or 409 while one runs.
 
@@ -55,8 +56,9 @@ class Reader:
     `ttl` seconds; and the one background refresh."""
 
     def __init__(self, invoke: Callable[[str, dict[str, Any]], Any], ttl: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, last_sync_label: str = "last sync") -> None:
         self.invoke, self.ttl, self.clock = invoke, ttl, clock
+        self.last_sync_label = last_sync_label  # commands.warehouse.last_sync_label: true for the target
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._refresh: threading.Thread | None = None
@@ -85,7 +87,8 @@ class Reader:
 
     def freshness(self) -> dict[str, Any]:
         fresh = self._cached("freshness", lambda: self.invoke("ops", {"action": "freshness"}))
-        return {**fresh, "refreshing": self.refreshing, "refresh_error": self.refresh_error}
+        return {**fresh, "last_sync_label": self.last_sync_label, "refreshing": self.refreshing,
+                "refresh_error": self.refresh_error}
 
     @property
     def refreshing(self) -> bool:

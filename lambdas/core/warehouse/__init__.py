@@ -9,7 +9,8 @@ whatever the load left outside the warehouse. What differs is behind this interf
 - `load_stage(cursor, rows)`: how a batch gets into `orders_stage` (PostgreSQL: COPY FROM STDIN;
   Redshift: gzipped CSV to S3 and COPY with an IAM role, or multi-row INSERTs without a bucket);
 - `unstage(staged)`: removes the batch's copy outside the warehouse once the warehouse has committed it;
-- `capabilities`: what run_sync must know to drive it (the rows it takes, whether TRUNCATE commits).
+- `capabilities`: what run_sync must know to drive it (the rows it takes, whether TRUNCATE commits,
+  whether waking it costs money).
 
 The implementations: `postgres.PostgresWarehouse` (the local stand-in) and `redshift.RedshiftWarehouse`.
 env.py picks one by TXPIPE_WAREHOUSE_KIND.
@@ -40,6 +41,10 @@ class Capabilities:
     # TRUNCATE commits the open transaction (Redshift). run_sync then commits the cleared stage itself, so
     # the batch's load and merge are one transaction that starts after it, on every warehouse alike.
     truncate_commits: bool
+    # Each wake is billed (Redshift Serverless: at least 60 s of its base capacity per query that wakes it). A
+    # run that claims nothing then never connects to it, and records no run in its sync_runs: there, sync_runs
+    # lists the runs that moved orders. A warehouse that does not (PostgreSQL) records every run.
+    bills_by_wake: bool
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class PostgresWarehouse(Warehouse):
     """PostgreSQL: psycopg2, COPY FROM STDIN into the stage, TRUNCATE inside the batch's transaction."""
 
     kind = "postgres"
-    capabilities = Capabilities(copy_text=True, truncate_commits=False)
+    capabilities = Capabilities(copy_text=True, truncate_commits=False, bills_by_wake=False)
 
     def __init__(self, endpoint: Endpoint | None = None, *, application_name: str = "txpipe-warehouse") -> None:
         self.endpoint = endpoint  # None: a loader only (the caller brings its own connection)

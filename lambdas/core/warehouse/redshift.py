@@ -232,7 +232,7 @@ class RedshiftWarehouse(Warehouse):
     """Amazon Redshift: redshift-connector; COPY from S3 with a stage, multi-row INSERTs without one."""
 
     kind = "redshift"
-    capabilities = Capabilities(copy_text=False, truncate_commits=True)
+    capabilities = Capabilities(copy_text=False, truncate_commits=True, bills_by_wake=True)
 
     def __init__(self, endpoint: Endpoint | None = None, *, stage: S3Stage | None = None, s3: Any = None,
                  ssl: bool = True, iam_target: dict[str, str] | None = None,

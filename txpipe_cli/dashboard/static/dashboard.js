@@ -291,7 +291,9 @@
       );
     }
     const synced = parseTime(f.last_sync_at);
-    parts.push(synced ? `last sync ${ago(synced)}` : "no sync yet");
+    // "last sync that moved orders" on AWS: Redshift records no sync that had nothing to move (txpipe status says the same)
+    const lastSync = f.last_sync_label || "last sync";
+    parts.push(synced ? `${lastSync} ${ago(synced)}` : `no ${lastSync.replace(/^last /, "")} yet`);
     if (f.refresh_error) parts.push(`the last refresh failed: ${f.refresh_error}`);
     return parts.join(" · ");
   }
