@@ -88,10 +88,12 @@ def warehouse_timeline(backend: Warehouse, rows: list[Any]) -> list[str]:
 
 
 def test_each_backend_declares_its_capabilities() -> None:
-    """PostgreSQL takes COPY text and truncates inside the transaction; Redshift takes typed rows, and its
-    TRUNCATE commits."""
-    assert PostgresWarehouse.capabilities == Capabilities(copy_text=True, truncate_commits=False)
-    assert RedshiftWarehouse.capabilities == Capabilities(copy_text=False, truncate_commits=True)
+    """PostgreSQL takes COPY text and truncates inside the transaction; Redshift takes typed rows, its
+    TRUNCATE commits, and each time a query wakes it (Serverless) it bills at least 60 s."""
+    assert PostgresWarehouse.capabilities == Capabilities(copy_text=True, truncate_commits=False,
+                                                          bills_by_wake=False)
+    assert RedshiftWarehouse.capabilities == Capabilities(copy_text=False, truncate_commits=True,
+                                                          bills_by_wake=True)
     assert (PostgresWarehouse.kind, RedshiftWarehouse.kind) == ("postgres", "redshift")
 
 
