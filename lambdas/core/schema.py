@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -202,6 +203,13 @@ WAREHOUSE_ACCESS_POSTGRES = (
 
 
 # Redshift: the sync and refresh functions log in with IAM as IAMR:<their role's name> (warehouse/redshift.py).
+# redshift_access reads the catalog (a query of catalog tables alone runs on the leader node): a user by name in
+# pg_user, and a view's owner by joining pg_user on pg_class.relowner, as AWS's own catalog queries do (not with
+# pg_get_userbyid, a PostgreSQL function Redshift does not document). It returns to the admin with SET SESSION
+# AUTHORIZATION DEFAULT, the form Redshift documents (RESET SESSION AUTHORIZATION is PostgreSQL's only).
+USER_EXISTS_SQL = "SELECT count(*) FROM pg_user WHERE usename = %s"
+VIEW_OWNER_SQL = "SELECT u.usename FROM pg_class c JOIN pg_user u ON u.usesysid = c.relowner WHERE c.relname = %s"
+SESSION_AUTHORIZATION_DEFAULT = "SET SESSION AUTHORIZATION DEFAULT"
 _REDSHIFT_USER = re.compile(r"^[A-Za-z0-9_:@.+=-]{1,127}$")
 
 
@@ -225,7 +233,7 @@ def redshift_access(conn: Any, sync_user: str, refresh_user: str) -> list[str]:
             ran.append(statement)
 
         for user, quoted in ((sync_user, sync), (refresh_user, refresh)):
-            cur.execute("SELECT count(*) FROM pg_user WHERE usename = %s", (user,))
+            cur.execute(USER_EXISTS_SQL, (user,))
             if not cur.fetchone()[0]:
                 run(f"CREATE USER {quoted} PASSWORD DISABLE")
         run(f"GRANT SELECT, INSERT ON orders_fact TO {sync}")
@@ -233,14 +241,14 @@ def redshift_access(conn: Any, sync_user: str, refresh_user: str) -> list[str]:
         run(f"GRANT SELECT ON orders_fact, state_population TO {refresh}")
         run(f"GRANT INSERT ON view_refreshes TO {refresh}")
         for view, ddl in VIEW_DDL.items():
-            cur.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = %s", (view,))
+            cur.execute(VIEW_OWNER_SQL, (view,))
             owner = cur.fetchone()
             if owner and owner[0] == refresh_user:
                 continue
             run(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
             run(f"SET SESSION AUTHORIZATION {refresh}")
             run(ddl)
-            run("RESET SESSION AUTHORIZATION")
+            run(SESSION_AUTHORIZATION_DEFAULT)
     conn.commit()
     return ran
 
@@ -257,6 +265,9 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer NOT NULL PRIMARY KEY,
     applied_at timestamptz NOT NULL
 )"""
+# applied_at is bound, computed in Python: Redshift lists CURRENT_TIMESTAMP (and NOW()) among its leader-node-only
+# functions, which fail in a statement that writes a user table, and PostgreSQL lacks GETDATE()/SYSDATE.
+RECORD_MIGRATION_SQL = "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)"
 
 MATERIALIZED_VIEWS = ("sales_by_state", "state_sales")
 # Written out, not formatted: no statement is ever built from a string at run time.
@@ -330,9 +341,7 @@ def migrate(conn: Any, migrations: list[tuple[int, list[str]]]) -> list[int]:
         with conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
-            cur.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, CURRENT_TIMESTAMP)", (version,)
-            )
+            cur.execute(RECORD_MIGRATION_SQL, (version, datetime.now(UTC)))
         conn.commit()
         applied.append(version)
     return applied

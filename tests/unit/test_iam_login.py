@@ -112,7 +112,7 @@ def test_redshift_users_grants_and_view_owner_on_a_fresh_warehouse() -> None:
     for view in schema.VIEW_DDL:
         at = ran.index(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
         assert ran[at + 1:at + 4] == [f'SET SESSION AUTHORIZATION "{REFRESH}"', schema.VIEW_DDL[view],
-                                      "RESET SESSION AUTHORIZATION"]
+                                      "SET SESSION AUTHORIZATION DEFAULT"]
     for statement in ran:
         sqlglot.parse_one(statement, read="redshift")  # raises on what Redshift's grammar refuses
 
