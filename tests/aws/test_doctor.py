@@ -124,21 +124,45 @@ def test_a_healthy_account_passes_every_check_and_only_reads(aws: None) -> None:
     assert boto3.client("s3").list_buckets()["Buckets"] == []
 
 
-def test_missing_credentials_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No credentials anywhere (no keys, no profile, no instance metadata): one ✗ line saying how to
-    provide them, exit 1, and nothing else asked."""
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No region and no credentials anywhere: no keys, no profile, no config files, no instance metadata."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN",
                  "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL"):
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_missing_credentials_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials anywhere (no keys, no profile, no instance metadata): one ✗ line saying how to
+    provide them, exit 1, and nothing else asked."""
+    no_aws_configuration(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     result = CliRunner().invoke(app, ["doctor", "--target", "aws"])
     assert result.exit_code == 1, result.output
-    assert lines(result) == ["✗ credentials: no AWS credentials found (configure a profile with aws configure or aws "
-                             "sso login, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"]
+    assert lines(result) == ["✗ credentials: no AWS credentials configured (run: aws configure, or aws sso login, "
+                             "or export AWS_PROFILE=<profile>)"]
+    assert "txpipe doctor" not in result.output
+
+
+def test_missing_region_is_a_blocker_not_aws_global(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Credentials but no region: STS alone would answer from its global endpoint and call the region
+    `aws-global`; the doctor says instead that no region is configured and how to set one, and its
+    closing line points there too, never back at txpipe doctor."""
+    no_aws_configuration(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    result = CliRunner().invoke(app, ["doctor", "--target", "aws"])
+    assert result.exit_code == 1, result.output
+    hint = "run: export AWS_DEFAULT_REGION=us-east-1, or set region in your AWS profile"
+    assert lines(result) == [f"✗ region: no AWS region configured ({hint})"]
+    assert result.stderr.strip() == f"error: not ready to deploy: 1 blocker(s), first region: no AWS region " \
+                                    f"configured ({hint})"
+    assert "aws-global" not in result.output and "txpipe doctor" not in result.output
+    report = json.loads(CliRunner().invoke(app, ["doctor", "--target", "aws", "--json"]).stdout)
+    assert (report["region"], report["ready"], report["checks"][0]["status"]) == (None, False, "fail")
 
 
 def test_a_denied_action_is_a_blocker_that_names_it(aws: None) -> None:

@@ -21,6 +21,10 @@ from txpipe_cli.aws.planner import Plan, function_name
 from txpipe_cli.errors import TxpipeError
 
 FAILED_STATES = ("ROLLBACK", "FAILED")
+# infra/template.yaml: the warehouse's monthly compute ceiling (a parameter), and the workgroup it guards (an
+# output of the serverless warehouse only).
+RPU_HOURS = "RedshiftMonthlyRpuHours"
+WORKGROUP_ARN = "WarehouseWorkgroupArn"
 
 
 def record_path(home: Path, stage: str) -> Path:
@@ -39,6 +43,7 @@ class DeployResult:
     uploaded: bool = False
     migrations: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    usage_limit: dict[str, Any] = field(default_factory=dict)  # action: created | updated | unchanged | skipped
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": "aws", "changed": self.action in ("created", "updated"), **asdict(self)}
@@ -103,6 +108,7 @@ class AwsApplier:
         if not plan.change_set.ready:  # CloudFormation found nothing to change
             result = _result(plan, "unchanged")
             result.record = self._record(plan)
+            result.usage_limit = self._usage_limit(plan, result.record["outputs"])
             return result
         self._step("apply")
         since = datetime.now(UTC).replace(microsecond=0)
@@ -113,9 +119,30 @@ class AwsApplier:
                               hint="fix the cause, then deploy again (a failed create needs destroy first)")
         result = _result(plan, "created" if plan.change_type == "CREATE" else "updated")
         self._step("migrate")
-        result.migrations = self.aws.invoke(function_name(self.stage_name, "ops"), {"action": "migrate"}) or {}
-        result.record = self._record(plan)
+        result.migrations = self.aws.invoke(function_name(self.stage_name, "ops"), {"action": "migrate"},
+                                            function_timeout=FUNCTIONS["ops"].timeout_seconds) or {}
+        result.record = self._record(plan)  # first: should the limit fail, later commands still find the stack
+        result.usage_limit = self._usage_limit(plan, result.record["outputs"])
         return result
+
+    def _usage_limit(self, plan: Plan, outputs: dict[str, str]) -> dict[str, Any]:
+        """The guard on the warehouse bill: a monthly limit on the workgroup's RPU-hours that deactivates it
+        once reached. CloudFormation has no resource type for it, so every deploy ensures it, the unchanged
+        ones too: a new RedshiftMonthlyRpuHours alone changes no resource, so the stack stays as it was."""
+        amount = _parameter(plan, RPU_HOURS)
+        limit = {"usage_type": "serverless-compute", "period": "monthly",
+                 "amount": None if amount is None else int(amount), "breach_action": "deactivate"}
+        workgroup = outputs.get(WORKGROUP_ARN, "")
+        if not (workgroup.startswith("arn:") and ":redshift-serverless:" in workgroup):
+            # The provisioned warehouse has none; nor has an emulator without Redshift Serverless (moto), which
+            # at most gives a placeholder in its place.
+            return {"action": "skipped", "reason": "the stack has no Redshift Serverless workgroup", **limit}
+        if limit["amount"] is None:
+            return {"action": "skipped", "reason": f"the template has no {RPU_HOURS} parameter", **limit}
+        self._step("usage limit")
+        action = self.aws.ensure_usage_limit(workgroup, limit["amount"], usage_type=limit["usage_type"],
+                                             period=limit["period"], breach_action=limit["breach_action"])
+        return {"action": action, "workgroup": workgroup, **limit}
 
     def _record(self, plan: Plan) -> dict[str, Any]:
         """What later commands need, resolved once: outputs, else names derived from the template."""
@@ -145,6 +172,17 @@ class AwsApplier:
         self.home.mkdir(parents=True, exist_ok=True)
         record_path(self.home, stage).write_text(json.dumps(record, indent=2))
         return record
+
+
+def _parameter(plan: Plan, name: str) -> str | None:
+    """A template parameter's value in this deploy: as given (--param), else the template's default."""
+    if name in plan.parameters:
+        return plan.parameters[name]
+    try:
+        default = json.loads(plan.template.body).get("Parameters", {}).get(name, {}).get("Default")
+    except ValueError:
+        return None
+    return None if default is None else str(default)
 
 
 def reasons(failed: list[dict[str, Any]]) -> str:

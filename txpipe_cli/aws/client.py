@@ -20,6 +20,23 @@ from txpipe_cli.errors import TxpipeError, aws_error
 
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 IN_PROGRESS = "_IN_PROGRESS"
+# Seconds the CLI waits for a synchronous invoke past the function's own timeout (lambdas/functions.py):
+# long enough for Lambda to report the timeout itself, so the answer is never cut off and asked again.
+INVOKE_MARGIN = 30.0
+# What to do when the session lacks a region, credentials, or both: never the command just run.
+CONFIG_HINTS = {
+    ("region",): "run: export AWS_DEFAULT_REGION=us-east-1, or set region in your AWS profile",
+    ("credentials",): "run: aws configure, or aws sso login, or export AWS_PROFILE=<profile>",
+    ("region", "credentials"): "run: aws configure (it asks for both), or export AWS_PROFILE=<a profile with both>",
+}
+
+
+class AwsConfigError(TxpipeError):
+    """No region or no credentials: found before the first AWS call, so nothing is built or asked first."""
+
+    def __init__(self, missing: tuple[str, ...], reason: str, hint: str | None = None) -> None:
+        super().__init__(reason, hint=hint or CONFIG_HINTS.get(missing))
+        self.missing = missing  # of region, credentials
 
 
 @dataclass(frozen=True)
@@ -60,27 +77,54 @@ class ChangeSet:
 class AwsClient:
     def __init__(self, session: Any = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self._session = session
+        self._checked = False
         self._clients: dict[str, Any] = {}
         self._sleep = sleep
+        self._account: str | None = None
+
+    def _ready_session(self) -> Any:
+        """The boto3 session, checked once for a region and credentials. Without either no call can
+        succeed, so the first client built says which is missing, in one line and before any work (an STS
+        client without a region would even report `aws-global`, which is no region)."""
+        if not self._checked:
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                if self._session is None:
+                    import boto3  # lazy: the local target never pays for it
+
+                    self._session = boto3.session.Session()
+                missing = tuple(name for name, found in (("region", self._session.region_name),
+                                                         ("credentials", self._session.get_credentials())) if not found)
+            except BotoCoreError as exc:  # a profile missing from the config file, a broken credential source
+                raise AwsConfigError(("credentials",), f"AWS configuration cannot be read: {exc}",
+                                     "run: aws configure list-profiles, then export AWS_PROFILE=<profile>") from None
+            if missing:
+                raise AwsConfigError(missing, f"no AWS {' and no AWS '.join(missing)} configured")
+            self._checked = True
+        return self._session
 
     def _client(self, service: str) -> Any:
         if service not in self._clients:
-            if self._session is None:
-                import boto3  # lazy: the local target never pays for it
-
-                self._session = boto3.session.Session()
-            from botocore.exceptions import NoRegionError
-
-            try:
-                self._clients[service] = self._session.client(service)
-            except NoRegionError:
-                raise TxpipeError("no AWS region configured",
-                                  hint="export AWS_DEFAULT_REGION or set a region in your AWS profile") from None
+            self._clients[service] = self._ready_session().client(service)
         return self._clients[service]
 
     def client(self, service: str) -> Any:
         """The boto3 client for a service, built here once (for read-only checks such as txpipe doctor)."""
         return self._client(service)
+
+    def invoke_client(self, read_timeout: float) -> Any:
+        """The Lambda client for synchronous invokes that wait up to `read_timeout` seconds for the answer,
+        and never retry: boto3's default client gives up after 60 s and sends the request again (it retries a
+        read timeout, a dropped connection, a 5xx), so a sync or migration past a minute ran twice. TCP
+        keepalive holds a long wait open through NATs and load balancers that drop idle connections."""
+        key = f"lambda-invoke-{read_timeout:g}"
+        if key not in self._clients:
+            from botocore.config import Config
+
+            config = Config(read_timeout=read_timeout, tcp_keepalive=True, retries={"total_max_attempts": 1})
+            self._clients[key] = self._ready_session().client("lambda", config=config)
+        return self._clients[key]
 
     def _call(self, service: str, operation: str, **kwargs: Any) -> Any:
         """One AWS call; AWS's own errors become one actionable line."""
@@ -88,28 +132,20 @@ class AwsClient:
 
         try:
             return getattr(self._client(service), operation)(**kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise TxpipeError(f"AWS {service}.{operation} failed: {error.get('Code')}: {error.get('Message')}") \
-                from None
-        except BotoCoreError as exc:
-            known = aws_error(exc)  # no credentials or no region: say which, and how to set it
-            if known is not None and not known.reason.startswith("AWS: "):
-                raise known from None
-            raise TxpipeError(f"AWS {service}.{operation} failed: {exc}",
-                              hint="run: txpipe doctor --target aws") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure(service, operation, exc) from None
 
     # ------------------------------------------------------------------ identity
 
     @property
     def region(self) -> str:
-        region = self._client("sts").meta.region_name
-        if not region:
-            raise TxpipeError("no AWS region configured", hint="export AWS_DEFAULT_REGION or set one in your profile")
-        return region
+        return str(self._ready_session().region_name)
 
     def account_id(self) -> str:
-        return self._call("sts", "get_caller_identity")["Account"]
+        """The caller's account (sts:GetCallerIdentity, asked once): also the proof the credentials work."""
+        if self._account is None:
+            self._account = str(self._call("sts", "get_caller_identity")["Account"])
+        return self._account
 
     # ------------------------------------------------------------------ artifacts (S3)
 
@@ -281,19 +317,36 @@ class AwsClient:
 
     # ------------------------------------------------------------------ functions and API
 
-    def invoke(self, function: str, payload: dict[str, Any]) -> Any:
-        """Invokes a function synchronously; a function error becomes a TxpipeError."""
-        response = self._call("lambda", "invoke", FunctionName=function, InvocationType="RequestResponse",
-                              Payload=json.dumps(payload).encode())
-        body = response["Payload"].read()
+    def invoke(self, function: str, payload: dict[str, Any], *, function_timeout: float,
+               wait: float | None = None) -> Any:
+        """Invokes a function synchronously, exactly once; a function error becomes a TxpipeError.
+
+        The answer is awaited for the function's own timeout plus INVOKE_MARGIN, or `wait` seconds if the
+        caller will wait less; a wait that runs out, or a connection that drops, is reported and never
+        retried: the function may have run, and running a sync or a migration twice is not harmless."""
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+
+        read_timeout = function_timeout + INVOKE_MARGIN if wait is None else min(wait, function_timeout + INVOKE_MARGIN)
+        client, logs = self.invoke_client(read_timeout), f"see its logs: /aws/lambda/{function}"
+        try:
+            response = client.invoke(FunctionName=function, InvocationType="RequestResponse",
+                                     Payload=json.dumps(payload).encode())
+            body = response["Payload"].read()
+        except ReadTimeoutError:
+            raise TxpipeError(f"function {function} did not answer within {read_timeout:g} s; it may still be "
+                              "running, and was not invoked again", hint=logs) from None
+        except ConnectionClosedError:
+            raise TxpipeError(f"the connection closed before function {function} answered; it may have run, "
+                              "and was not invoked again", hint=logs) from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("lambda", "invoke", exc) from None
         try:
             result = json.loads(body) if body else None
         except ValueError:
             raise TxpipeError(f"function {function} returned a non-JSON payload: {body[:200]!r}") from None
         if response.get("FunctionError"):
             message = result.get("errorMessage") if isinstance(result, dict) else result
-            raise TxpipeError(f"function {function} failed: {message}",
-                              hint=f"see its logs: /aws/lambda/{function}")
+            raise TxpipeError(f"function {function} failed: {message}", hint=logs)
         return result
 
     def api_key_value(self, key_id: str) -> str:
@@ -312,11 +365,49 @@ class AwsClient:
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    # ------------------------------------------------------------------ the warehouse bill
+
+    def ensure_usage_limit(self, workgroup_arn: str, amount: int, *, usage_type: str = "serverless-compute",
+                           period: str = "monthly", breach_action: str = "deactivate") -> str:
+        """One usage limit of this type and period on a Redshift Serverless workgroup, at this amount and
+        breach action: `created`, `updated` or `unchanged`. (CloudFormation has no resource type for it.)"""
+        found, token = [], None
+        while True:
+            page = self._call("redshift-serverless", "list_usage_limits", resourceArn=workgroup_arn,
+                              usageType=usage_type, **({"nextToken": token} if token else {}))
+            found += [limit for limit in page.get("usageLimits", []) if limit.get("period") == period]
+            token = page.get("nextToken")
+            if not token:
+                break
+        if not found:
+            self._call("redshift-serverless", "create_usage_limit", resourceArn=workgroup_arn, usageType=usage_type,
+                       period=period, amount=amount, breachAction=breach_action)
+            return "created"
+        limit = found[0]
+        if (limit.get("amount"), limit.get("breachAction")) == (amount, breach_action):
+            return "unchanged"
+        self._call("redshift-serverless", "update_usage_limit", usageLimitId=limit["usageLimitId"], amount=amount,
+                   breachAction=breach_action)
+        return "updated"
+
     def alarms_firing(self, names: list[str]) -> dict[str, str]:
         """The named CloudWatch alarms now in ALARM, with their state reason."""
         response = self._call("cloudwatch", "describe_alarms", AlarmNames=names)
         return {a["AlarmName"]: a.get("StateReason", "") for a in response.get("MetricAlarms", [])
                 if a.get("StateValue") == "ALARM"}
+
+
+def _failure(service: str, operation: str, exc: Exception) -> TxpipeError:
+    """AWS's own error (a ClientError, or botocore's) as one actionable line."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return TxpipeError(f"AWS {service}.{operation} failed: {error.get('Code')}: {error.get('Message')}")
+    known = aws_error(exc)  # no credentials or no region: say which, and how to set it
+    if known is not None and not known.reason.startswith("AWS: "):
+        return known
+    return TxpipeError(f"AWS {service}.{operation} failed: {exc}", hint="run: txpipe doctor --target aws")
 
 
 def _change(raw: dict[str, Any]) -> Change:

@@ -75,6 +75,7 @@ class Deployer:
                step: Callable[[str], None] = lambda _: None,
                on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> DeployResult:
         options = options or DeployOptions()
+        self.aws.account_id()  # region, credentials and identity first: a missing one costs no packaging
         applier: Applier = (DisplayApplier() if options.plan_only
                             else AwsApplier(self.aws, self.home, self.stage, step=step, on_event=on_event))
         step("package")

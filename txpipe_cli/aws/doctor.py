@@ -2,7 +2,8 @@
 
 The checks, in order; each ends ok, warn (deploy may still work) or fail (a blocker):
 
-1. credentials - sts:GetCallerIdentity: the account and the caller's ARN. Without a region or an
+1. credentials - a region and credentials in the session (else a `region` or `credentials` blocker),
+                 then sts:GetCallerIdentity: the account and the caller's ARN. Without a region or an
                  identity nothing else can be asked, so the doctor stops there.
 2. services    - the region offers every service of the stack's resource types (infra/template.yaml
                  under deploy's --param) and deploy's own; botocore's endpoint data answers, offline.
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from txpipe_cli.aws.client import AwsClient
+from txpipe_cli.aws.client import AwsClient, AwsConfigError
 from txpipe_cli.aws.deployer import stack_name
 from txpipe_cli.errors import TxpipeError
 
@@ -72,6 +73,8 @@ OPERATOR_PERMISSIONS = (
                "DeleteDBSubnetGroup AddTagsToResource", "*"),
     Permission("redshift-serverless", "CreateNamespace GetNamespace DeleteNamespace CreateWorkgroup GetWorkgroup "
                "DeleteWorkgroup", "*", "UseServerless"),
+    # Deploy's own, after the stack: the workgroup's monthly usage limit (no CloudFormation resource type).
+    Permission("redshift-serverless", "ListUsageLimits CreateUsageLimit UpdateUsageLimit", "*", "UseServerless"),
     Permission("redshift", "CreateCluster DescribeClusters DeleteCluster CreateClusterSubnetGroup "
                "DeleteClusterSubnetGroup", "*", "UseProvisioned"),
     Permission("secretsmanager", "CreateSecret DeleteSecret GetRandomPassword TagResource", "*"),
@@ -210,6 +213,8 @@ class Doctor:
         try:
             report.region = self.aws.region
             identity = self.aws.client("sts").get_caller_identity()
+        except AwsConfigError as exc:  # no region (not STS's `aws-global`), or no credentials: which, and how
+            report.checks.append(Check(exc.missing[0], "fail", exc.reason, exc.hint))
         except TxpipeError as exc:
             report.checks.append(Check("credentials", "fail", exc.reason, exc.hint))
         except NoCredentialsError:

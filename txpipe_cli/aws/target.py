@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lambdas.functions import FUNCTIONS
 from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.deployer import Deployer, DeployOptions, function_name
 from txpipe_cli.config import PipelineSettings
@@ -60,8 +61,11 @@ class AwsTarget:
         return self.deployer.destroy(on_event)
 
     def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
+        """Runs a function once and returns its answer, waiting at most `timeout` seconds (and never past
+        the function's own timeout and a margin: AwsClient.invoke)."""
         self._record()  # nothing deployed: the same one line as every other command says
-        result = self.aws.invoke(function_name(self.stage, function), payload)
+        result = self.aws.invoke(function_name(self.stage, function), payload,
+                                 function_timeout=FUNCTIONS[function].timeout_seconds, wait=timeout)
         if isinstance(result, dict) and "error" in result:
             raise TxpipeError(result["error"])
         return result
