@@ -16,8 +16,9 @@ from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli.errors import OptionError
 
 DEFAULT_SLA_SECONDS = 900.0
-DEFAULT_SYNC_EVERY = "5m"
+DEFAULT_SYNC_EVERY = "5m"  # the local target's; AWS derives its own from the SLA (default_sync_every)
 SYNC_TIMEOUT_SECONDS = 120.0  # one sync run's budget; the worst lag is one interval plus this
+DEFAULT_ORDERS_PER_MONTH = 1_000_000  # what deploy's cost estimate is for, unless --orders-per-month says
 MIN_SYNC_EVERY_SECONDS = 1.0  # the shortest schedule the local target runs (AWS: a minute, EventBridge's floor)
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
@@ -80,6 +81,17 @@ def check_schedule(sync_every_seconds: float, sla_seconds: float,
             f"a sync every {sync_every_seconds:g} s cannot meet the {sla_seconds:g} s SLA: an order accepted just "
             f"after a run waits {sync_every_seconds:g} s plus up to {sync_timeout_seconds:g} s for the next run "
             f"({worst:g} s)", hint=hint)
+
+
+def default_sync_every(target: str, sla_seconds: float, sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS) -> float:
+    """A first deploy's sync interval when --sync-every is not given. AWS: the longest whole-minute interval
+    (EventBridge's unit) that still meets the SLA with a run's budget, 13 minutes for 900 s: each run that
+    finds orders wakes the warehouse, billed at least 60 s (txpipe_cli/aws/pricing.py), so the fewer the
+    cheaper. An SLA too short for any gets a minute, which `check_schedule` then refuses with the reason.
+    Local: 5 minutes (a run costs nothing there)."""
+    if target != "aws":
+        return parse_duration(DEFAULT_SYNC_EVERY)
+    return max(1, int((sla_seconds - sync_timeout_seconds) // 60)) * 60.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Where the pipeline runs. Commands talk to a target, never to a database or boto3 directly.
 
-Every target offers the same operations with the same arguments. What only one target understands
-(the AWS target's `--plan` and `--param`) is given to it when it is built, by `get_target`, which
-refuses it for a target that has no use for it.
+Every target offers the same operations with the same arguments. What only some targets understand
+(`--plan`, the AWS target's `--param`, the orders a month an estimate is for) is given to a target when it is
+built, by `get_target`, which refuses what a target has no use for.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ class Target(Protocol):
                on_event: Callable[[dict[str, Any]], None] = ...) -> dict[str, Any]:
         """Provisions or updates everything, idempotently. The result carries `target` and `changed`, and
         either `changes` (a target planned through change sets) or `actions` (one that converges part by
-        part); the deploy command renders it by that shape."""
+        part); the deploy command renders it by that shape. A plan's result, or a deploy's that knows its
+        cost, carries `estimate` (pricing.Estimate.to_dict); a deploy that is about to create billable
+        resources first sends on_event one `{"estimate": ...}` event."""
         ...
 
     def status(self) -> dict[str, Any]: ...
@@ -38,19 +40,58 @@ class Target(Protocol):
 
 
 def get_target(name: str, home: Path | None = None, stage: str = "dev", *, plan: bool = False,
-               parameters: Mapping[str, str] | None = None) -> Target:
-    """The named target; `plan` (stop at the change set) and `parameters` (template parameters) are the
-    AWS target's deploy options."""
+               parameters: Mapping[str, str] | None = None,
+               orders_per_month: int = config.DEFAULT_ORDERS_PER_MONTH) -> Target:
+    """The named target, with its deploy options: `plan` (apply nothing: the AWS target stops at the change
+    set), `parameters` (the AWS template's) and `orders_per_month` (what the cost estimate assumes)."""
     if name == "local":
-        if plan or parameters:
-            raise OptionError("--plan and --param apply to --target aws only",
-                              hint="the local target's deploy is already idempotent: just run it")
+        if parameters:
+            raise OptionError("--param applies to --target aws only",
+                              hint="the local target has no template; its settings are deploy's own flags")
         from txpipe_cli.local.target import LocalTarget
 
-        return LocalTarget(home or config.home())
+        local = LocalTarget(home or config.home())
+        return LocalPlan(local, orders_per_month) if plan else local
     if name == "aws":
         from txpipe_cli.aws.deployer import DeployOptions
         from txpipe_cli.aws.target import AwsTarget
 
-        return AwsTarget(home or config.home(), stage, options=DeployOptions(plan, dict(parameters or {})))
+        return AwsTarget(home or config.home(), stage,
+                         options=DeployOptions(plan, dict(parameters or {}), orders_per_month))
     raise OptionError(f"--target {name!r} is not one of {', '.join(TARGETS)}")
+
+
+class LocalPlan:
+    """`deploy --target local --plan`: the local target, whose deploy applies nothing and says what it costs:
+    nothing, as it runs on this machine. Every other operation is the local target's own."""
+
+    name = "local"
+
+    def __init__(self, local: Target, orders_per_month: int) -> None:
+        self.local, self.orders_per_month = local, orders_per_month
+
+    @property
+    def api_url(self) -> str:
+        return self.local.api_url
+
+    def api_headers(self) -> dict[str, str]:
+        return self.local.api_headers()
+
+    def deployed_settings(self) -> dict[str, Any]:
+        return self.local.deployed_settings()
+
+    def deploy(self, settings: config.PipelineSettings, step: Callable[[str], None] = lambda _: None, *,
+               on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+        from txpipe_cli.aws.pricing import local_estimate
+
+        return {"target": "local", "action": "planned", "changed": False, "actions": {},
+                "estimate": local_estimate(self.orders_per_month).to_dict()}
+
+    def status(self) -> dict[str, Any]:
+        return self.local.status()
+
+    def destroy(self, on_event: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+        return self.local.destroy(on_event)
+
+    def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
+        return self.local.invoke(function, payload, timeout)

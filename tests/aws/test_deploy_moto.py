@@ -158,11 +158,18 @@ def test_plan_prints_the_change_set_and_creates_nothing(env: dict[str, str]) -> 
     assert not stack_exists()
     assert client("s3").list_buckets()["Buckets"] == []
     assert client("lambda").list_functions()["Functions"] == []
+    # The monthly estimate of what the change set would create (its figures: tests/unit/test_pricing.py), with
+    # the sync every 13 minutes: the longest a first deploy's 900 s SLA allows.
+    assert plan["estimate"]["orders_per_month"] == 1_000_000 and plan["estimate"]["total_usd"] > 0
+    sync = [line["detail"] for line in plan["estimate"]["lines"] if line["part"] == "Redshift Serverless: sync"]
+    assert len(sync) == 1 and sync[0].endswith(" x 3,369 syncs")
     provisioned = json.loads(cli("deploy", "--plan", "--json", "--param", "WarehouseMode=provisioned").stdout)
     assert "WarehouseCluster" in {c["resource"] for c in provisioned["changes"]}
+    assert "Redshift provisioned" in {line["part"] for line in provisioned["estimate"]["lines"]}
     assert not stack_exists()
-    table = cli("deploy", "--plan").stdout
+    table = cli("deploy", "--plan", "--orders-per-month", "2000000").stdout
     assert "change set for stack txpipe-ci" in table and "nothing was created" in table
+    assert "monthly cost at 2,000,000 orders" in table and "each further million orders adds $" in table
 
 
 def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], network: list[str], moto_url: str) -> None:
@@ -174,6 +181,7 @@ def test_deploy_creates_the_stack_and_runs_migrations(env: dict[str, str], netwo
     assert result["action"] == "created" and result["changed"] is True and result["uploaded"] is True
     assert result["migrations"] == migrated
     assert result["template_source"] == "TemplateURL"
+    assert result["estimate"]["total_usd"] > 0  # shown before the change set was executed (stderr)
     assert stack_exists()
     # What CloudFormation received: the template with its short tags resolved, byte for byte what was uploaded.
     stored = client("cloudformation").get_template(StackName=f"txpipe-{STAGE}")["TemplateBody"]

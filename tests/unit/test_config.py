@@ -11,6 +11,7 @@ from txpipe_cli.config import (
     SYNC_TIMEOUT_SECONDS,
     PipelineSettings,
     check_schedule,
+    default_sync_every,
     parse_clock,
     parse_duration,
 )
@@ -111,6 +112,25 @@ def test_schedule_uses_given_timeout() -> None:
     check_schedule(300.0, 900.0, sync_timeout_seconds=600.0)
     with pytest.raises(TxpipeError):
         check_schedule(300.0, 900.0, sync_timeout_seconds=601.0)
+
+
+@pytest.mark.parametrize(("sla", "minutes"), [(900.0, 13), (600.0, 8), (959.0, 13), (960.0, 14), (180.0, 1)])
+def test_aws_syncs_as_seldom_as_the_sla_allows(sla: float, minutes: int) -> None:
+    """AWS's first schedule: the longest whole-minute interval whose worst case (plus a run) meets the SLA."""
+    chosen = default_sync_every("aws", sla)
+    assert chosen == minutes * 60
+    check_schedule(chosen, sla)
+    with pytest.raises(TxpipeError, match="SLA"):
+        check_schedule(chosen + 60, sla)
+
+
+def test_the_local_target_keeps_five_minutes_and_a_hopeless_sla_is_refused_later() -> None:
+    """Locally a run costs nothing: 5 minutes whatever the SLA. An SLA no minute meets gets a minute, which
+    the schedule check refuses with its reason."""
+    assert default_sync_every("local", 900.0) == default_sync_every("local", 3600.0) == 300.0
+    assert default_sync_every("aws", 150.0) == 60.0
+    with pytest.raises(TxpipeError, match="150 s SLA"):
+        PipelineSettings(sla_seconds=150.0, sync_every_seconds=default_sync_every("aws", 150.0)).validate()
 
 
 def test_default_settings_validate() -> None:

@@ -132,6 +132,22 @@ def test_deploy_uploads_the_template_before_the_change_set_reads_it(tmp_path: Pa
     assert list(result.record["functions"]) == list(FUNCTIONS)
 
 
+def test_the_estimate_is_sent_before_the_change_set_is_executed(tmp_path: Path) -> None:
+    """A deploy that will create something sends its monthly estimate to on_event before executing; the result
+    carries it too. A plan carries it without the event (nothing is executed)."""
+    aws = RecordingAws()
+    result = deployer(aws, tmp_path).deploy(PipelineSettings(), on_event=lambda e: aws.calls.append(("event", e)))
+    [(_, event)] = [call for call in aws.calls if call[0] == "event"]
+    assert aws.calls.index(("event", event)) < aws.names().index("execute_change_set")
+    assert event["estimate"] == result.estimate and result.estimate["orders_per_month"] == 1_000_000
+    assert result.estimate["total_usd"] == 0.0  # this stand-in template holds no resource
+    planned_aws = RecordingAws()
+    planned = deployer(planned_aws, tmp_path).deploy(PipelineSettings(), DeployOptions(plan_only=True,
+                                                                                      orders_per_month=42),
+                                                     on_event=lambda e: planned_aws.calls.append(("event", e)))
+    assert planned.estimate["orders_per_month"] == 42 and "event" not in planned_aws.names()
+
+
 def test_no_changes_means_no_upload_no_execute(tmp_path: Path) -> None:
     """An empty change set, everything already in the bucket: nothing uploaded or executed, the change set
     deleted, and the result says unchanged."""

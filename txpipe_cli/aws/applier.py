@@ -43,6 +43,7 @@ class DeployResult:
     uploaded: bool = False
     migrations: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    estimate: dict[str, Any] = field(default_factory=dict)  # the monthly cost (pricing.Estimate.to_dict)
     usage_limit: dict[str, Any] = field(default_factory=dict)  # action: created | updated | unchanged | skipped
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +65,8 @@ class Applier(Protocol):
 def _result(plan: Plan, action: str) -> DeployResult:
     changes = plan.change_set.changes if plan.change_set else []
     return DeployResult(plan.stack, action, [c.as_dict() for c in changes], plan.artifact.key, plan.template.key,
-                        plan.template_source, list(plan.uploaded), bool(plan.uploaded))
+                        plan.template_source, list(plan.uploaded), bool(plan.uploaded),
+                        estimate=plan.estimate.to_dict() if plan.estimate else {})
 
 
 class DisplayApplier:

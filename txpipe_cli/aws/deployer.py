@@ -7,14 +7,15 @@ change sets, which is how CloudFormation plans; the applier (applier.py) is the 
                 resolved to compact JSON (package.compile_template), also named after its hash;
 2. plan       - Planner.plan reads the stack (CREATE for a new one, UPDATE otherwise; one that failed to
                 create must be destroyed first) and whether the artifacts bucket and both objects are
-                there, and turns the settings into template parameters (--param K=V adds or overrides);
+                there, turns the settings into template parameters (--param K=V adds or overrides) and
+                prices the template under them (pricing.py: the monthly estimate, no AWS call);
 3. upload     - Applier.stage ensures the bucket (encrypted, public access blocked) and uploads what is
                 missing, the template included: CloudFormation reads it from there (TemplateURL, up to
                 1 MB) rather than from the request (TemplateBody, capped at 51,200 bytes);
 4. change set - Planner.change_set: CloudFormation plans the change from TemplateURL, described as
                 action, resource, type, replacement. An empty change set means nothing to change;
-5. apply      - Applier.apply executes the change set and follows the stack events; on failure it raises
-                with the failed events' reasons;
+5. apply      - the estimate goes to on_event first, then Applier.apply executes the change set and
+                follows the stack events; on failure it raises with the failed events' reasons;
 6. migrate    - the schema migrations, through the ops function (inside the VPC);
 7. record     - the outputs and resolved names, to $TXPIPE_HOME/aws-<stage>.json.
 
@@ -37,7 +38,7 @@ from txpipe_cli.aws.applier import Applier, AwsApplier, DeployResult, DisplayApp
 from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.package import CompiledTemplate
 from txpipe_cli.aws.planner import Planner, function_name, stack_name, template_parameters
-from txpipe_cli.config import PipelineSettings
+from txpipe_cli.config import DEFAULT_ORDERS_PER_MONTH, PipelineSettings
 from txpipe_cli.errors import TxpipeError
 
 # Imported from here by other modules (doctor, the AWS target, tests).
@@ -48,10 +49,12 @@ STAGING_BUCKET = "WarehouseStagingBucket"  # infra/template.yaml: emptied before
 
 @dataclass(frozen=True)
 class DeployOptions:
-    """What an AWS deploy takes beyond the pipeline settings: `--plan` and `--param KEY=VALUE`."""
+    """What an AWS deploy takes beyond the pipeline settings: `--plan`, `--param KEY=VALUE` and the orders a
+    month its cost estimate is for (`--orders-per-month`)."""
 
     plan_only: bool = False
     parameters: Mapping[str, str] = field(default_factory=dict)
+    orders_per_month: int = DEFAULT_ORDERS_PER_MONTH
 
 
 class Deployer:
@@ -82,12 +85,14 @@ class Deployer:
         template = self._template()  # first: a template past CloudFormation's limit fails fast
         artifact = Path(self._build(self.home / "build")["functions"]["ingest"]["zip"])
         step("plan")
-        plan = self.planner.plan(settings, dict(options.parameters), artifact, template)
+        plan = self.planner.plan(settings, dict(options.parameters), artifact, template, options.orders_per_month)
         step("upload")
         plan = applier.stage(plan)
         step("change set")
         plan = self.planner.change_set(plan)
         executes = applier.executes and plan.change_set is not None and plan.change_set.ready
+        if executes and plan.estimate is not None:
+            on_event({"estimate": plan.estimate.to_dict()})  # what it will cost, before it is created
         try:
             return applier.apply(plan)
         finally:

@@ -8,6 +8,7 @@ applier's work (applier.py). The stages that use both are told in deployer.py.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from txpipe_cli.aws.client import AwsClient, ChangeSet, TemplateSource
 from txpipe_cli.aws.package import TEMPLATE_BODY_LIMIT, CompiledTemplate
-from txpipe_cli.config import PipelineSettings, parse_clock
+from txpipe_cli.aws.pricing import Estimate, estimate
+from txpipe_cli.config import DEFAULT_ORDERS_PER_MONTH, PipelineSettings, parse_clock
 from txpipe_cli.errors import TxpipeError
 
 # A stack whose creation failed cannot be updated: CloudFormation requires deleting it first.
@@ -86,6 +88,7 @@ class Plan:
     uploaded: tuple[str, ...] = ()  # keys the applier has put in the bucket, in this deploy
     change_set: ChangeSet | None = None
     template_source: str = ""  # TemplateURL or TemplateBody: how the change set read the template
+    estimate: Estimate | None = None  # the stack's monthly cost under these parameters (pricing.py)
 
     @property
     def uploads(self) -> list[Upload]:
@@ -102,8 +105,9 @@ class Planner:
         return bucket_name(self.aws.account_id(), self.aws.region)
 
     def plan(self, settings: PipelineSettings, parameters: dict[str, str], artifact: Path,
-             template: CompiledTemplate) -> Plan:
-        """Reads the stack and the bucket: CREATE or UPDATE, and which objects are missing."""
+             template: CompiledTemplate, orders_per_month: int = DEFAULT_ORDERS_PER_MONTH) -> Plan:
+        """Reads the stack and the bucket: CREATE or UPDATE, and which objects are missing; prices the
+        template under the parameters (no AWS call: the dated price table)."""
         existing = self.aws.stack(self.stack)
         status = existing["StackStatus"] if existing else None
         if status in UNUPDATABLE:
@@ -116,6 +120,7 @@ class Planner:
         def present(key: str) -> bool:
             return bucket_exists and self.aws.object_exists(bucket, key)
 
+        resolved = template_parameters(self.stage, settings, bucket, code_key, parameters)
         return Plan(
             stack=self.stack,
             change_type="UPDATE" if status and status != SHELL else "CREATE",
@@ -123,9 +128,10 @@ class Planner:
             bucket_exists=bucket_exists,
             artifact=Upload(code_key, present(code_key), path=artifact),
             template=Upload(template.key, present(template.key), body=template.body, content_type="application/json"),
-            parameters=template_parameters(self.stage, settings, bucket, code_key, parameters),
+            parameters=resolved,
             settings=settings,
             shell=status == SHELL,
+            estimate=estimate(json.loads(template.body), resolved, orders_per_month),
         )
 
     def change_set(self, plan: Plan) -> Plan:

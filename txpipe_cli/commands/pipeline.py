@@ -6,7 +6,8 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.console import Console
+from rich.table import Column, Table
 
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli import config
@@ -22,13 +23,14 @@ from txpipe_cli.targets import Target, get_target
 def deploy(
     target: TargetOpt = "local",
     stage: StageOpt = "dev",
-    plan: Annotated[bool, typer.Option("--plan", help="AWS: print the change set and apply nothing "
-                                                       "(creates no bucket, object or stack).")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Apply nothing; print the monthly cost estimate (AWS: and "
+                                                       "the change set; creates no bucket, object or stack).")] = False,
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="AWS: template parameter KEY=VALUE (repeatable), e.g. WarehouseMode=provisioned.")] = None,
     sync_every: Annotated[str | None, typer.Option(
         envvar="TXPIPE_SYNC_EVERY", show_default=False,
-        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [first deploy: 5m]")] = None,
+        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [first deploy: local 5m; aws the longest "
+             "whole minutes the SLA allows with a run's time, 13m for 900 s]")] = None,
     sla: Annotated[float | None, typer.Option(
         "--sla", envvar="TXPIPE_SLA_SECONDS", show_default=False,
         help="Freshness SLA in seconds (OLTP accept -> warehouse load). [first deploy: 900]")] = None,
@@ -46,6 +48,9 @@ def deploy(
         help="Deliveries that crash before an order goes to the DLQ (a backstop: a failure the store "
              f"reports is retried with backoff or dead-lettered at once). [first deploy: {MAX_RECEIVE_COUNT}]")
     ] = None,
+    orders_per_month: Annotated[int, typer.Option(
+        min=0, help="Orders a month the cost estimate is for (--plan; AWS: also printed before deploying).")
+    ] = config.DEFAULT_ORDERS_PER_MONTH,
     as_json: JsonOpt = False,
 ) -> None:
     """Provision or update everything the pipeline needs, idempotently.
@@ -58,13 +63,20 @@ def deploy(
 
     Settings stay: a deploy keeps what the last one of this target and stage was given, and a flag
     changes only its own setting (the output says what changed); `txpipe status` shows them.
+
+    Cost: --plan prints the monthly estimate line by line for the settings, --param and --orders-per-month
+    given (the local target costs nothing); a deploy to AWS prints it before creating anything.
     """
-    chosen = get_target(target, stage=stage, plan=plan, parameters=_parameters(param or []))
+    chosen = get_target(target, stage=stage, plan=plan, parameters=_parameters(param or []),
+                        orders_per_month=orders_per_month)
     given = {"sla_seconds": sla, "sync_every_seconds": config.parse_duration(sync_every) if sync_every else None,
              "refresh_at": refresh_at, "timezone": timezone, "visibility_timeout_seconds": visibility_timeout,
              "max_receive_count": max_receive_count}
     previous = _deployed_settings(chosen)
-    settings = config.PipelineSettings.merged(previous, {k: v for k, v in given.items() if v is not None}).validate()
+    first = {"sync_every_seconds": config.default_sync_every(
+        target, sla or previous.get("sla_seconds", config.DEFAULT_SLA_SECONDS))}  # a recorded one stays
+    settings = config.PipelineSettings.merged(first, previous,
+                                              {k: v for k, v in given.items() if v is not None}).validate()
     with err_console.status("deploying...") as spinner:
         result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."),
                                on_event=_print_event)
@@ -76,8 +88,17 @@ def deploy(
     else:
         if "changes" in result:  # planned through a change set
             _render_change_set(result)
+        elif result.get("action") == "planned":
+            console.print("Plan only: nothing was started or changed. The local target runs on this machine: "
+                          "it costs nothing ($0.00 a month).", highlight=False)
         else:  # converged part by part
             _render_actions(result)
+        if plan and result.get("estimate"):
+            render_estimate(result["estimate"], console)
+        elif result.get("estimate") and result.get("changed"):
+            estimate = result["estimate"]
+            console.print(f"Estimated cost: ${estimate['total_usd']:,.2f} a month at {estimate['orders_per_month']:,} "
+                          f"orders (the lines: txpipe deploy --target {target} --plan)", highlight=False)
         for name, change in result["settings_changed"].items():
             console.print(f"setting {name}: {change['from']} -> {change['to']}", highlight=False)
 
@@ -101,11 +122,27 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 
 def _print_event(event: dict[str, Any]) -> None:
+    if "estimate" in event:  # sent once, before a deploy creates or changes anything
+        render_estimate(event["estimate"], err_console, assumptions=False)
+        return
     status = event.get("ResourceStatus", "")
     colour = "red" if "FAILED" in status else "green" if status.endswith("COMPLETE") else "yellow"
     reason = event.get("ResourceStatusReason") or ""
     err_console.print(f"  [{colour}]{status:<20}[/] {event.get('LogicalResourceId', '')} "
                       f"({event.get('ResourceType', '')}) {reason}", highlight=False)
+
+
+def render_estimate(estimate: dict[str, Any], out: Console, assumptions: bool = True) -> None:
+    """The monthly cost, line by line (pricing.Estimate.to_dict), then the total and the cost per million orders."""
+    title = f"monthly cost at {estimate['orders_per_month']:,} orders (list prices of {estimate['prices_date']})"
+    table = Table("part", "detail", Column("$/month", justify="right"), title=title)
+    for line in estimate["lines"]:
+        table.add_row(line["part"], line["detail"], f"{line['monthly_usd']:,.2f}")
+    out.print(table)
+    out.print(f"total: ${estimate['total_usd']:,.2f} a month; each further million orders adds "
+              f"${estimate['per_million_orders_usd']:,.2f}", highlight=False)
+    for assumption in estimate["assumptions"] if assumptions else ():
+        out.print(f"  assumes: {assumption}", highlight=False, style="dim")
 
 
 def _render_actions(result: dict[str, Any]) -> None:
