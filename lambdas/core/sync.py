@@ -125,6 +125,7 @@ class SyncResult:
     # False: the run claimed nothing and its warehouse bills by wake, so it was neither connected to nor
     # sent anything, and the run is not recorded in its sync_runs (see the module docstring)
     warehouse_woken: bool = True
+    staged_batches: int = 0  # of the batches, loaded from a stage outside the warehouse (Redshift: S3 and COPY)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,9 +170,11 @@ def _claim_ahead(oltp: Any, sql: str, as_copy: bool, delete_first: list[str] | N
     return _claim_copy(oltp, sql, after, batch_rows) if as_copy else _claim(oltp, sql, after, batch_rows)
 
 
-def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ...]], loaded_at: datetime) -> int:
+def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ...]],
+                loaded_at: datetime) -> tuple[int, bool]:
     """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction, then
-    removes what the load left outside the warehouse; returns how many it inserted."""
+    removes what the load left outside the warehouse; returns how many it inserted, and whether the batch
+    was staged outside the warehouse (Redshift: in S3, loaded by COPY)."""
     with warehouse.cursor() as cur:
         cur.execute(STAGE_DDL)
         cur.execute(STAGE_CLEAR)
@@ -186,7 +189,7 @@ def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ..
     warehouse.commit()
     if staged is not None:
         backend.unstage(staged)  # only now: until the commit, a crash must find the batch again where it was
-    return max(inserted, 0)
+    return max(inserted, 0), staged is not None
 
 
 def _opens_lazily(warehouse: Any) -> bool:
@@ -220,7 +223,7 @@ def run_sync(
         return connection
 
     started, t0 = now(), time.monotonic()
-    synced = batches = inserted = 0
+    synced = batches = inserted = staged_batches = 0
     # Batches start small and grow 1.5x per full batch up to batch_rows: a small backlog still gets
     # several pipelined batches, a large one amortizes each warehouse commit and merge over more rows.
     size = min(batch_rows, FIRST_BATCH_ROWS)
@@ -239,7 +242,9 @@ def run_sync(
                 size = min(batch_rows, size * 3 // 2)
                 upcoming = helper.submit(_claim_ahead, oltp, claim_delete_sql, text, ids, after, size)
                 ids = []
-            inserted += _load_batch(connection_now(), backend, rows, now())
+            new, was_staged = _load_batch(connection_now(), backend, rows, now())
+            inserted += new
+            staged_batches += was_staged
             if ids:
                 _delete_claimed(oltp, ids)  # the warehouse has committed them
                 ids = []
@@ -268,4 +273,5 @@ def run_sync(
             cur.execute(RECORD_RUN_SQL, (started, finished, synced, pending))
         conn.commit()
     return SyncResult(synced, pending, round(time.monotonic() - t0, 3), batches, round(oldest_age, 3),
-                      inserted=inserted, already_present=synced - inserted, warehouse_woken=wake)
+                      inserted=inserted, already_present=synced - inserted, warehouse_woken=wake,
+                      staged_batches=staged_batches)

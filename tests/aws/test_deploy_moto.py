@@ -117,7 +117,15 @@ def network(env: dict[str, str]) -> list[str]:
     ec2 = client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.77.{i}.0/24", AvailabilityZone=f"us-east-1{az}")
-               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
+               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"), (3, "c"))]  # Serverless: three AZs
+    # The VPC's own route to the AWS APIs the functions call (deploy checks it first): a NAT gateway.
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.100.0/24")["Subnet"]["SubnetId"]
+    nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                     NatGatewayId=nat["NatGateway"]["NatGatewayId"])
+    for subnet in subnets:
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
     return ["--param", f"ExistingVpcId={vpc}", "--param", f"ExistingSubnetIds={','.join(subnets)}"]
 
 
@@ -260,11 +268,13 @@ def _change_sets() -> list[str]:
 
 def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_url: str) -> None:
     """sync-now, report and status invoke the deployed functions and read the real queues."""
-    moved = {"synced": 3, "pending": 1, "seconds": 0.25, "batches": 1, "oldest_pending_seconds": 2}
+    moved = {"synced": 3, "pending": 1, "seconds": 0.25, "batches": 1, "oldest_pending_seconds": 2,
+             "staged_batches": 1}
     queue = {"visible": 0, "in_flight": 0, "dead_letters": 0}
     with invocations_answer(moto_url, queue, moved):  # ops queue_depth, then sync
         assert json.loads(cli("sync-now", "--json").stdout) == {"synced": 3, "inserted": 3, "already_present": 0,
-                                                                 "pending": 1, "still_queued": 0, "seconds": 0.25}
+                                                                 "pending": 1, "still_queued": 0, "seconds": 0.25,
+                                                                 "staged_batches": 1}
 
     report = {"state": "TX", "total_pizzas": 5, "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024,
               "unique_customers": 2, "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}

@@ -290,9 +290,9 @@ def test_the_local_target_is_a_usage_error() -> None:
 def test_the_template_reader_agrees_with_cfn_lint() -> None:
     """The doctor's reading of the resolved template gives cfn-lint's types, conditions and defaults;
     every resource type has a service, and every permission's condition is one of the template's."""
-    from infra import resolved_template
+    from infra import name_api_deployments, resolved_template
 
-    parsed, read = loads(TEMPLATE), Template.of(resolved_template())
+    parsed, read = name_api_deployments(loads(TEMPLATE)), Template.of(resolved_template())
     assert read.resources == {name: (r["Type"], r.get("Condition")) for name, r in parsed["Resources"].items()}
     assert read.defaults == {name: str(p["Default"]) for name, p in parsed["Parameters"].items() if "Default" in p}
     evaluated = 0

@@ -16,7 +16,7 @@ from cfnlint.decode.cfn_yaml import loads
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
 # Actions AWS allows on "*" only (no resource-level permissions): each needs a reason in the template.
 STAR_RESOURCE_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
-                         "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses", "cloudwatch:PutMetricData"}
+                         "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import json
 import pytest
 from cfnlint.decode.cfn_yaml import loads
 
+from infra import name_api_deployments
 from tests.aws.test_template import TEMPLATE
 from txpipe_cli.aws.package import TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT, compile_template
 from txpipe_cli.errors import TxpipeError
@@ -35,11 +36,12 @@ def test_a_plan_before_the_first_deploy_can_send_it_in_the_request(compiled: byt
 
 
 def test_it_is_compact_json_with_every_short_tag_resolved(compiled: bytes) -> None:
-    """No whitespace between tokens, no YAML tag left, and the same document cfn-lint reads."""
+    """No whitespace between tokens, no YAML tag left, and the same document cfn-lint reads (the API deployment
+    named after the API's definition: infra.name_api_deployments)."""
     document = json.loads(compiled)
     assert compiled == json.dumps(document, separators=(",", ":")).encode()
     assert b'"!' not in compiled
-    assert document == json.loads(json.dumps(loads(TEMPLATE.read_text())))
+    assert document == name_api_deployments(json.loads(json.dumps(loads(TEMPLATE.read_text()))))
     assert document["Resources"]["OrdersQueue"]["Properties"]["QueueName"] == {"Fn::Sub": "txpipe-${Stage}-orders"}
 
 

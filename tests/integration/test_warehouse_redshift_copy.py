@@ -117,7 +117,7 @@ def test_copy_path_loads_what_the_postgres_path_loads(dbs, rs, s3):
     requeue_all(dbs)
 
     result = sync_once(dbs, rs, RedshiftWarehouse(stage=STAGE, s3=s3))
-    assert (result.synced, result.inserted, result.batches) == (len(orders), len(orders), 1)
+    assert (result.synced, result.inserted, result.batches, result.staged_batches) == (len(orders), len(orders), 1, 1)
     [copied] = rs.shim.copies  # it went in by COPY, from the bucket, as the role
     assert (copied.role, copied.rows) == (ROLE, len(orders))
     assert copied.keys[0].startswith("stage/orders-") and copied.uri == f"s3://{BUCKET}/{copied.keys[0]}"

@@ -3,8 +3,10 @@
     TXPIPE_AWS_LIVE=1 AWS_PROFILE=... AWS_DEFAULT_REGION=... python -m pytest -m aws_live
 
 runs, through the installed `txpipe` command in its own process, as an operator would:
-doctor -> deploy -> seed (customers) -> send (a small sample) -> sync-now -> sla-report ->
-refresh-views -> report -> destroy, prints how long each step took, and destroys the stack whatever
+doctor -> deploy --plan (the monthly estimate) -> deploy (its usage limit) -> seed (customers) -> send (a small
+sample) -> sync-now (through S3 and COPY, with the sync's IAM login) -> sla-report -> refresh-views -> report ->
+destroy, then checks that destroy kept the final snapshots of the RDS instance and the Redshift Serverless
+namespace (and prints how to delete them), prints how long each step took, and destroys the stack whatever
 happened before (a failed deploy included). It creates billable resources (RDS, Redshift Serverless,
 VPC endpoints) for the hour or so it runs (deploy and destroy take most of it). TXPIPE_AWS_LIVE_STAGE
 names the stage (default: a fresh live-xxxxxx, so that a leftover of an earlier run never collides).
@@ -96,6 +98,23 @@ def test_round_trip_on_a_real_account(tmp_path: Path, capsys: pytest.CaptureFixt
             print(text, file=sys.stderr)
 
     round_trip_then_destroy(Operator(tmp_path / "home", stage), tmp_path, show)
+    show(kept_snapshots(stage))
+
+
+def kept_snapshots(stage: str) -> str:
+    """What destroy left on purpose: the final snapshots of the OLTP database and of the warehouse."""
+    import boto3
+
+    rds = boto3.client("rds").describe_db_snapshots(DBInstanceIdentifier=f"txpipe-{stage}-oltp",
+                                                    SnapshotType="manual")["DBSnapshots"]
+    serverless = boto3.client("redshift-serverless").list_snapshots(namespaceName=f"txpipe-{stage}")["snapshots"]
+    assert rds, f"no final snapshot of txpipe-{stage}-oltp"
+    assert serverless, f"no final snapshot of namespace txpipe-{stage}"
+    lines = [f"  kept: RDS snapshot {s['DBSnapshotIdentifier']} (aws rds delete-db-snapshot "
+             f"--db-snapshot-identifier {s['DBSnapshotIdentifier']})" for s in rds]
+    lines += [f"  kept: Redshift Serverless snapshot {s['snapshotName']} (aws redshift-serverless delete-snapshot "
+              f"--snapshot-name {s['snapshotName']})" for s in serverless]
+    return "\n".join(lines)
 
 
 def round_trip_then_destroy(operator: Operator, tmp_path: Path, show: Callable[[str], None]) -> None:
@@ -120,7 +139,7 @@ def test_destroy_runs_even_when_a_step_fails(tmp_path: Path) -> None:
                     "print(json.dumps({'ready': True}))\nsys.exit(1 if sys.argv[1] == 'deploy' else 0)\n")
     fake.chmod(0o755)
     operator, shown = Operator(tmp_path / "home", "live-test", [str(fake)]), []
-    with pytest.raises(pytest.fail.Exception, match="txpipe deploy --json exited 1"):
+    with pytest.raises(pytest.fail.Exception, match="txpipe deploy --plan --json exited 1"):
         round_trip_then_destroy(operator, tmp_path, shown.append)
     assert log.read_text().split() == ["doctor", "deploy", "destroy"]
     assert [(step, code) for step, _, code in operator.timings] == [("doctor", 0), ("deploy", 1), ("destroy", 0)]
@@ -134,8 +153,11 @@ def _round_trip(operator: Operator, tmp_path: Path) -> None:
     assert doctor.returncode == 0, f"the doctor found blockers; fix them first:\n{doctor.stdout}"
     assert json.loads(doctor.stdout)["ready"] is True
 
+    planned = operator.json("deploy", "--plan", timeout=1800)
+    assert 0 < planned["estimate"]["total"] <= 150, planned["estimate"]  # the defaults at 1M orders a month
     deployed = operator.json("deploy", timeout=3 * 3600)
     assert deployed["action"] in ("created", "updated"), deployed
+    assert deployed["usage_limit"]["action"] in ("created", "updated", "unchanged"), deployed["usage_limit"]
     operator.run("seed", "--generate", str(CUSTOMERS))  # customers 1..N, with seed's default random seed
 
     sample = tmp_path / "sample.json"
@@ -145,6 +167,7 @@ def _round_trip(operator: Operator, tmp_path: Path) -> None:
 
     synced = operator.json("sync-now", "--queue-wait", "120", timeout=1800)
     assert synced["still_queued"] == 0 and synced["synced"] >= ORDERS, synced
+    assert synced["staged_batches"] >= 1, synced  # through S3 and COPY, not row INSERTs
     sla = operator.json("sla-report", "--sla", "900")  # a breach exits 3, which fails the step
     assert (sla["pending"], sla["breaches"]) == (0, 0) and sla["synced"] >= ORDERS, sla
 

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from lambdas.functions import FUNCTIONS
 from txpipe_cli.aws.client import Change, ChangeSet, TemplateSource
@@ -22,7 +24,7 @@ from txpipe_cli.errors import TxpipeError
 CODE_KEY = "lambdas/txpipe-lambdas-0123456789abcdef.zip"
 TEMPLATE = CompiledTemplate(b'{"Resources":{}}', "fedcba9876543210" * 4)
 # What only reads AWS, and what plans through CloudFormation (a change set, or a new stack's shell).
-READS = {"account_id", "stack", "bucket_exists", "object_exists", "s3_url"}
+READS = {"account_id", "stack", "bucket_exists", "object_exists", "s3_url", "client", "describe_managed_prefix_lists"}
 PLANNING = {"create_change_set", "delete_change_set", "delete_stack"}
 
 
@@ -52,6 +54,18 @@ class RecordingAws:
     def object_exists(self, bucket: str, key: str) -> bool:
         self.calls.append(("object_exists", bucket, key))
         return self.stored is not None and key in self.stored
+
+    def client(self, service: str) -> Any:
+        """EC2 for the planner's read of S3's prefix list: botocore's real client, answered by its Stubber."""
+        assert service == "ec2", service
+        ec2 = boto3.client("ec2", region_name=self.region, aws_access_key_id="x", aws_secret_access_key="x")
+        stubber = Stubber(ec2)
+        stubber.add_response("describe_managed_prefix_lists", {"PrefixLists": [
+            {"PrefixListId": "pl-0123456789abcdef0", "PrefixListName": f"com.amazonaws.{self.region}.s3"}]})
+        stubber.activate()
+        self.calls.append(("client", service))
+        self.calls.append(("describe_managed_prefix_lists",))
+        return ec2
 
     def s3_url(self, bucket: str, key: str) -> str:
         return f"https://{bucket}.s3.{self.region}.amazonaws.com/{key}"

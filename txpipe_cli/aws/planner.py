@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from txpipe_cli.aws import network
 from txpipe_cli.aws.client import AwsClient, ChangeSet, TemplateSource
 from txpipe_cli.aws.package import TEMPLATE_BODY_LIMIT, CompiledTemplate
 from txpipe_cli.aws.pricing import Estimate, estimate
@@ -108,6 +109,9 @@ class Planner:
              template: CompiledTemplate, orders_per_month: int = DEFAULT_ORDERS_PER_MONTH) -> Plan:
         """Reads the stack and the bucket: CREATE or UPDATE, and which objects are missing; prices the
         template under the parameters (no AWS call: the dated price table)."""
+        warehouse = parameters.get("WarehouseMode", "serverless")
+        if parameters.get("ExistingVpcId"):  # before any AWS call: too few subnets is known already
+            network.check_subnet_ids(parameters.get("ExistingSubnetIds", "").split(","), warehouse)
         existing = self.aws.stack(self.stack)
         status = existing["StackStatus"] if existing else None
         if status in UNUPDATABLE:
@@ -120,7 +124,8 @@ class Planner:
         def present(key: str) -> bool:
             return bucket_exists and self.aws.object_exists(bucket, key)
 
-        resolved = template_parameters(self.stage, settings, bucket, code_key, parameters)
+        resolved = template_parameters(self.stage, settings, bucket, code_key,
+                                       {**self.network_parameters(parameters, warehouse), **parameters})
         return Plan(
             stack=self.stack,
             change_type="UPDATE" if status and status != SHELL else "CREATE",
@@ -133,6 +138,22 @@ class Planner:
             shell=status == SHELL,
             estimate=estimate(json.loads(template.body), resolved, orders_per_month),
         )
+
+    def network_parameters(self, parameters: dict[str, str], warehouse: str) -> dict[str, str]:
+        """The region's S3 prefix list (the security groups' HTTPS destination), read from EC2; with an existing
+        VPC, first that its subnets and routes give every function a way to what it calls (network.py)."""
+        ec2 = self.aws.client("ec2")
+        vpc = parameters.get("ExistingVpcId")
+        if vpc:
+            problems = network.existing_vpc_problems(ec2, self.aws.region, vpc,
+                                                     parameters.get("ExistingSubnetIds", "").split(","), warehouse)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                raise TxpipeError(f"the existing VPC {vpc} cannot run the stack: {problems[0]}{more}",
+                                  hint="txpipe doctor --target aws with the same --param lists every problem")
+        if "S3PrefixListId" in parameters:
+            return {}
+        return {"S3PrefixListId": network.s3_prefix_list(ec2, self.aws.region)}
 
     def change_set(self, plan: Plan) -> Plan:
         """CloudFormation plans the change: a change set, created and described to its list of changes."""

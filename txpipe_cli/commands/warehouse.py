@@ -39,7 +39,9 @@ def sync_now(
         result = chosen.invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
     moved = {"synced": result["synced"], "inserted": result.get("inserted", result["synced"]),
              "already_present": result.get("already_present", 0), "pending": result["pending"],
-             "still_queued": queued, "seconds": result["seconds"]}
+             "still_queued": queued, "seconds": result["seconds"],
+             # batches the warehouse loaded from a stage outside it (Redshift: S3 and COPY)
+             "staged_batches": result.get("staged_batches", 0)}
     if as_json:
         print_json(moved)
     else:
