@@ -3,6 +3,7 @@ priced, and each line moving with its parameter exactly as the price table (txpi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from txpipe_cli.aws.pricing import Estimate, estimate, load_prices, unpriced
 from txpipe_cli.config import DEFAULT_SLA_SECONDS, PipelineSettings, default_sync_every
 from txpipe_cli.errors import TxpipeError
 
+BUDGET_USD = 150.0  # issue 14: the default stack meets the SLA for this much a month at 1 M orders
 MILLION = 1_000_000
 PRICES = load_prices()
 
@@ -31,6 +33,18 @@ def default_parameters(**extra: str) -> dict[str, str]:
 def line(found: Estimate, part: str) -> float:
     [usd] = [item.monthly_usd for item in found.lines if item.part == part]
     return usd
+
+
+def shown(found: Estimate) -> str:
+    return "\n".join(f"  {item.part}: {item.detail}: ${item.monthly_usd:,.2f}" for item in found.lines)
+
+
+def test_the_default_stack_costs_at_most_the_budget_at_a_million_orders() -> None:
+    """infra/template.json as a first deploy sets it up, 1 M orders a month, us-east-1 list prices."""
+    found = estimate(resolved_template(), default_parameters(), MILLION)
+    assert found.total <= BUDGET_USD, f"the default stack costs ${found.total:,.2f} a month:\n{shown(found)}"
+    assert found.orders_per_month == MILLION and found.prices_date == PRICES["date"]
+    assert 0 < found.per_million_orders < found.total
 
 
 def test_every_resource_type_of_the_template_has_a_price_entry() -> None:
@@ -162,3 +176,14 @@ def test_the_cost_per_million_orders_is_what_a_further_million_adds() -> None:
     assert two.total - one.total == pytest.approx(one.per_million_orders, rel=1e-9)
     assert one.to_dict()["per_million_orders_usd"] == round(one.per_million_orders, 2)
     assert one.to_dict()["total_usd"] == round(one.total, 2) and one.to_dict()["assumptions"] == one.assumptions
+
+
+def test_the_readme_shows_the_default_estimate_as_printed() -> None:
+    """README's "What it costs" table is the default estimate at 1 M orders, line by line, and its total."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = estimate(resolved_template(), default_parameters(), MILLION)
+    rows = [f"| {item.part} | {item.detail} | {item.monthly_usd:,.2f} |" for item in found.lines]
+    section = readme[readme.index("**What it costs.**"):readme.index("**Tearing down.**")]
+    assert [row for row in section.splitlines() if row in rows] == rows, "README: paste the estimate again"
+    assert f"| **total** | | **{found.total:,.2f}** |" in section
+    assert f"**${found.per_million_orders:,.2f}**" in section
