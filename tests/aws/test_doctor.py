@@ -68,9 +68,10 @@ class Account:
                workgroups: bool = True) -> None:
         self.stubs["lambda"].add_response("get_account_settings", {"AccountLimit": {
             "ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": unreserved}, "AccountUsage": {}}, {})
-        self.stubs["service-quotas"].add_response("get_service_quota", {"Quota": {
-            "QuotaCode": "L-F678F1CE", "QuotaName": "VPCs per Region", "Value": vpcs}},
-            {"ServiceCode": "vpc", "QuotaCode": "L-F678F1CE"})
+        if not self.parameters.get("ExistingVpcId"):  # the stack makes a VPC only without one of yours
+            self.stubs["service-quotas"].add_response("get_service_quota", {"Quota": {
+                "QuotaCode": "L-F678F1CE", "QuotaName": "VPCs per Region", "Value": vpcs}},
+                {"ServiceCode": "vpc", "QuotaCode": "L-F678F1CE"})
         self.stubs["rds"].add_response("describe_account_attributes", {"AccountQuotas": [
             {"AccountQuotaName": "DBInstances", "Used": db_instances, "Max": 40}]}, {})
         if workgroups:
@@ -113,12 +114,12 @@ def test_a_healthy_account_passes_every_check_and_only_reads(aws: None) -> None:
     account = Account(user_session()).healthy()
     output = lines(account.doctor(code=0))
     assert [line.split(":")[0] for line in output] == [
-        "✓ credentials", "✓ services", "✓ permissions", "✓ quota", "✓ quota", "✓ quota", "✓ quota", "✓ quota",
-        "✓ bucket", "ready to deploy, 0 warning(s)"]
+        "✓ credentials", "✓ services", "✓ network", "✓ permissions", "✓ quota", "✓ quota", "✓ quota", "✓ quota",
+        "✓ quota", "✓ bucket", "ready to deploy, 0 warning(s)"]
     assert output[0] == f"✓ credentials: account {ACCOUNT} in {REGION} as arn:aws:iam::{ACCOUNT}:user/alice"
     assert f"{BUCKET} is free: deploy creates it" in output[-2]
-    assert "quota: VPCs: 1 taken + 1 for txpipe, of 5" in output[4]  # moto's default VPC
-    assert "quota: Lambda concurrent executions: 0 taken + 9 for txpipe, of 1000" in output[3]
+    assert "quota: VPCs: 1 taken + 1 for txpipe, of 5" in output[5]  # moto's default VPC
+    assert "quota: Lambda concurrent executions: 0 taken + 9 for txpipe, of 1000" in output[4]
     assert all(re.match(r"(Get|Describe|List|Head|Simulate)", call) for call in account.calls), account.calls
     assert "HeadBucket" in account.calls and "SimulatePrincipalPolicy" in account.calls
     assert boto3.client("s3").list_buckets()["Buckets"] == []
@@ -183,7 +184,7 @@ def test_a_caller_that_may_not_simulate_gets_a_warning_not_a_blocker(aws: None) 
     account.stubs["iam"].add_client_error("simulate_principal_policy", "AccessDenied", http_status_code=403)
     account.quotas()
     output = lines(account.doctor(code=0))
-    assert "! permissions: cannot check permissions: iam:SimulatePrincipalPolicy failed (AccessDenied)" in output[2]
+    assert "! permissions: cannot check permissions: iam:SimulatePrincipalPolicy failed (AccessDenied)" in output[3]
     assert output[-1] == "ready to deploy, 1 warning(s)"
 
 
@@ -203,7 +204,7 @@ def test_an_assumed_role_is_simulated_as_its_role_with_its_path(aws: None) -> No
     account.healthy(principal=role_arn)
     output = lines(account.doctor(code=0))
     assert output[0].endswith(f"as arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci")
-    assert output[2].startswith(f"✓ permissions: {role_arn} may do all ")
+    assert output[3].startswith(f"✓ permissions: {role_arn} may do all ")
 
 
 def test_a_bucket_of_another_account_is_a_blocker(aws: None) -> None:
@@ -246,10 +247,10 @@ def test_json_output_shape(aws: None) -> None:
     report = json.loads(account.doctor("--json", "--stage", "dev", code=0).stdout)
     assert set(report) == {"target", "stage", "region", "account", "arn", "ready", "blockers", "warnings", "checks"}
     assert (report["target"], report["region"], report["account"], report["ready"]) == ("aws", REGION, ACCOUNT, True)
-    assert [c["check"] for c in report["checks"]][:3] == ["credentials", "services", "permissions"]
+    assert [c["check"] for c in report["checks"]][:4] == ["credentials", "services", "network", "permissions"]
     for check in report["checks"]:
         assert set(check) == {"check", "status", "reason", "fix", "details"} and check["status"] == "ok"
-    assert report["checks"][2]["details"] == {"principal": f"arn:aws:iam::{ACCOUNT}:user/alice",
+    assert report["checks"][3]["details"] == {"principal": f"arn:aws:iam::{ACCOUNT}:user/alice",
                                               "checked": expected, "denied": []}
 
 
@@ -263,8 +264,8 @@ def test_a_quota_used_up_is_a_blocker_and_near_the_limit_a_warning(aws: None) ->
     account.allow(f"arn:aws:iam::{ACCOUNT}:user/alice")
     account.quotas(unreserved=10)
     output = lines(account.doctor(code=1))
-    assert "✗ quota: VPCs: 5 taken + 1 for txpipe, of 5: used up" in output[4]
-    assert "! quota: Lambda concurrent executions: 990 taken + 9 for txpipe, of 1000: near the limit" in output[3]
+    assert "✗ quota: VPCs: 5 taken + 1 for txpipe, of 5: used up" in output[5]
+    assert "! quota: Lambda concurrent executions: 990 taken + 9 for txpipe, of 1000: near the limit" in output[4]
 
 
 def test_elastic_ips_are_counted_when_the_stack_allocates_some(aws: None) -> None:
@@ -322,3 +323,25 @@ def test_every_action_the_readme_lists_is_in_the_doctors_list() -> None:
             named.append(f"{service}:{variant}")
     assert len(named) > 15
     assert [n for n in named if not fnmatch.filter(known, n)] == []
+
+
+def test_an_existing_vpc_without_routes_or_azs_is_a_blocker(aws: None) -> None:
+    """--param ExistingVpcId: the subnets' AZs and routes are read (describe calls only); each problem is a ✗
+    line naming the service, who calls it and the fix; the same VPC with a NAT route in three AZs passes."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"172.31.{i}.0/24", AvailabilityZone=f"{REGION}{az}")
+               ["Subnet"]["SubnetId"] for i, az in enumerate("abc")]
+    parameters = {"ExistingVpcId": vpc, "ExistingSubnetIds": ",".join(subnets)}
+    output = lines(Account(user_session("alice"), REGION, parameters).healthy().doctor(code=1))
+    network = [line for line in output if line.startswith("✗ network")]
+    assert len(network) == 4 and any("secretsmanager (called by ops)" in line for line in network), network
+    assert output[-1].startswith("not ready: 4 blocker(s) (network")
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.100.0/24")["Subnet"]["SubnetId"]
+    nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
+    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0",
+                     NatGatewayId=nat["NatGateway"]["NatGatewayId"])
+    output = lines(Account(user_session("bob"), REGION, parameters).healthy(
+        principal=f"arn:aws:iam::{ACCOUNT}:user/bob").doctor(code=0))
+    assert output[2] == f"✓ network: {vpc}: 3 subnets, each with a route to every service the functions call"

@@ -7,12 +7,14 @@ The checks, in order; each ends ok, warn (deploy may still work) or fail (a bloc
                  identity nothing else can be asked, so the doctor stops there.
 2. services    - the region offers every service of the stack's resource types (infra/template.yaml
                  under deploy's --param) and deploy's own; botocore's endpoint data answers, offline.
-3. permissions - iam:SimulatePrincipalPolicy for the caller's principal (an assumed role's role, not its
+3. network     - an existing VPC (--param ExistingVpcId): subnets in the AZs the warehouse needs, and a route
+                 from them to every service the functions call (network.py; deploy checks the same first).
+4. permissions - iam:SimulatePrincipalPolicy for the caller's principal (an assumed role's role, not its
                  session) over OPERATOR_PERMISSIONS, each on the ARN deploy touches. A caller that may
                  not simulate gets a warning, not a blocker.
-4. quotas      - what the stack adds against each quota: Lambda concurrency, VPCs, Elastic IPs, RDS
+5. quotas      - what the stack adds against each quota: Lambda concurrency, VPCs, Elastic IPs, RDS
                  instances, Redshift Serverless workgroups. Used up: a blocker; over NEAR: a warning.
-5. bucket      - the artifacts bucket name txpipe-artifacts-<account>-<region> is free or ours.
+6. bucket      - the artifacts bucket name txpipe-artifacts-<account>-<region> is free or ours.
 
 Only get, describe, list, head and simulate calls: the doctor never creates or changes anything.
 """
@@ -25,8 +27,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from txpipe_cli.aws import network
 from txpipe_cli.aws.client import AwsClient, AwsConfigError
 from txpipe_cli.aws.deployer import stack_name
+from txpipe_cli.aws.resolve import Resolver
 from txpipe_cli.errors import TxpipeError
 
 NEAR = 0.8  # a quota more than this full after deploy is a warning
@@ -69,6 +73,8 @@ OPERATOR_PERMISSIONS = (
     Permission("ec2", "CreateSecurityGroup DeleteSecurityGroup AuthorizeSecurityGroupIngress "
                "AuthorizeSecurityGroupEgress RevokeSecurityGroupEgress DescribeSecurityGroups DescribeVpcs "
                "DescribeSubnets", "*"),
+    # Deploy's own reads: S3's prefix list (the security groups' HTTPS destination); an existing VPC's routes.
+    Permission("ec2", "DescribeManagedPrefixLists DescribeRouteTables DescribeVpcEndpoints", "*"),
     Permission("rds", "CreateDBInstance ModifyDBInstance DeleteDBInstance DescribeDBInstances CreateDBSubnetGroup "
                "DeleteDBSubnetGroup AddTagsToResource", "*"),
     Permission("redshift-serverless", "CreateNamespace GetNamespace DeleteNamespace CreateWorkgroup GetWorkgroup "
@@ -138,28 +144,23 @@ class Report:
 
 @dataclass(frozen=True)
 class Template:
-    """What the doctor needs of the template (the resolved one deploy sends, infra/template.json):
-    resource types and conditions, parameter defaults, and conditions of the form Fn::Equals [Ref P, v]."""
+    """What the doctor needs of the template (the resolved one deploy sends, infra/template.json): resource
+    types and conditions, parameter defaults, and the conditions evaluated as deploy's pricing does
+    (aws/resolve.py)."""
 
     resources: dict[str, tuple[str, str | None]]  # logical id -> (type, condition)
     defaults: dict[str, str]
-    conditions: dict[str, Any]  # name -> its expression
+    source: dict[str, Any]  # the template itself
 
     @classmethod
     def of(cls, template: dict[str, Any]) -> Template:
         resources = {name: (r["Type"], r.get("Condition")) for name, r in template["Resources"].items()}
         defaults = {name: str(p["Default"]) for name, p in template.get("Parameters", {}).items() if "Default" in p}
-        return cls(resources, defaults, dict(template.get("Conditions", {})))
+        return cls(resources, defaults, template)
 
     def holds(self, condition: str | None, parameters: dict[str, str]) -> bool:
-        """Whether a condition holds under these parameters; one this reader cannot evaluate counts as
-        holding, so that nothing it guards goes unchecked."""
-        expression = self.conditions.get(condition or "")
-        arguments = expression.get("Fn::Equals") if isinstance(expression, dict) else None
-        if not (isinstance(arguments, list) and len(arguments) == 2 and isinstance(arguments[0], dict)
-                and set(arguments[0]) == {"Ref"}):
-            return True
-        return str({**self.defaults, **parameters}.get(arguments[0]["Ref"], "")) == str(arguments[1])
+        """Whether a condition holds under these parameters (no condition: always)."""
+        return condition is None or Resolver(self.source, parameters).condition(condition)
 
     def types(self, parameters: dict[str, str]) -> list[str]:
         """The resource types the stack creates under these parameters, one entry per resource."""
@@ -203,7 +204,7 @@ class Doctor:
         identity = self._identity(report)
         if identity is None:
             return report  # no region or no identity: nothing else can be asked
-        for check in (self._services, self._permissions, self._quotas, self._bucket):
+        for check in (self._services, self._network, self._permissions, self._quotas, self._bucket):
             report.checks.extend(check(report))
         return report
 
@@ -248,6 +249,29 @@ class Doctor:
         hints = [OTHERWISE[s] for s in missing if s in OTHERWISE]
         return [Check("services", "fail", f"{report.region} does not offer {', '.join(missing)}",
                       " ".join(["choose a region that does (AWS_DEFAULT_REGION)", *hints]), details)]
+
+    def _network(self, report: Report) -> list[Check]:
+        """An existing VPC (--param ExistingVpcId): its subnets span the AZs the warehouse needs and give every
+        function a route to what it calls (aws/network.py, the same check deploy makes first)."""
+        vpc = self.parameters.get("ExistingVpcId")
+        if not vpc:
+            return [Check("network", "ok", "the stack makes its own VPC, with endpoints for what the functions call")]
+        warehouse = self.parameters.get("WarehouseMode", "serverless")
+        subnets = self.parameters.get("ExistingSubnetIds", "").split(",")
+        try:
+            network.check_subnet_ids(subnets, warehouse)
+            problems = network.existing_vpc_problems(self.aws.client("ec2"), report.region or "", vpc, subnets,
+                                                     warehouse)
+        except TxpipeError as exc:
+            return [Check("network", "fail", exc.reason, exc.hint)]
+        except Exception as exc:  # noqa: BLE001 - a read it may not make: a warning, as for the other checks
+            return [Check("network", "warn", f"cannot read VPC {vpc} ({_error_code(exc)})",
+                          "allow ec2:DescribeSubnets, DescribeRouteTables and DescribeVpcEndpoints")]
+        if problems:
+            return [Check("network", "fail", problem, "add the route or endpoint named, or choose other subnets")
+                    for problem in problems]
+        return [Check("network", "ok", f"{vpc}: {len(set(subnets) - {''})} subnets, each with a route to every "
+                      "service the functions call")]
 
     def principal(self, arn: str) -> str | None:
         """The IAM principal behind a caller's ARN, as SimulatePrincipalPolicy takes it: an assumed role's
