@@ -333,7 +333,9 @@ def test_an_existing_vpc_without_routes_or_azs_is_a_blocker(aws: None) -> None:
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"172.31.{i}.0/24", AvailabilityZone=f"{REGION}{az}")
                ["Subnet"]["SubnetId"] for i, az in enumerate("abc")]
     parameters = {"ExistingVpcId": vpc, "ExistingSubnetIds": ",".join(subnets)}
-    output = lines(Account(user_session("alice"), REGION, parameters).healthy().doctor(code=1))
+    result = Account(user_session("alice"), REGION, parameters).healthy().doctor(code=1)
+    assert "txpipe doctor" not in result.output  # each way out is the blocker's own, not the command just run
+    output = lines(result)
     network = [line for line in output if line.startswith("✗ network")]
     assert len(network) == 4 and any("secretsmanager (called by ops)" in line for line in network), network
     assert output[-1].startswith("not ready: 4 blocker(s) (network")

@@ -25,7 +25,8 @@ def doctor(
     as_json: JsonOpt = False,
 ) -> None:
     """Check an AWS account before `txpipe deploy --target aws`: credentials, the region's services,
-    your IAM permissions, the quotas the stack uses and the artifacts bucket name.
+    an existing VPC's subnets and routes (with --param ExistingVpcId), your IAM permissions, the quotas
+    the stack uses and the artifacts bucket name.
 
     One line per check: ✓ fine, ! a warning (deploy may still work), ✗ a blocker, each with what to do.
     Only reads: it creates and changes nothing. Exits 1 when any check is a blocker, else 0.
@@ -40,8 +41,9 @@ def doctor(
         _render(report)
     if report.blockers:
         first = report.blockers[0]
-        fix = first.fix if first.fix and first.fix.startswith("run: ") else "run: txpipe doctor --target aws"
-        fail(f"not ready to deploy: {len(report.blockers)} blocker(s), first {first.check}: {first.reason} ({fix})")
+        # The blocker's own way out: never "run txpipe doctor", which is the command that just ran.
+        fix = f" ({first.fix})" if first.fix else ""
+        fail(f"not ready to deploy: {len(report.blockers)} blocker(s), first {first.check}: {first.reason}{fix}")
 
 
 def _render(report: Report) -> None:
