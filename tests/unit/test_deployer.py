@@ -34,8 +34,10 @@ class RecordingAws:
     region = "eu-west-1"
 
     def __init__(self, stack_status: str | None = None, ready: bool = True, stored: set[str] | None = None,
-                 final: tuple[str, list[dict[str, Any]]] = ("CREATE_COMPLETE", [])) -> None:
+                 final: tuple[str, list[dict[str, Any]]] = ("CREATE_COMPLETE", []),
+                 changes: list[Change] | None = None) -> None:
         self.stack_status, self.ready, self.final = stack_status, ready, final
+        self.changes = changes or [Change("Add", "OrdersQueue", "AWS::SQS::Queue", "-")]
         self.stored = stored  # keys in the artifacts bucket; None: no bucket
         self.calls: list[tuple[Any, ...]] = []
 
@@ -73,7 +75,7 @@ class RecordingAws:
     def create_change_set(self, stack: str, name: str, template: TemplateSource, parameters: dict[str, str],
                           change_type: str) -> ChangeSet:
         self.calls.append(("create_change_set", change_type, parameters["CodeKey"], template))
-        changes = [Change("Add", "OrdersQueue", "AWS::SQS::Queue", "-")] if self.ready else []
+        changes = self.changes if self.ready else []
         return ChangeSet(name, self.ready, changes, "" if self.ready else "didn't contain changes")
 
     def __getattr__(self, name: str) -> Any:
@@ -235,3 +237,23 @@ def test_schedules_in_seconds_are_refused_on_aws() -> None:
     """EventBridge rates are whole minutes: 90 s is refused with a hint."""
     with pytest.raises(TxpipeError, match="whole minutes"):
         template_parameters("prod", PipelineSettings(sync_every_seconds=90), "b", "k", {})
+
+
+@pytest.mark.parametrize(("change", "refused"), [
+    (Change("Modify", "OltpDatabase", "AWS::RDS::DBInstance", "True"), True),
+    (Change("Modify", "WarehouseNamespace", "AWS::RedshiftServerless::Namespace", "Conditional"), True),
+    (Change("Remove", "WarehouseCluster", "AWS::Redshift::Cluster", "-"), True),
+    (Change("Modify", "OltpDatabase", "AWS::RDS::DBInstance", "False"), False),
+    (Change("Modify", "WarehouseWorkgroup", "AWS::RedshiftServerless::Workgroup", "True"), False),
+])
+def test_a_change_that_would_replace_a_data_store_is_refused(tmp_path: Path, change: Change, refused: bool) -> None:
+    """Replacing the RDS instance, the namespace or the cluster would leave the orders in a final snapshot, and
+    their fixed names make the replacement fail anyway: refused before anything executes, change set deleted."""
+    aws = RecordingAws(stack_status="UPDATE_COMPLETE", stored={CODE_KEY, TEMPLATE.key}, changes=[change])
+    if not refused:
+        assert deployer(aws, tmp_path).deploy(PipelineSettings()).action == "updated"
+        assert "execute_change_set" in aws.names()
+        return
+    with pytest.raises(TxpipeError, match=f"would replace {change.logical_id} \\({change.resource_type}\\)"):
+        deployer(aws, tmp_path).deploy(PipelineSettings())
+    assert "execute_change_set" not in aws.names() and aws.names()[-1] == "delete_change_set"

@@ -14,8 +14,10 @@ change sets, which is how CloudFormation plans; the applier (applier.py) is the 
                 1 MB) rather than from the request (TemplateBody, capped at 51,200 bytes);
 4. change set - Planner.change_set: CloudFormation plans the change from TemplateURL, described as
                 action, resource, type, replacement. An empty change set means nothing to change;
-5. apply      - the estimate goes to on_event first, then Applier.apply executes the change set and
-                follows the stack events; on failure it raises with the failed events' reasons;
+5. apply      - a change set that would replace or remove a data store (the RDS instance, the Serverless
+                namespace, a cluster) is deleted and refused; else the estimate goes to on_event first, then
+                Applier.apply executes the change set and follows the stack events; on failure it raises
+                with the failed events' reasons;
 6. migrate    - the schema migrations, through the ops function (inside the VPC);
 7. record     - the outputs and resolved names, to $TXPIPE_HOME/aws-<stage>.json.
 
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from txpipe_cli.aws.applier import Applier, AwsApplier, DeployResult, DisplayApplier, reasons, record_path
-from txpipe_cli.aws.client import AwsClient
+from txpipe_cli.aws.client import AwsClient, Change
 from txpipe_cli.aws.package import CompiledTemplate
 from txpipe_cli.aws.planner import Planner, function_name, stack_name, template_parameters
 from txpipe_cli.config import DEFAULT_ORDERS_PER_MONTH, PipelineSettings
@@ -45,6 +47,8 @@ from txpipe_cli.errors import TxpipeError
 __all__ = ["DeployOptions", "DeployResult", "Deployer", "function_name", "stack_name", "template_parameters"]
 
 STAGING_BUCKET = "WarehouseStagingBucket"  # infra/template.yaml: emptied before the stack is deleted
+# What holds the orders: a deploy never replaces or removes one (destroy is the way to delete them).
+DATA_STORES = frozenset({"AWS::RDS::DBInstance", "AWS::RedshiftServerless::Namespace", "AWS::Redshift::Cluster"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,14 @@ class Deployer:
         step("change set")
         plan = self.planner.change_set(plan)
         executes = applier.executes and plan.change_set is not None and plan.change_set.ready
+        lost = data_store_replacements(plan.change_set.changes) if executes and plan.change_set else []
+        if lost:
+            self.planner.discard(plan)
+            raise TxpipeError(f"the change would replace {', '.join(lost)}: the data stays only in a final snapshot, "
+                              "and the new one's fixed name is still taken, so CloudFormation would fail and roll "
+                              "back; nothing was changed",
+                              hint="undo the setting that forces it (deploy --plan shows each replacement), or "
+                                   "destroy and deploy again")
         if executes and plan.estimate is not None:
             on_event({"estimate": plan.estimate.to_dict()})  # what it will cost, before it is created
         try:
@@ -120,6 +132,14 @@ class Deployer:
         self.record_path.unlink(missing_ok=True)
         return {"target": "aws", "destroyed": existed, "stack": self.stack, "bucket": bucket,
                 "artifacts_removed": removed, "reason": "" if existed else f"no stack {self.stack}"}
+
+
+def data_store_replacements(changes: list[Change]) -> list[str]:
+    """The data stores a change set would delete or replace, as "LogicalId (Type)". Each has a fixed physical
+    name (DBInstanceIdentifier, NamespaceName, ClusterIdentifier), which CloudFormation cannot create a second
+    time beside the first, and its data would survive only in a final snapshot."""
+    return [f"{c.logical_id} ({c.resource_type})" for c in changes if c.resource_type in DATA_STORES
+            and (c.action == "Remove" or (c.action == "Modify" and c.replacement in ("True", "Conditional")))]
 
 
 def _default_build(out_dir: Path) -> dict[str, Any]:
