@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.validate import validate_parameters
+
 REGION = "us-east-1"
 
 # A hook gets (real_client, kwargs, call_number starting at 1) and returns the response.
@@ -33,7 +35,13 @@ class RecordingClient:
         if self.send_hook is None:
             response = self.real.send_message_batch(**kwargs)
         else:
+            # What the hook answers in SQS's place is held to SQS's model, as the request it answers is: a
+            # stand-in may not fail (or succeed) in a way the service could not.
+            operation = self.real.meta.service_model.operation_model("SendMessageBatch")
+            validate_parameters(kwargs, operation.input_shape)
             response = self.send_hook(self.real, kwargs, number)
+            validate_parameters({k: v for k, v in response.items() if k != "ResponseMetadata"},
+                                operation.output_shape)
         self.responses.append(("send_message_batch", response))
         return response
 

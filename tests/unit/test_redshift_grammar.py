@@ -38,6 +38,7 @@ from lambdas.core.warehouse import postgres as postgres_warehouse
 from lambdas.core.warehouse import redshift as redshift_warehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
 from tests.fakes import ScriptedConnection
+from tests.scripted_aws import null_s3
 
 DOCS = "https://docs.aws.amazon.com/redshift/latest/dg/"
 
@@ -309,16 +310,6 @@ OLTP_ANSWERS: dict[str, list[tuple[Any, ...]]] = {
 }
 
 
-class NullS3:
-    """Takes a staged object and forgets it."""
-
-    def put_object(self, **kwargs: Any) -> None:
-        pass
-
-    def delete_object(self, **kwargs: Any) -> None:
-        pass
-
-
 class IdleQueue:
     def stats(self) -> SimpleNamespace:
         return SimpleNamespace(visible=0, in_flight=0, dead_letters=0)
@@ -331,7 +322,7 @@ INVOCATIONS: dict[str, tuple[Callable[[], dict[str, Any]], RedshiftWarehouse]] =
                                            None), RedshiftWarehouse()),
     "ops status": (lambda: ops.handler({"action": "status"}, None), RedshiftWarehouse()),
     "refresh": (lambda: refresh.handler({}, None), RedshiftWarehouse()),
-    "sync, COPY from S3": (lambda: sync_function.handler({}, None), RedshiftWarehouse(stage=STAGE, s3=NullS3())),
+    "sync, COPY from S3": (lambda: sync_function.handler({}, None), RedshiftWarehouse(stage=STAGE, s3=null_s3())),
     "sync, multi-row INSERT": (lambda: sync_function.handler({}, None), RedshiftWarehouse()),
 }
 

@@ -20,6 +20,7 @@ from lambdas.core.warehouse import Capabilities, Warehouse
 from lambdas.core.warehouse.postgres import COPY_SQL, PostgresWarehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
 from tests.fakes import SelfCursor
+from tests.scripted_aws import accept_objects, scripted_client
 
 ROLE = "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B"
 STAGE = S3Stage("txpipe-dev-stage", "stage/", ROLE)
@@ -64,16 +65,14 @@ class FakeConnection(SelfCursor):
         pass
 
 
-class FakeS3:
-    def __init__(self, journal: Journal) -> None:
-        self.journal, self.bodies = journal, {}
+def journaled_s3(journal: Journal) -> Any:
+    """A real S3 client whose puts and deletes are answered at the network edge and written in the journal."""
+    def answer(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        verb = {"PutObject": "put", "DeleteObject": "delete"}[operation]
+        journal.events.append(("s3", f"{verb} s3://{params['Bucket']}/{params['Key']}"))
+        return accept_objects(operation, params)
 
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **kwargs: Any) -> None:  # noqa: N803 - boto3's names
-        self.bodies[Key] = Body
-        self.journal.events.append(("s3", f"put s3://{Bucket}/{Key}"))
-
-    def delete_object(self, Bucket: str, Key: str) -> None:  # noqa: N803 - boto3's names
-        self.journal.events.append(("s3", f"delete s3://{Bucket}/{Key}"))
+    return scripted_client("s3", answer)
 
 
 def a_row(order_id: str, at: datetime = STAMP) -> tuple[Any, ...]:
@@ -109,7 +108,7 @@ def test_redshift_batch_stages_in_s3_copies_commits_then_deletes() -> None:
     rows = [a_row("o-1"), a_row("o-2")]
     uri = f"s3://{STAGE.bucket}/{STAGE.key(rows)}"
     journal = Journal()
-    backend = RedshiftWarehouse(stage=STAGE, s3=FakeS3(journal))
+    backend = RedshiftWarehouse(stage=STAGE, s3=journaled_s3(journal))
     oltp = FakeConnection(journal, "oltp", claimed=rows)
     run_sync(oltp, FakeConnection(journal, "warehouse"), backend=backend, batch_rows=100, now=lambda: STAMP)
     assert [what for who, what in journal.events if who != "oltp"] == [
@@ -128,7 +127,7 @@ def test_redshift_without_a_stage_inserts_and_touches_no_s3() -> None:
 def test_a_failed_copy_deletes_its_object_and_raises() -> None:
     """When COPY itself fails the object is removed at once (the warehouse never took it) and the error stands."""
     journal = Journal()
-    backend = RedshiftWarehouse(stage=STAGE, s3=FakeS3(journal))
+    backend = RedshiftWarehouse(stage=STAGE, s3=journaled_s3(journal))
     cursor = FakeConnection(journal, "warehouse", fail_on="COPY")
     with pytest.raises(RuntimeError, match="refused: COPY"):
         backend.load_stage(cursor, [a_row("o-1")])

@@ -21,18 +21,9 @@ from sqlglot.errors import ErrorLevel
 from lambdas.core import reporting, schema, sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
 from tests.fakes import SelfCursor
+from tests.scripted_aws import null_s3
 
 STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
-
-
-class NullS3:
-    """Takes the staged object and forgets it (the unit tests need the statements, not the bytes)."""
-
-    def put_object(self, **kwargs: Any) -> None:
-        pass
-
-    def delete_object(self, **kwargs: Any) -> None:
-        pass
 
 
 class RecordingConnection(SelfCursor):
@@ -99,7 +90,7 @@ def _captured() -> dict[str, list[str]]:
 
     stamp = datetime(2024, 1, 1, tzinfo=UTC)
     claimed = [("o-1", 1, "TX", "cheese", 1, 12.99, stamp, stamp)]
-    for name, backend in (("sync.run_sync(redshift, S3)", RedshiftWarehouse(stage=STAGE, s3=NullS3())),
+    for name, backend in (("sync.run_sync(redshift, S3)", RedshiftWarehouse(stage=STAGE, s3=null_s3())),
                           ("sync.run_sync(redshift, INSERT)", RedshiftWarehouse())):
         oltp, conn = RecordingConnection(row=(0, None), fetchall=[list(claimed)]), RecordingConnection()
         sync.run_sync(oltp, conn, backend=backend, batch_rows=10, now=lambda: stamp)
