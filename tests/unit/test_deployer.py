@@ -205,3 +205,19 @@ def test_a_change_that_would_replace_a_data_store_is_refused(tmp_path: Path, cha
     with pytest.raises(TxpipeError, match=f"would replace {logical_id} \\({kind}\\)"):
         deployer(cloud, tmp_path).deploy(PipelineSettings())
     assert "ExecuteChangeSet" not in cloud.names() and cloud.names()[-1] == "DeleteChangeSet"
+
+
+def test_a_size_the_price_table_lacks_is_said_and_the_deploy_goes_on(tmp_path: Path) -> None:
+    """An instance class missing from prices.json leaves the plan without an estimate, saying why; the deploy
+    itself is not the price table's to stop."""
+    from txpipe_cli.aws.package import compile_template
+
+    cloud = StackCloud()
+    artifact = tmp_path / "txpipe-lambdas-0123456789abcdef.zip"
+    artifact.write_bytes(b"zip")
+    result = Deployer(AwsClient(session=cloud.session, sleep=lambda _: None), tmp_path, "prod",
+                      build=lambda _: {"functions": {"ingest": {"zip": str(artifact)}}},
+                      template=compile_template).deploy(
+        PipelineSettings(sync_every_seconds=780), DeployOptions(parameters={"DbInstanceClass": "db.x9.huge"}))
+    assert result.action == "created" and result.estimate == {}
+    assert "db.x9.huge" in result.estimate_error and "prices.json" in result.estimate_error

@@ -44,6 +44,7 @@ class DeployResult:
     migrations: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, Any] = field(default_factory=dict)  # the monthly cost (pricing.Estimate.to_dict)
+    estimate_error: str = ""  # why there is no estimate (a size the price table lacks)
     usage_limit: dict[str, Any] = field(default_factory=dict)  # action: created | updated | unchanged | skipped
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +67,8 @@ def _result(plan: Plan, action: str) -> DeployResult:
     changes = plan.change_set.changes if plan.change_set else []
     return DeployResult(plan.stack, action, [c.as_dict() for c in changes], plan.artifact.key, plan.template.key,
                         plan.template_source, list(plan.uploaded), bool(plan.uploaded),
-                        estimate=plan.estimate.to_dict() if plan.estimate else {})
+                        estimate=plan.estimate.to_dict() if plan.estimate else {},
+                        estimate_error=plan.estimate_error)
 
 
 class DisplayApplier:

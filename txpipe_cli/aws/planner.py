@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from txpipe_cli.aws import network
 from txpipe_cli.aws.client import AwsClient, ChangeSet, TemplateSource
@@ -25,6 +26,15 @@ from txpipe_cli.errors import TxpipeError
 UNUPDATABLE = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED")
 # What a change set of a new stack leaves when it is neither executed nor deleted (an interrupted plan).
 SHELL = "REVIEW_IN_PROGRESS"
+
+
+def _priced(template: dict[str, Any], parameters: dict[str, str], orders_per_month: int) -> dict[str, Any]:
+    """The plan's estimate, or why there is none: a size missing from the price table (say an instance class
+    the operator picked) is reported with the plan, and never stops a deploy."""
+    try:
+        return {"estimate": estimate(template, parameters, orders_per_month)}
+    except TxpipeError as exc:
+        return {"estimate_error": exc.line()}
 
 
 def stack_name(stage: str) -> str:
@@ -90,6 +100,7 @@ class Plan:
     change_set: ChangeSet | None = None
     template_source: str = ""  # TemplateURL or TemplateBody: how the change set read the template
     estimate: Estimate | None = None  # the stack's monthly cost under these parameters (pricing.py)
+    estimate_error: str = ""  # why there is none (a size the price table lacks): said, never a reason to stop
 
     @property
     def uploads(self) -> list[Upload]:
@@ -136,7 +147,7 @@ class Planner:
             parameters=resolved,
             settings=settings,
             shell=status == SHELL,
-            estimate=estimate(json.loads(template.body), resolved, orders_per_month),
+            **_priced(json.loads(template.body), resolved, orders_per_month),
         )
 
     def network_parameters(self, parameters: dict[str, str], warehouse: str) -> dict[str, str]:

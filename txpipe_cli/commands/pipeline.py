@@ -93,6 +93,8 @@ def deploy(
                           "it costs nothing ($0.00 a month).", highlight=False)
         else:  # converged part by part
             _render_actions(result)
+        if result.get("estimate_error"):
+            err_console.print(f"no cost estimate: {result['estimate_error']}", highlight=False, soft_wrap=True)
         if plan and result.get("estimate"):
             render_estimate(result["estimate"], console)
         elif result.get("estimate") and result.get("changed"):
