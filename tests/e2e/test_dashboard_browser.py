@@ -1,7 +1,8 @@
-"""The dashboard in a real browser: headless Chromium (Debian's, through its chromedriver) opens the page
-served by `txpipe dashboard` over a real local deployment, picks five states by the picker, the map and
-the keyboard, and checks every figure shown against `txpipe report --json`. A screenshot is kept in
-$TXPIPE_ARTIFACTS (default .artifacts/ in the checkout)."""
+"""The dashboard in a real browser: headless Chromium (Debian's, through its chromedriver) opens the URL
+`txpipe dashboard` prints (with its token) over a real local deployment, picks five states by the picker,
+the map and the keyboard, and checks every figure shown against `txpipe report --json`; without the
+token's cookie it shows the page that says where the URL is. A screenshot is kept in $TXPIPE_ARTIFACTS
+(default .artifacts/ in the checkout)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ ARTIFACTS = Path(os.environ.get("TXPIPE_ARTIFACTS", Path(__file__).resolve().par
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def browser(dashboard: Dashboard) -> Iterator[webdriver.Chrome]:  # noqa: F811
+    """A browser that opened the printed URL once, as the operator does: it holds the dashboard's cookie."""
     chrome = headless_chromium()
+    chrome.get(dashboard.url)
     yield chrome
     chrome.quit()
 
@@ -86,8 +89,9 @@ PICKS = [  # (how, what is typed or clicked, the state it picks)
 
 def test_five_states_picked_three_ways_show_the_report_figures(cli: Cli, dashboard: Dashboard,  # noqa: F811
                                                                 browser: webdriver.Chrome) -> None:
-    browser.get(dashboard.url + "?state=TX")
+    browser.get(dashboard.url + "&state=TX")  # the printed URL, with its token
     wait_ready(browser, "TX")
+    assert browser.current_url == f"{dashboard.base}?state=TX"  # the token is gone from the address bar
     assert shown(browser) | {"url": None} == expected(cli.json("report", "-s", "TX")["states"][0]) | {"url": None}
     for how, what, code in PICKS:
         how(browser, what)
@@ -107,9 +111,26 @@ def test_five_states_picked_three_ways_show_the_report_figures(cli: Cli, dashboa
 
 def test_a_shared_link_opens_on_its_state_and_back_returns(dashboard: Dashboard,  # noqa: F811
                                                            browser: webdriver.Chrome) -> None:
-    browser.get(dashboard.url + "?state=ny")
+    browser.get(dashboard.base + "?state=ny")  # no token: the browser's cookie lets it in
     wait_ready(browser, "NY")
     pick_by_typing(browser, "TX")
     wait_ready(browser, "TX")
     browser.back()
     wait_ready(browser, "NY")
+
+
+def test_the_token_lives_in_an_httponly_strict_cookie_and_without_it_the_page_says_where_the_url_is(
+        dashboard: Dashboard, browser: webdriver.Chrome) -> None:  # noqa: F811
+    [cookie] = browser.get_cookies()
+    assert (cookie["name"], cookie["value"]) == (f"txpipe_dashboard_{dashboard.port}", dashboard.token)
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/")
+    assert browser.execute_script("return document.cookie") == ""  # no script on the page can read it
+    browser.delete_all_cookies()
+    try:
+        browser.get(dashboard.base + "?state=TX")
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "operator's alone" in text and "txpipe dashboard printed in the terminal" in text, text
+        assert browser.find_elements(By.ID, "map") == []
+    finally:
+        browser.get(dashboard.url + "&state=TX")  # the cookie back, for whatever runs next
+    wait_ready(browser, "TX")

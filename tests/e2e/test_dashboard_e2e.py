@@ -1,5 +1,6 @@
 """`txpipe dashboard` as analysts use it: a real server process over a real local deployment, its JSON
-equal to `txpipe report --json`, its refresh button, and what it refuses."""
+equal to `txpipe report --json`, its refresh button, what it refuses, and its token: the URL it prints
+lets a browser in (a cookie), and nothing else does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -21,7 +22,8 @@ STATES = ["TX", "CA", "NY", "WY", "DC"]
 
 
 class Dashboard:
-    """A `txpipe dashboard --port 0 --json` process and plain HTTP requests to it."""
+    """A `txpipe dashboard --port 0 --json` process and plain HTTP requests to it, carrying the cookie its
+    URL's first load sets, as a browser does (`cookie=False`: none)."""
 
     def __init__(self, home: Path, target: str = "local") -> None:
         command = [sys.executable, "-c", "from txpipe_cli.app import main; main()",
@@ -33,12 +35,18 @@ class Dashboard:
         assert line, f"the dashboard did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
         self.url = json.loads(line)["url"]
         self.port = urlsplit(self.url).port
+        self.base = f"http://127.0.0.1:{self.port}/"
+        [self.token] = parse_qs(urlsplit(self.url).query)["token"]
+        status, headers, _ = self.request("GET", f"/?token={self.token}", cookie=False)
+        assert status == 303, status
+        self.set_cookie = headers["set-cookie"]
+        self.cookie = self.set_cookie.split(";")[0]
 
-    def request(self, method: str, path: str,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                cookie: bool = True) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(method, path, headers=headers or {})
+            conn.request(method, path, headers={**({"Cookie": self.cookie} if cookie else {}), **(headers or {})})
             response = conn.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
@@ -125,6 +133,7 @@ def test_refresh_button_brings_new_orders_into_the_views(cli: Cli, dashboard: Da
     ("GET", "/api/states", {"Host": "attacker.example:80"}, 421),  # DNS rebinding
     ("GET", "/api/states/ZZ", {}, 404),
     ("GET", "/static/../server.py", {}, 404),
+    ("GET", "/static/index.html", {}, 404),  # the page is served at / alone, behind the token
     ("DELETE", "/api/states", {}, 405),
 ])
 def test_what_it_refuses(dashboard: Dashboard, method: str, path: str, headers: dict[str, str], status: int) -> None:
@@ -137,3 +146,60 @@ def test_a_port_in_use_is_one_line(cli: Cli, dashboard: Dashboard) -> None:
     result = cli("dashboard", "--port", str(dashboard.port), code=1)
     assert result.output.strip().splitlines() == [
         f"error: port {dashboard.port} on 127.0.0.1 is in use (run: txpipe dashboard --port 0)"]
+
+
+def test_the_url_carries_a_fresh_token_and_its_first_load_trades_it_for_a_cookie(dashboard: Dashboard) -> None:
+    """The printed URL is /?token=<32 random bytes>; loading it sets an HttpOnly, SameSite=Strict cookie and
+    redirects to the same URL without the token (other parameters kept), where the page loads."""
+    assert dashboard.url == f"{dashboard.base}?token={dashboard.token}" and len(dashboard.token) >= 43
+    status, headers, body = dashboard.request("GET", f"/?state=TX&token={dashboard.token}", cookie=False)
+    assert (status, headers["location"], body) == (303, "/?state=TX", b"")
+    name, _, value = headers["set-cookie"].split(";")[0].partition("=")
+    assert (name, value) == (f"txpipe_dashboard_{dashboard.port}", dashboard.token)
+    assert {a.strip() for a in headers["set-cookie"].split(";")[1:]} == {"HttpOnly", "SameSite=Strict", "Path=/"}
+    assert headers["cache-control"] == "no-store"
+    status, headers, body = dashboard.request("GET", "/?state=TX", {"Cookie": f"other=1; {name}={value}"}, cookie=False)
+    assert status == 200 and b"<html" in body.lower() and "default-src 'self'" in headers["content-security-policy"]
+
+
+WRONG = "A" * 43
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), [
+    ("GET", "/", {}),
+    ("GET", "/?state=TX", {"Accept": "application/json"}),
+    ("GET", f"/?token={WRONG}", {}),
+    ("GET", "/api/states", {}),
+    ("GET", "/api/states/TX", {"Cookie": f"txpipe_dashboard_0={WRONG}"}),
+    ("GET", f"/api/states/TX?token={WRONG}", {}),
+    ("GET", "/api/freshness", {}),
+    ("POST", "/api/refresh", {"X-Txpipe-Dashboard": "1"}),
+    ("GET", "/no/such/page", {}),  # which pages exist is nobody else's business either
+])
+def test_without_the_token_or_its_cookie_everything_but_the_assets_is_401(
+        dashboard: Dashboard, method: str, path: str, headers: dict[str, str]) -> None:
+    got, response_headers, body = dashboard.request(method, path, headers, cookie=False)
+    assert got == 401, (path, got, body)
+    error = json.loads(body)["error"]
+    assert "txpipe dashboard" in error and "terminal" in error and "?token=" in error
+    assert dashboard.token not in body.decode() and "set-cookie" not in response_headers
+
+
+def test_a_browser_without_the_cookie_gets_a_page_saying_where_the_url_is(dashboard: Dashboard) -> None:
+    status, headers, body = dashboard.request("GET", "/", {"Accept": "text/html,*/*"}, cookie=False)
+    assert status == 401 and headers["content-type"].startswith("text/html")
+    assert b"txpipe dashboard</code> printed in the terminal" in body and b"<script" not in body
+    assert "default-src 'self'" in headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("path", ["/static/dashboard.js", "/static/dashboard.css", "/static/favicon.svg",
+                                  "/static/vendor/d3.min.js", "/static/vendor/states-albers-10m.json"])
+def test_the_assets_need_no_token(dashboard: Dashboard, path: str) -> None:
+    """Code, styles and the map's shapes hold no figures: a page refused its cookie can still say why, styled."""
+    status, _, body = dashboard.request("GET", path, cookie=False)
+    assert status == 200 and body
+
+
+def test_a_script_may_pass_the_token_in_the_query(dashboard: Dashboard) -> None:
+    status, headers, body = dashboard.request("GET", f"/api/states/WY?token={dashboard.token}", cookie=False)
+    assert status == 200 and json.loads(body)["state"] == "WY" and "set-cookie" not in headers

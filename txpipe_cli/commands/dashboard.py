@@ -6,6 +6,7 @@ import asyncio
 import errno
 import json
 import os
+import secrets
 import threading
 import webbrowser
 from typing import Annotated
@@ -36,10 +37,11 @@ def dashboard(
     on the map, or ?state=TX in the URL) and see its top 3 pizza types, pizzas sold, gross sales, per
     capita, unique customers and rank, with how fresh the views are and a button to refresh them.
 
-    It runs on this machine for both targets and reads through the ops function, as `txpipe report`
-    does (JSON under it: /api/states, /api/states/TX, /api/freshness). A read is reused for 5 s
-    ($TXPIPE_DASHBOARD_CACHE_SECONDS): the views change only when refreshed. With --json, prints one
-    line {"url": ...} once it listens.
+    It is yours alone: the URL it prints carries a secret token, new each run; the browser that opens it
+    keeps it in a cookie, and anyone else on this machine gets 401. It runs on this machine for both
+    targets and reads through the ops function, as `txpipe report` does (JSON under it: /api/states,
+    /api/states/TX, /api/freshness). A read is reused for 5 s ($TXPIPE_DASHBOARD_CACHE_SECONDS): the views
+    change only when refreshed. With --json, prints one line {"url": ...} (with the token) once it listens.
     """
     reader = Reader(get_target(target, stage=stage).invoke, ttl=float(os.environ.get(CACHE_VARIABLE, "5")),
                     last_sync_label=last_sync_label(target))
@@ -50,15 +52,17 @@ def dashboard(
         if exc.errno == errno.EADDRINUSE:
             raise TxpipeError(f"port {port} on 127.0.0.1 is in use", hint="run: txpipe dashboard --port 0") from None
         raise
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    token = secrets.token_urlsafe(32)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={token}"
     if as_json:  # one line, flushed: a script reads the URL while the server runs
         typer.echo(json.dumps({"url": url}))
     else:
-        console.print(f"dashboard at [bold]{url}[/] (Ctrl-C stops it)", highlight=False)
+        # soft_wrap: the URL stays one line to copy, however narrow the terminal.
+        console.print(f"dashboard at [bold]{url}[/] (Ctrl-C stops it)", highlight=False, soft_wrap=True)
     if open_browser:
         # In a thread: a console browser (lynx, w3m) runs until it quits, and the page needs the server.
         threading.Thread(target=_open_browser, args=(url,), daemon=True).start()
-    app = DashboardApp(reader, sock.getsockname()[1])
+    app = DashboardApp(reader, sock.getsockname()[1], token)
     try:
         asyncio.run(build_server(app).serve(sockets=[sock]))
     finally:

@@ -14,6 +14,13 @@ would put the analysts' numbers on the internet).
 - `POST /api/refresh` (header `X-Txpipe-Dashboard: 1`, which a cross-site form cannot send): starts a
   refresh of the views; 202, or 409 while one runs.
 
+The dashboard is the operator's alone (issue 15): 127.0.0.1 is every local user's, so each run has a
+secret token (`txpipe dashboard` prints the URL carrying it). The page's first load with it (`/?token=...`)
+sets an HttpOnly, SameSite=Strict cookie and redirects to the same URL without the token, so it stays out of
+history and referrers; every later request is let in by that cookie (or a `token` query parameter, for a
+script). Anything else gets 401, the page included; only the static assets, which hold no figures, are
+public. Tokens are compared in constant time.
+
 Reads are cached briefly (the views change only when refreshed) so a state change costs one function
 call; a refresh runs in the background and empties the caches when it ends. Requests naming another
 host are refused (a DNS-rebinding page cannot read the API), and the page may load nothing but itself.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -31,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from lambdas.core.reporting import STATE_CODES
 from txpipe_cli.errors import TxpipeError
@@ -49,6 +58,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 REFRESH_HEADER = b"x-txpipe-dashboard"
+TOKEN_PARAMETER = "token"  # noqa: S105 - the query parameter's name, not a secret
+# Why a request was refused, and where the way in is: nowhere but the operator's terminal.
+UNAUTHORIZED = ("this dashboard is its operator's alone: open the URL that `txpipe dashboard` printed in the "
+                "terminal that started it (http://127.0.0.1:PORT/?token=..., a new token each run)")
+UNAUTHORIZED_PAGE = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>txpipe dashboard</title>
+<link rel="stylesheet" href="/static/dashboard.css"></head>
+<body><h1><span class="brand">txpipe</span> This dashboard is its operator's alone</h1>
+<p>Open the URL that <code>txpipe dashboard</code> printed in the terminal that started it
+(<code>http://127.0.0.1:PORT/?token=...</code>). The token is new each run: a link from an earlier run no
+longer opens it.</p></body></html>
+"""
 
 
 class Reader:
@@ -116,7 +137,8 @@ class Reader:
 
 
 def _static_files() -> dict[str, tuple[bytes, str, str]]:
-    """Every shipped file by URL path, read once (a few hundred KB): its bytes, type and ETag."""
+    """Every shipped file by URL path, read once (a few hundred KB): its bytes, type and ETag. The page
+    itself (index.html) is among them, served at / only."""
     files = {}
     for path in sorted(STATIC.rglob("*")):
         if path.is_file() and path.suffix in CONTENT_TYPES:
@@ -126,13 +148,31 @@ def _static_files() -> dict[str, tuple[bytes, str, str]]:
     return files
 
 
-class DashboardApp:
-    """The ASGI app. Blocking reads run on a small thread pool (bounded function calls at once)."""
+def _cookie_values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """The values of the cookie `name` in a request's Cookie headers (other sites on 127.0.0.1 set theirs
+    too, in any shape: read leniently, never parsed as a whole)."""
+    values = []
+    for key, value in headers:
+        if key == b"cookie":
+            for pair in value.split(b";"):
+                found, equals, rest = pair.strip().partition(b"=")
+                if equals and found == name:
+                    values.append(rest.strip())
+    return values
 
-    def __init__(self, reader: Reader, port: int, workers: int = 4) -> None:
+
+class DashboardApp:
+    """The ASGI app. Blocking reads run on a small thread pool (bounded function calls at once). `token` is
+    this run's secret: a request needs it (or the cookie carrying it) for anything but a static asset."""
+
+    def __init__(self, reader: Reader, port: int, token: str, workers: int = 4) -> None:
         self.reader = reader
         self.files = _static_files()
+        self.page = self.files.pop("/static/index.html")  # not an asset: the page is behind the token
         self.hosts = {f"127.0.0.1:{port}".encode(), f"localhost:{port}".encode()}
+        self.token = token.encode()
+        # Cookies ignore ports: one name per port, so two dashboards (or runs) never overwrite each other's.
+        self.cookie = f"txpipe_dashboard_{port}"
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="txpipe-dashboard")
 
     def close(self) -> None:
@@ -146,18 +186,31 @@ class DashboardApp:
             await self._json(send, 421, {"error": "this dashboard answers only to 127.0.0.1 and localhost"})
             return
         path, method = scope["path"], scope["method"]
+        if path.startswith("/static/"):  # the assets: code, styles and the map's shapes, no figures
+            if method != "GET":
+                await self._json(send, 405, {"error": f"{method} is not allowed on {path}"}, {"Allow": "GET"})
+            elif path in self.files:
+                await self._file(send, headers, self.files[path])
+            else:
+                await self._json(send, 404, {"error": f"no file at {path}"})
+            return
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        tokens = [value for key, value in query if key == TOKEN_PARAMETER]
+        from_query = bool(tokens) and all(self._valid(value.encode()) for value in tokens)
+        if not (from_query or any(self._valid(v) for v in _cookie_values(scope["headers"], self.cookie.encode()))):
+            await self._unauthorized(send, path, headers)
+            return
+        if tokens and path == "/" and method == "GET":
+            await self._enter(send, query, set_cookie=from_query)
+            return
         if path == "/api/refresh":
             await self._refresh(send, method, headers)
             return
         if method != "GET":
             await self._json(send, 405, {"error": f"{method} is not allowed on {path}"}, {"Allow": "GET"})
             return
-        if path == "/" or path in self.files:
-            body, kind, etag = self.files["/static/index.html" if path == "/" else path]
-            # Revalidated on every load (an upgrade shows at once); unchanged files cost a 304.
-            fresh = headers.get(b"if-none-match") == etag.encode()
-            await respond(send, 304 if fresh else 200, b"" if fresh else body,
-                          {"content-type": kind, "cache-control": "no-cache", "etag": etag, **SECURITY_HEADERS})
+        if path == "/":
+            await self._file(send, headers, self.page)
         elif path == "/api/states":
             await self._read(send, self.reader.states)
         elif path.startswith("/api/states/"):
@@ -170,6 +223,35 @@ class DashboardApp:
             await self._read(send, self.reader.freshness)
         else:
             await self._json(send, 404, {"error": f"no page at {path}"})
+
+    def _valid(self, token: bytes) -> bool:
+        return hmac.compare_digest(token, self.token)  # constant time: no timing says how much of it matched
+
+    async def _enter(self, send: Any, query: list[tuple[str, str]], set_cookie: bool) -> None:
+        """The first load: the cookie, then the same URL without the token (out of history and referrers)."""
+        rest = urlencode([(key, value) for key, value in query if key != TOKEN_PARAMETER])
+        headers = {"location": "/" + (f"?{rest}" if rest else ""), "cache-control": "no-store", **SECURITY_HEADERS}
+        if set_cookie:
+            headers["set-cookie"] = f"{self.cookie}={self.token.decode()}; HttpOnly; SameSite=Strict; Path=/"
+        await respond(send, 303, b"", headers)
+
+    async def _unauthorized(self, send: Any, path: str, headers: dict[bytes, bytes]) -> None:
+        """401: JSON, or for a browser asking for the page a short page saying the same."""
+        # A scheme of its own: "Basic" would make a browser ask for a user name and password.
+        extra = {"www-authenticate": 'Token realm="txpipe dashboard"'}
+        if path == "/" and b"text/html" in headers.get(b"accept", b""):
+            await respond(send, 401, UNAUTHORIZED_PAGE, {"content-type": CONTENT_TYPES[".html"],
+                                                         "cache-control": "no-store", **SECURITY_HEADERS, **extra})
+            return
+        await self._json(send, 401, {"error": UNAUTHORIZED}, extra)
+
+    @staticmethod
+    async def _file(send: Any, headers: dict[bytes, bytes], file: tuple[bytes, str, str]) -> None:
+        body, kind, etag = file
+        # Revalidated on every load (an upgrade shows at once); unchanged files cost a 304.
+        fresh = headers.get(b"if-none-match") == etag.encode()
+        await respond(send, 304 if fresh else 200, b"" if fresh else body,
+                      {"content-type": kind, "cache-control": "no-cache", "etag": etag, **SECURITY_HEADERS})
 
     async def _read(self, send: Any, read: Callable[[], Any]) -> None:
         try:

@@ -4,7 +4,9 @@
 // Plain JS over d3 v7 and topojson-client, vendored in static/vendor/ (no build step, nothing from a CDN).
 // It reads the JSON API of txpipe_cli/dashboard/server.py. First render: the atlas and /api/states load in
 // parallel, the map is drawn, then the picked state (?state=TX, else the top-ranked) is fetched. Every text
-// it inserts goes through textContent (d3's .text()), never innerHTML.
+// it inserts goes through textContent (d3's .text()), never innerHTML. The API answers only to this run's
+// cookie (set when the page was opened with its token): a 401 (the dashboard was restarted, say) stops the
+// page, which says where the new URL is, instead of retrying.
 (function () {
   "use strict";
 
@@ -30,6 +32,7 @@
     pollSeq: 0, // likewise for freshness polls
     pollTimer: 0,
     refreshing: false,
+    locked: false, // a 401: nothing more is asked until the page is opened with the new URL
   };
 
   async function api(path, options) {
@@ -43,14 +46,23 @@
     if (!res.ok) {
       const err = new Error((body && body.error) || `HTTP ${res.status} from ${path}`);
       err.status = res.status;
+      if (res.status === 401) lock(err.message);
       throw err;
     }
     return body;
   }
 
   function showError(message) {
+    if (app.locked) return; // the 401's message stays
     $("error").textContent = message;
     $("error").hidden = !message;
+  }
+
+  function lock(message) {
+    showError(message.charAt(0).toUpperCase() + message.slice(1));
+    app.locked = true;
+    clearTimeout(app.pollTimer);
+    $("refresh-button").disabled = true;
   }
 
   // ---- the states: list, picker, map ----
@@ -318,7 +330,7 @@
     } catch (e) {
       if (seq === app.pollSeq) $("freshness").textContent = `Could not read how fresh the views are: ${e.message}`;
     }
-    if (seq !== app.pollSeq) return; // a newer poll (or a refresh) took over
+    if (seq !== app.pollSeq || app.locked) return; // a newer poll (or a refresh) took over, or a 401
     if (f) {
       $("freshness").textContent = freshnessText(f);
       const ended = app.refreshing && !f.refreshing;
@@ -335,6 +347,7 @@
     try {
       await api("/api/refresh", { method: "POST", headers: { "X-Txpipe-Dashboard": "1" } });
     } catch (e) {
+      if (app.locked) return; // a 401: the page says why
       if (e.status !== 409) {
         // 409: a refresh is already running; wait for it as for our own
         setRefreshing(false);
@@ -394,6 +407,7 @@
     try {
       [atlas] = await Promise.all([d3.json(ATLAS_URL), loadStates()]);
     } catch (e) {
+      if (e.status === 401 || app.locked) return; // retrying cannot help: the page says why
       showError(`Could not load the dashboard: ${e.message} (trying again in 5 s)`);
       setTimeout(firstRender, 5000);
       return;
