@@ -116,7 +116,7 @@ FIRST_BATCH_ROWS = 20_000
 @dataclass
 class SyncResult:
     synced: int  # outbox rows moved (cleared from the outbox)
-    pending: int
+    pending: int  # outbox rows left that no run is moving (pending_backlog)
     seconds: float
     batches: int
     oldest_pending_seconds: float
@@ -126,18 +126,41 @@ class SyncResult:
     # sent anything, and the run is not recorded in its sync_runs (see the module docstring)
     warehouse_woken: bool = True
     staged_batches: int = 0  # of the batches, loaded from a stage outside the warehouse (Redshift: S3 and COPY)
+    being_moved: int = 0  # outbox rows another run still held when this one ended (not counted in pending)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def pending_backlog(oltp: Any, now: datetime) -> tuple[int, float]:
-    """(outbox rows, age in seconds of the oldest), read without locking."""
+# What the outbox still holds, split into the rows no run is moving (pending) and the rows another run has
+# claimed and not yet committed (being moved). A claimed row is locked (FOR UPDATE) or deleted by that run's
+# open transaction; either way its xmax names that transaction, and a transaction in progress holds a lock on
+# its own id (pg_locks, locktype transactionid; readable by any user). Read from the row headers without taking
+# a lock: counting through FOR UPDATE SKIP LOCKED would lock every unclaimed row for the count's length, and a
+# run claiming meanwhile would skip them all and stop, as if the outbox were empty. (A snapshot's in-progress
+# list would not do: it leaves out transactions that began after its xmax, as a claim running now may have.)
+# The oldest is of every row, being moved or not: an order is not in the warehouse until its run commits.
+BACKLOG_SQL = """
+SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held), min(accepted_at)
+FROM (SELECT accepted_at,
+             xmax IN (SELECT transactionid FROM pg_locks WHERE locktype = 'transactionid') AS held
+      FROM outbox) AS rows"""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int  # outbox rows no run is moving
+    being_moved: int  # outbox rows another run (the schedule's, or a second sync-now) has claimed, uncommitted
+    oldest_seconds: float  # age of the oldest outbox row, being moved or not; 0 when the outbox is empty
+
+
+def pending_backlog(oltp: Any, now: datetime) -> Backlog:
+    """The outbox backlog as BACKLOG_SQL reads it, without locking."""
     with oltp.cursor() as cur:
-        cur.execute("SELECT count(*), min(accepted_at) FROM outbox")
-        count, oldest = cur.fetchone()
+        cur.execute(BACKLOG_SQL)
+        pending, being_moved, oldest = cur.fetchone()
     oltp.commit()
-    return count, (now - oldest).total_seconds() if oldest else 0.0
+    return Backlog(int(pending), int(being_moved), (now - oldest).total_seconds() if oldest else 0.0)
 
 
 def _delete_claimed(oltp: Any, ids: list[str]) -> None:
@@ -265,13 +288,13 @@ def run_sync(
     else:
         oltp.rollback()
     finished = now()
-    pending, oldest_age = pending_backlog(oltp, finished)
+    backlog = pending_backlog(oltp, finished)
     wake = batches > 0 or not backend.capabilities.bills_by_wake
     if wake:
         conn = connection_now()
         with conn.cursor() as cur:
-            cur.execute(RECORD_RUN_SQL, (started, finished, synced, pending))
+            cur.execute(RECORD_RUN_SQL, (started, finished, synced, backlog.pending))
         conn.commit()
-    return SyncResult(synced, pending, round(time.monotonic() - t0, 3), batches, round(oldest_age, 3),
-                      inserted=inserted, already_present=synced - inserted, warehouse_woken=wake,
-                      staged_batches=staged_batches)
+    return SyncResult(synced, backlog.pending, round(time.monotonic() - t0, 3), batches,
+                      round(backlog.oldest_seconds, 3), inserted=inserted, already_present=synced - inserted,
+                      warehouse_woken=wake, staged_batches=staged_batches, being_moved=backlog.being_moved)

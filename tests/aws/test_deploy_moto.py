@@ -273,8 +273,8 @@ def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_ur
     queue = {"visible": 0, "in_flight": 0, "dead_letters": 0}
     with invocations_answer(moto_url, queue, moved):  # ops queue_depth, then sync
         assert json.loads(cli("sync-now", "--json").stdout) == {"synced": 3, "inserted": 3, "already_present": 0,
-                                                                 "pending": 1, "still_queued": 0, "seconds": 0.25,
-                                                                 "staged_batches": 1}
+                                                                 "pending": 1, "being_moved": 0, "still_queued": 0,
+                                                                 "seconds": 0.25, "staged_batches": 1}
 
     report = {"state": "TX", "total_pizzas": 5, "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024,
               "unique_customers": 2, "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}

@@ -315,7 +315,7 @@ def test_sync_handler_with_scheduled_event(handler_env, monkeypatch):
     monkeypatch.setenv("TXPIPE_SYNC_BATCH_ROWS", "7")
     result = sync.handler(load_event("scheduled_sync.json"), LambdaContext("sync", 60))
     assert set(result) == {"synced", "pending", "seconds", "batches", "oldest_pending_seconds", "inserted",
-                           "already_present", "warehouse_woken", "staged_batches"}
+                           "already_present", "warehouse_woken", "staged_batches", "being_moved"}
     assert (result["synced"], result["pending"], result["batches"], result["inserted"]) == (30, 0, 5, 30)
     assert scalar(handler_env, "warehouse", "SELECT count(*) FROM orders_fact") == 30
     idle = sync.handler(scheduled_event("sync"), None)

@@ -30,7 +30,8 @@ def sync_now(
     """Run a warehouse sync now, wait for it, and print what moved.
 
     Orders the API accepted a moment ago may still be on the queue: the sync waits (up to --queue-wait)
-    until the queue is empty, then moves everything stored.
+    until the queue is empty, then moves everything stored. Pending is what no run is moving; orders a
+    scheduled sync is moving at that moment are counted apart (being_moved).
     """
     chosen = get_target(target, stage=stage)
     with err_console.status("waiting for queued orders to be stored...") as status:
@@ -39,6 +40,8 @@ def sync_now(
         result = chosen.invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
     moved = {"synced": result["synced"], "inserted": result.get("inserted", result["synced"]),
              "already_present": result.get("already_present", 0), "pending": result["pending"],
+             # outbox rows another run (the schedule's, or a second sync-now) had claimed and not yet committed
+             "being_moved": result.get("being_moved", 0),
              "still_queued": queued, "seconds": result["seconds"],
              # batches the warehouse loaded from a stage outside it (Redshift: S3 and COPY)
              "staged_batches": result.get("staged_batches", 0)}
@@ -49,8 +52,11 @@ def sync_now(
                    "loading them)") if moved["already_present"] else ""
         queue = (f"; {queued} message(s) still on the queue after {queue_wait:g} s (txpipe status says why)"
                  if queued else "")
+        # Another run may hold orders this one skipped: they are on their way, not pending.
+        others = (f"; a scheduled sync (or another sync-now) is moving {moved['being_moved']} orders right now, "
+                  "not counted as pending") if moved["being_moved"] else ""
         console.print(f"synced {moved['synced']} orders in {moved['seconds']:.2f} s: {moved['inserted']} new to the "
-                      f"warehouse{present}; {moved['pending']} pending{queue}")
+                      f"warehouse{present}; {moved['pending']} pending{others}{queue}")
 
 
 def _wait_for_queue(target: Target, seconds: float) -> int:
