@@ -6,6 +6,12 @@ order, and a rejected_orders row for each order that cannot be kept: an unknown
 customer, or an order_id re-sent with different content. Rejections are data,
 not failures: the message is consumed and the reason is kept for the operator.
 
+An order_id's content is the one stored first, for good: a stored order is never
+rewritten, so the warehouse and every report built on it agree with the OLTP row.
+Batches are stored concurrently, so the first stored need not be the first the API
+accepted; each later copy with other content is rejected with a reason naming the
+kept order (its accepted_at and content: lambdas.core.rejections.conflict_reason).
+
 Failures are per message (ReportBatchItemFailures) and follow one policy
 (lambdas.core.failures): a message that can never be stored (not an order, or
 data the database refuses) goes to the dead-letter queue at once with its reason;
@@ -28,6 +34,7 @@ from typing import Any
 from lambdas.core.failures import Failure, backoff_seconds, classify
 from lambdas.core.orders import Order, unpack_message
 from lambdas.core.queue import Message, Queue, message_from_record
+from lambdas.core.rejections import DETAIL_SEPARATOR, conflict_reason
 
 log = logging.getLogger("txpipe.store")
 
@@ -53,7 +60,11 @@ class StoreResult:
 
 
 def _fingerprint(reason: str, body: str) -> str:
-    return hashlib.sha256(f"{reason}\n{body}".encode()).hexdigest()
+    """One rejected row per message and kind of reason, however often it is redelivered. The kind, not the
+    whole reason: a conflict's detail (the kept order) came with issue 15, and a message rejected before it
+    must not be rejected a second time when redelivered."""
+    kind = reason.split(DETAIL_SEPARATOR, 1)[0]
+    return hashlib.sha256(f"{kind}\n{body}".encode()).hexdigest()
 
 
 def store_orders(conn: Any, orders: list[Order]) -> StoreResult:
@@ -95,16 +106,18 @@ def store_orders(conn: Any, orders: list[Order]) -> StoreResult:
         if others:
             cur.execute(
                 # Cast to the column's type: against a text[] PostgreSQL cannot use the primary key index.
-                "SELECT order_id, customer_id, pizza_type, qty, retail_price FROM orders "
+                "SELECT order_id, customer_id, pizza_type, qty, retail_price, accepted_at FROM orders "
                 "WHERE order_id = ANY(CAST(%s AS varchar[]))",
                 ([o.order_id for o in others],),
             )
+            # The row as committed by whichever batch stored it first (ON CONFLICT waited for that one).
             existing = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
             for o in others:
-                if existing.get(o.order_id) == o.content():
+                kept = existing.get(o.order_id)
+                if kept is not None and kept[:4] == o.content():
                     result.duplicates += 1
                 else:
-                    rejected.append((o, REASON_CONFLICT))
+                    rejected.append((o, REASON_CONFLICT if kept is None else conflict_reason(REASON_CONFLICT, *kept)))
         if firsts:
             execute_values(
                 cur,

@@ -280,7 +280,9 @@ def test_dlq_show_of_the_largest_body_fits_a_synchronous_reply(monkeypatch: pyte
 def test_rejected_page_at_its_limit_fits_a_synchronous_reply(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lambda quotas, 6 MB synchronous reply: a `rejected` page is clamped to rejections.PAGE_LIMIT rows even
     when asked for more; each row holds the largest valid order and the longest reason the store writes."""
-    reasons = (store.REASON_UNKNOWN_CUSTOMER, store.REASON_CONFLICT)
+    # the conflict's reason names the kept order: at its longest, every field of that order at its widest
+    reasons = (store.REASON_UNKNOWN_CUSTOMER, rejections.conflict_reason(store.REASON_CONFLICT, BIG, "meat lover", 100,
+                                                                         Decimal("1000.00"), WHEN))
     limits: list[int] = []
 
     def answer(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from lambdas import store
+from lambdas.core.rejections import conflict_reason
 from lambdas.core.store import REASON_CONFLICT, REASON_UNKNOWN_CUSTOMER
 from tests.integration.helpers import counts, event, message, order, query, seed_customers
 
@@ -69,7 +70,8 @@ def test_same_order_id_with_different_content_is_rejected(customers):
     assert query(customers, "oltp", "SELECT customer_id, pizza_type, qty, retail_price FROM orders") == [
         (1, "cheese", 2, Decimal("10.00"))]
     rejected = query(customers, "oltp", "SELECT order_id, reason, payload FROM rejected_orders")
-    assert rejected == [("dup", REASON_CONFLICT, changed.to_message())]
+    kept = conflict_reason(REASON_CONFLICT, 1, "cheese", 2, Decimal("10.00"), original.accepted_at)
+    assert rejected == [("dup", kept, changed.to_message())]
     assert REASON_CONFLICT == "order_id already used for a different order"
     assert counts(customers) == {"orders": 1, "outbox": 1, "rejected_orders": 1}
 
@@ -102,7 +104,7 @@ def test_redelivered_rejected_message_is_rejected_once(customers):
     evt = event(order("u", 999), order("c", 1, qty=9))
     assert store.handler(evt, None) == NO_FAILURES
     assert store.handler(evt, None) == NO_FAILURES
-    assert sorted(query(customers, "oltp", "SELECT order_id, reason FROM rejected_orders")) == [
+    assert sorted(query(customers, "oltp", "SELECT order_id, split_part(reason, '; ', 1) FROM rejected_orders")) == [
         ("c", REASON_CONFLICT), ("u", REASON_UNKNOWN_CUSTOMER)]
 
 
@@ -120,7 +122,7 @@ def test_two_different_orders_with_same_id_in_one_batch(customers):
     first, second = order("same", 1, qty=1), order("same", 1, qty=2)
     assert store.handler(event(first, second), None) == NO_FAILURES
     assert query(customers, "oltp", "SELECT qty FROM orders") == [(1,)]
-    assert query(customers, "oltp", "SELECT reason, payload FROM rejected_orders") == [
+    assert query(customers, "oltp", "SELECT split_part(reason, '; ', 1), payload FROM rejected_orders") == [
         (REASON_CONFLICT, second.to_message())]
 
 
