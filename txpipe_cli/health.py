@@ -2,15 +2,99 @@
 
 Pure: reads the dict a target's status() returns and lists one short reason per problem,
 so the operator (and a monitoring script reading the exit code) learns why in one line.
+Only filesystem() looks at the machine (statvfs, injectable): the local target's status measures
+with it the disk PostgreSQL writes to.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+MIB = 1024 * 1024
+# A filesystem PostgreSQL writes to is low under both of these (a small disk is not always low, a large one
+# is not low while gigabytes are free), and full under DISK_FULL_BYTES: less than one WAL segment, which
+# PostgreSQL may need to start next, or no inode left.
+DISK_LOW_BYTES = 500 * MIB
+DISK_LOW_FRACTION = 0.05
+DISK_FULL_BYTES = 16 * MIB
+# How PostgreSQL says it could not write (ENOSPC): a table could not grow, or any file (WAL) not be written.
+NO_SPACE_MARKERS = ("no space left on device", "could not extend file")
+
+
+def disk_state(free_bytes: int, size_bytes: int, free_inodes: int | None = None) -> str:
+    """ "full", "low" or "ok" for a filesystem with these figures (free: what an unprivileged user may use)."""
+    if free_bytes < DISK_FULL_BYTES or free_inodes == 0:
+        return "full"
+    if free_bytes < DISK_LOW_BYTES and free_bytes < size_bytes * DISK_LOW_FRACTION:
+        return "low"
+    return "ok"
+
+
+def filesystem(path: Path, statvfs: Callable[[str], Any] = os.statvfs) -> dict[str, Any]:
+    """The free space of the filesystem holding `path` (or its nearest existing parent), and its disk_state."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    figures = statvfs(str(path))
+    size, free = figures.f_blocks * figures.f_frsize, figures.f_bavail * figures.f_frsize
+    free_inodes = figures.f_favail if figures.f_files else None  # some filesystems have no inode count
+    return {"path": str(path), "free_bytes": free, "size_bytes": size,
+            "free_percent": round(100 * free / size, 1) if size else 0.0, "free_inodes": free_inodes,
+            "state": disk_state(free, size, free_inodes), "fsid": getattr(figures, "f_fsid", None)}
+
+
+def no_space_reported(text: str) -> str | None:
+    """The last line of `text` (a server log's tail, an error) in which PostgreSQL says the disk is full."""
+    lines = [line for line in text.splitlines() if any(m in line.lower() for m in NO_SPACE_MARKERS)]
+    return " ".join(lines[-1].split())[:300] if lines else None
+
+
+def human_size(count: int) -> str:
+    """Bytes as the operator reads them: GiB from 1 GiB up, else MiB."""
+    return f"{count / 1024**3:.1f} GiB" if count >= 1024**3 else f"{count / MIB:.0f} MiB"
+
+
+def _short_of_space(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The measured filesystems that are full or low, each once (the data directory's and $TXPIPE_HOME's are
+    often one filesystem)."""
+    found, seen = [], set()
+    for name, fs in ((status.get("disk") or {}).get("filesystems") or {}).items():
+        key = fs.get("fsid") or fs["path"]
+        if fs["state"] != "ok" and key not in seen:
+            seen.add(key)
+            found.append((name, fs))
+    return found
+
+
+def _disk_problems(status: dict[str, Any]) -> list[str]:
+    """One problem per filesystem that is full or low; low is called full when PostgreSQL says so. What the
+    server's log says counts only then (it keeps an old complaint after space was freed); an error of this
+    status's own reads (or of the last sync) counts on its own, as where no disk is measured (aws: RDS)."""
+    errors = [*(status.get("pipeline", {}).get("errors") or {}).values(), status.get("pipeline_error") or "",
+              (((status.get("schedules") or {}).get("sync") or {}).get("last_run") or {}).get("error") or ""]
+    now = next(filter(None, map(no_space_reported, errors)), None)
+    reported = now or (status.get("disk") or {}).get("postgres_reported")
+    found = []
+    for name, fs in _short_of_space(status):
+        full = fs["state"] == "full" or reported is not None
+        inodes = " and no inode" if fs.get("free_inodes") == 0 else ""
+        found.append(f"disk {'full' if full else 'low'}: {name} {fs['path']} has {human_size(fs['free_bytes'])} "
+                     f"free of {human_size(fs['size_bytes'])} ({fs['free_percent']:g}%){inodes}"
+                     + (f" (PostgreSQL: {reported})" if reported else ""))
+    if now and not found:
+        found.append(f"disk full (PostgreSQL: {now})")
+    return found
 
 
 def next_step(status: dict[str, Any], found: list[str]) -> str:
     """The command to run first about what `problems` found."""
+    if any(p.startswith("disk ") for p in found):  # nothing helps before there is room again
+        short = _short_of_space(status)
+        where = short[0][1]["path"] if short else "the database's disk"
+        # deploy starts PostgreSQL again if the full disk stopped it; the queued orders are then stored
+        return f"txpipe deploy once space is freed on {where}"
     if any(not part.get("alive") for part in status.get("parts", {}).values()) or \
             (status.get("pipeline", {}).get("errors")) or status.get("pipeline_error"):
         return "txpipe deploy" + (" --target aws" if status.get("target") == "aws" else "")
@@ -22,7 +106,7 @@ def next_step(status: dict[str, Any], found: list[str]) -> str:
 
 
 def problems(status: dict[str, Any]) -> list[str]:
-    found: list[str] = []
+    found: list[str] = _disk_problems(status)
     for name, part in status.get("parts", {}).items():
         if not part.get("alive"):
             found.append(f"{name} {part.get('state', 'dead')}")

@@ -14,7 +14,7 @@ from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.errors import OptionError, TxpipeError
-from txpipe_cli.health import next_step, problems
+from txpipe_cli.health import human_size, next_step, problems
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -178,7 +178,9 @@ def status(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOp
     """Show each part alive or dead, the queue, dead letters, outbox backlog, last sync and schedules.
 
     Exits 1, naming every problem in one line, when a part is dead or hung, a database cannot be
-    reached, the last scheduled sync failed, an alarm fires, or dead letters wait.
+    reached, the last scheduled sync failed, an alarm fires, dead letters wait, or the disk PostgreSQL
+    writes to is full or low (local: the free space of its data directory's filesystem and of
+    $TXPIPE_HOME's is shown).
     """
     result = get_target(target, stage=stage).status()
     found = problems(result)
@@ -197,6 +199,10 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         detail = ", ".join(f"{k}={v}" for k, v in part.items() if k not in ("alive", "state", "pollers"))
         table.add_row(name, f"[green]{state}[/]" if part["alive"] else f"[red]{state}[/]", detail)
     console.print(table)
+    for name, fs in ((result.get("disk") or {}).get("filesystems") or {}).items():
+        colour = {"ok": "green", "low": "yellow"}.get(fs["state"], "red")
+        console.print(f"disk, {name}: {human_size(fs['free_bytes'])} free of {human_size(fs['size_bytes'])} "
+                      f"({fs['free_percent']:g}%) on {fs['path']} [{colour}]{fs['state']}[/]", highlight=False)
     pipeline = result.get("pipeline") or {}
     queue = pipeline.get("queue") or {}
     facts = Table("measure", "value", title="pipeline")

@@ -36,6 +36,7 @@ from typing import Any
 
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
+from txpipe_cli.health import filesystem, no_space_reported
 from txpipe_cli.local import control
 from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_user
 from txpipe_cli.local.provision import provision
@@ -280,6 +281,10 @@ class LocalTarget:
                             "api_url": state.api_url},
             },
             "settings": state.settings,
+            # PostgreSQL cannot write on a full disk (nor start again until space is freed): txpipe_cli.health
+            "disk": {"filesystems": {"postgres data": filesystem(server.data_dir),
+                                     "$TXPIPE_HOME": filesystem(self.home)},
+                     "postgres_reported": _no_space_logged(server.log_file)},
         }
         if health is not None:
             result["parts"]["runtime"]["pollers"] = health["pollers"]
@@ -331,6 +336,16 @@ class LocalTarget:
         if isinstance(body, dict) and "error" in body:
             raise TxpipeError(_one_line(body["error"]))
         return body
+
+
+def _no_space_logged(log_file: Path, tail: int = 64 * 1024) -> str | None:
+    """The last line of the server log's tail in which PostgreSQL says the disk is full, if any."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - tail))
+            return no_space_reported(handle.read().decode(errors="replace"))
+    except OSError:
+        return None
 
 
 def _one_line(text: Any) -> str:
