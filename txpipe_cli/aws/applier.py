@@ -9,6 +9,7 @@ are told in deployer.py.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -173,8 +174,12 @@ class AwsApplier:
             "queue_url": outputs.get("OrdersQueueUrl") or self.aws.queue_url(f"txpipe-{stage}-orders") or "",
             "dlq_url": outputs.get("DeadLetterQueueUrl") or self.aws.queue_url(f"txpipe-{stage}-orders-dlq") or "",
         }
-        self.home.mkdir(parents=True, exist_ok=True)
-        record_path(self.home, stage).write_text(json.dumps(record, indent=2))
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The operator's alone, as everything under the state directory (issue 15).
+        fd = os.open(record_path(self.home, stage), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # a record an earlier release wrote 0644
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=2)
         return record
 
 

@@ -87,6 +87,7 @@ class Deployer:
                             else AwsApplier(self.aws, self.home, self.stage, step=step, on_event=on_event))
         step("package")
         template = self._template()  # first: a template past CloudFormation's limit fails fast
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # not build/'s parents' default 0755
         artifact = Path(self._build(self.home / "build")["functions"]["ingest"]["zip"])
         step("plan")
         plan = self.planner.plan(settings, dict(options.parameters), artifact, template, options.orders_per_month)

@@ -199,11 +199,10 @@ def build(out_dir: Path, *, python_version: str = "3.12", platform: str = "manyl
     data = _zip_bytes(tree)
     sha256 = hashlib.sha256(data).hexdigest()
     out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the state directory's build/ by default: 0700
     path = out_dir / f"txpipe-lambdas-{sha256[:16]}.zip"
     with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".txpipe-lambdas-", delete=False) as tmp:
-        tmp.write(data)
-    os.chmod(tmp.name, 0o644)
+        tmp.write(data)  # 0600, as NamedTemporaryFile makes it: only the operator reads it, to upload it
     os.replace(tmp.name, path)
     return {
         "functions": {name: {"zip": str(path), "handler": function.handler} for name, function in FUNCTIONS.items()},

@@ -5,13 +5,21 @@ settings. Written atomically so a crash mid-write never leaves half a file.
 Secrets live beside it in secrets/ (0700), one 0600 file each, never in this file:
 the server's superuser (used by `deploy` alone), one database user per function
 and one for the queue's pollers, and the orders API key.
+
+The state directory is the operator's alone (issue 15): home 0700, every file in it 0600 and every
+directory 0700 (private_home). The PostgreSQL server's files are the exception, and live elsewhere when
+the server runs as another user (txpipe_cli/local/pg.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
+import re
 import secrets
+import stat
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +27,7 @@ from typing import Any
 
 from lambdas.core.db import Endpoint
 from lambdas.functions import FUNCTIONS
+from txpipe_cli.errors import TxpipeError
 
 DATABASES = {"oltp": "txpipe_oltp", "warehouse": "txpipe_warehouse", "queue": "txpipe_queue"}
 SUPERUSER = "txpipe"
@@ -26,6 +35,9 @@ QUEUE_NAME = "orders"
 ESM_ROLE = "txpipe_esm"  # the event source mapping's own user: it receives and deletes, nothing else
 # A Unix socket's path must fit in sun_path (108 bytes on Linux); longer homes get a private directory.
 SOCKET_PATH_LIMIT = 100
+# What txpipe keeps in its home (local and AWS targets), and the temporary files it replaces them through: a home
+# holding nothing else is txpipe's own to tighten (private_home).
+HOME_ENTRIES = re.compile(r"local\.json|\.local\.json.*|secrets|logs|pg|run|build|\.lock|aws-[^/]+\.json")
 
 
 @dataclass
@@ -69,7 +81,7 @@ class LocalState:
         return cls(home=home, **{k: v for k, v in data.items() if k != "home"})
 
     def save(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = {k: v for k, v in asdict(self).items() if k != "home"}
         fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".local.json")
         with os.fdopen(fd, "w") as handle:
@@ -83,7 +95,8 @@ class LocalState:
         path = self.secret_dir / f"{name}.json"
         if path.exists():
             return json.loads(path.read_text())
-        self.secret_dir.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.secret_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.secret_dir, 0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -148,7 +161,7 @@ class LocalState:
         private directory (mkdtemp: unpredictable name, 0700) in the system's temporary directory."""
         wanted = self.home / "run" / "invoke.sock"
         if len(str(wanted)) <= SOCKET_PATH_LIMIT:
-            wanted.parent.mkdir(parents=True, exist_ok=True)
+            wanted.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(wanted.parent, 0o700)
             return wanted
         current = self.runtime.get("invoke_socket")
@@ -163,6 +176,52 @@ def private_dir(path: Path) -> bool:
         info = os.lstat(path)
     except OSError:
         return False
-    import stat
-
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+_warned: set[Path] = set()
+
+
+def private_home(home: Path, *, traversable: bool = False) -> None:
+    """Makes the state directory the operator's alone: created 0700, or tightened to 0700 when it is ours and
+    holds nothing but txpipe's files (an earlier release made it 0755, and its lock file 0644: anyone could
+    hold that lock, and so block deploy and destroy). `traversable`: 0711, for a deployment whose PostgreSQL
+    data an earlier release put under home, which the server's user must still reach.
+
+    A directory txpipe did not make (another user's, or one holding other files) is never chmod'ed: refused
+    when other users may write to it (they could swap local.json, whose paths deploy starts and destroy
+    deletes), else used as it is, with a one-line warning on stderr (once per process).
+    """
+    mode = 0o711 if traversable else 0o700
+    try:
+        info = os.stat(home)
+    except FileNotFoundError:
+        home.mkdir(mode=0o700, parents=True)
+        os.chmod(home, mode)
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        raise TxpipeError(f"{home} is not a directory", hint="choose another --home")
+    ours = info.st_uid == os.getuid()
+    if ours and not stat.S_IMODE(info.st_mode) & ~mode & 0o777:
+        return
+    if ours and all(HOME_ENTRIES.fullmatch(name) for name in os.listdir(home)):
+        os.chmod(home, mode)
+        return
+    owner = _user(info.st_uid)
+    described = f"mode {stat.S_IMODE(info.st_mode):04o}" + ("" if ours else f", owner {owner}")
+    if info.st_mode & 0o022:
+        raise TxpipeError(f"refusing to keep txpipe's state in {home} ({described}): other users may write to it",
+                          hint=f"choose another --home, or let only yourself write to it: chmod go-w {home}")
+    if home not in _warned:
+        _warned.add(home)
+        print(f"warning: {home} ({described}) " + (
+            "is open to other users; txpipe leaves it as it is (other files are kept there) and keeps its own files "
+            "in it 0600" if ours else f"is not yours: {owner} may change what txpipe keeps there; txpipe leaves it "
+            "as it is"), file=sys.stderr)
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -40,7 +40,7 @@ from txpipe_cli.health import filesystem, no_space_reported
 from txpipe_cli.local import control
 from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_user
 from txpipe_cli.local.provision import provision
-from txpipe_cli.local.state import SUPERUSER, LocalState, private_dir
+from txpipe_cli.local.state import SUPERUSER, LocalState, private_dir, private_home
 
 RUNTIME_MODULE = "txpipe_cli.local.runtime"
 # The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
@@ -130,9 +130,21 @@ class LocalTarget:
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        """One deploy or destroy at a time per home: two at once would race to initdb or delete."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / ".lock", "w") as handle:
+        """One deploy or destroy at a time per home: two at once would race to initdb or delete. The lock file is
+        0600 in a 0700 home: flock needs no more than a read handle, so a lock file others can open is one they
+        can hold, blocking deploy and destroy (the documented recovery) for as long as they like."""
+        state = LocalState.load(self.home) if (self.home / "local.json").is_file() else None
+        # An earlier release's server data under home (root ran it as another user): that user must still reach it.
+        legacy_pg = bool(state and state.pg_user and state.pg_root and Path(state.pg_root).is_relative_to(self.home))
+        private_home(self.home, traversable=legacy_pg)
+        path = self.home / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "r+") as handle:
+            owner = os.fstat(fd).st_uid
+            if owner != os.getuid():
+                raise TxpipeError(f"the lock file {path} belongs to another user (uid {owner})",
+                                  hint=f"remove it, then retry: rm {path}")
+            os.fchmod(fd, 0o600)  # an earlier release's was 0644
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -229,7 +241,7 @@ class LocalTarget:
     def _spawn_runtime(self, state: LocalState) -> subprocess.Popen[bytes]:
         """Starts the runtime detached; what it prints before its own log is set up (an import error, say)
         goes to logs/runtime.out, 0600, emptied at each start."""
-        state.log_dir.mkdir(parents=True, exist_ok=True)
+        state.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(state.log_dir, 0o700)
         out = os.open(state.log_dir / "runtime.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
