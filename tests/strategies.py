@@ -17,9 +17,12 @@ MISSING = object()  # a mutation that drops the field
 
 
 def to_json(value: Any) -> str:
-    """JSON text in which a Decimal is written as the number it spells, exactly (json.dumps refuses Decimal)."""
+    """JSON text in which a Decimal is written as the number it spells, exactly (json.dumps refuses Decimal),
+    and a Pairs object with every pair it holds, repeated keys and all."""
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, Pairs):
+        return "{" + ",".join(f"{json.dumps(k)}:{to_json(v)}" for k, v in value.pairs) + "}"
     if isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(k)}:{to_json(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -27,10 +30,32 @@ def to_json(value: Any) -> str:
     return json.dumps(value)
 
 
+class Pairs:
+    """A JSON object as a list of (key, value) pairs, so a key can be written twice."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+    def __repr__(self) -> str:
+        return f"Pairs({self.pairs!r})"
+
+
 # --- strategies ----------------------------------------------------------------------------------
 
 printable = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
-order_ids = st.text(printable, min_size=1, max_size=64)
+# What the API accepts as a client's order_id: printable ASCII, no space at either end (issue 15).
+order_ids = st.text(printable, min_size=1, max_size=64).filter(lambda t: t[0] != " " and t[-1] != " ")
+# Refused: a space at an end (the warehouse ignores trailing blanks), within 64 characters.
+edge_spaced_ids = st.one_of(
+    st.text(printable, max_size=63).map(lambda t: " " + t),
+    st.text(printable, max_size=63).map(lambda t: t + " "),
+    st.text(printable, max_size=62).map(lambda t: " " + t + " "),
+)
+control_chars = st.characters(codec="ascii", categories=["Cc"])  # 0x00..0x1f and 0x7f: tab, newline, NUL, DEL...
+# Refused: a control character anywhere (ASCII, or Latin-1's C1), within 64 characters.
+control_char_ids = st.tuples(st.text(printable, max_size=31), control_chars | st.characters(min_codepoint=0x80,
+                                                                                           max_codepoint=0x9F),
+                             st.text(printable, max_size=32)).map("".join)
 prices = st.one_of(
     st.decimals(min_value=Decimal("0.01"), max_value=Decimal(1000), places=2),
     st.decimals(min_value=Decimal("0.1"), max_value=Decimal(1000), places=1),
@@ -82,7 +107,7 @@ INVALID: dict[str, st.SearchStrategy[Any]] = {
     "order_id": st.one_of(
         st.just(""), st.text(printable, min_size=65, max_size=100),
         st.tuples(st.text(printable, max_size=5), non_printable, st.text(printable, max_size=5)).map("".join),
-        st.integers(), st.booleans(), containers,
+        edge_spaced_ids, control_char_ids, st.integers(), st.booleans(), containers,
     ),
 }
 extra_keys = st.text(max_size=30).filter(lambda k: k not in FIELDS)
@@ -101,6 +126,27 @@ def invalid_orders(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return field, order if value is MISSING else {**order, field: value}
 
 
+@st.composite
+def repeated_keys(draw: st.DrawFn) -> tuple[list[str], Pairs]:
+    """(keys, object): a valid order with one or more keys written twice or more (an order field or an unknown
+    key; the values the same or not), in any order; the keys repeated, each once, in order of second sight."""
+    order = draw(valid_orders())
+    pairs = list(order.items())
+    chosen = draw(st.lists(st.sampled_from(FIELDS) | extra_keys, min_size=1, max_size=3, unique=True))
+    for key in chosen:
+        value = order.get(key, 1)
+        for _ in range(draw(st.integers(1, 2)) + (key not in order)):
+            pairs.append((key, draw(st.just(value) | st.integers(0, 200) | st.none())))
+    shuffled = draw(st.permutations(pairs))
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for key, _ in shuffled:
+        if key in seen:
+            repeated[key] = None
+        seen.add(key)
+    return list(repeated), Pairs(shuffled)
+
+
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                          st.sampled_from(PIZZA_TYPES), st.text(max_size=10))
 json_values = st.recursive(
@@ -116,11 +162,19 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError("a key twice")
+    return dict(pairs)
+
+
 def oracle(body: bytes) -> list[OrderIn] | None:
     """The orders a request must be accepted with, or None if it must be refused, written apart from
-    validate_items: one order object, or an array of 1..500 objects, each passing OrderIn, no order_id twice."""
+    validate_items: one order object, or an array of 1..500 objects, each passing OrderIn, no order_id twice,
+    no object giving a key twice, no order_id with a space at an end."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constants)
+        data = json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constants,
+                          object_pairs_hook=_no_repeats)
     except (ValueError, RecursionError, ArithmeticError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
     if isinstance(data, list) and 1 <= len(data) <= MAX_ORDERS_PER_REQUEST:
@@ -134,6 +188,8 @@ def oracle(body: bytes) -> list[OrderIn] | None:
     except ValidationError:  # also a non-object item: model_validate refuses anything but a dict here
         return None
     ids = [o.order_id for o in orders if o.order_id is not None]
+    if any(i != i.strip(" ") for i in ids):
+        return None
     return orders if len(ids) == len(set(ids)) else None
 
 

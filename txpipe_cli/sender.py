@@ -2,15 +2,15 @@
 
 1. read_orders: the file (a JSON object, a JSON array, or NDJSON) becomes a list of items, each
    with its position in the file (array index; 0 for a lone object; NDJSON line number, 1-based,
-   blank lines counted) and the sha256 of the file's bytes.
-2. Ids: each --repeat pass gives every order without an order_id the id
-   "send-<first 24 hex digits of the sha256>-<pass>-<position>" (order_id_for). The same file
-   sent again gets the same ids, and the API stores an order_id once, so re-running after a
-   crash, Ctrl-C or an API outage never doubles an order. Editing the file changes every id.
-   With fresh_ids the ids are random uuid4s instead: a re-run then stores everything again.
-3. Check: each order is checked with the API's own validator (lambdas.core.orders), plus a
+   blank lines counted), read as the API reads a body (send_ids.loads: exact numbers, a repeated key kept).
+2. Check: each order is checked with the API's own validator (lambdas.core.orders), plus a
    duplicate order_id within the file (the later copy is refused). Refused orders are never
    posted, so they cannot hold back valid ones in the same request.
+3. Ids: in each --repeat pass an order without an order_id gets one from its own content, the pass, and
+   which of the identical orders in the file it is (send_ids says what each kind of edit does to them).
+   Sent again, even appended to or re-formatted, the same orders get the same ids, and the API stores an
+   order_id once: re-running after a crash, Ctrl-C or an API outage never doubles an order.
+   With fresh_ids the ids are random uuid4s instead: a re-run then stores everything again.
 4. Post: valid orders go out in requests of up to `batch_size` (and under the API's body limit).
    ApiClient retries transport errors, 5xx and 429 with the same body, so with the same ids.
    Should the API still answer 400 (a server of another version), the items it names are
@@ -35,7 +35,6 @@ SendResult.to_dict() is the `--json` output; its keys are stable:
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -44,10 +43,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from txpipe_cli.errors import TxpipeError, path_error
+from txpipe_cli.send_ids import assign, dumps, loads, stamp, with_id
+
+if TYPE_CHECKING:
+    from lambdas.core.orders import OrderIn
 
 RETRIES = 4
 MAX_LISTED_REFUSALS = 1000  # in to_dict(); --rejects gets every one
@@ -55,29 +58,26 @@ MAX_LISTED_REFUSALS = 1000  # in to_dict(); --rejects gets every one
 
 @dataclass(frozen=True)
 class OrderFile:
-    """The items of an orders file, where each one sits in it, and the file's sha256 (hex)."""
+    """The items of an orders file and where each one sits in it."""
 
     items: list[Any]
     positions: list[int]
     position_kind: str  # "line" (NDJSON, 1-based) or "index" (a JSON array, or 0 for a lone object)
-    digest: str
 
 
 def read_orders(path: Path) -> OrderFile:
     """The items in a JSON object/array or NDJSON file, with their positions; each is checked later."""
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")  # tolerate the BOM spreadsheet exports write
+        text = path.read_bytes().decode("utf-8-sig")  # tolerate the BOM spreadsheet exports write
     except OSError as exc:
         raise path_error(exc, "read") from None
     except UnicodeDecodeError as exc:
         raise TxpipeError(f"cannot read {path}: not UTF-8 ({exc.reason} at byte {exc.start})",
                           hint=f"run: file {path}") from None
-    digest = hashlib.sha256(raw).hexdigest()
     try:
-        data = json.loads(text)
+        data = loads(text)
         items = data if isinstance(data, list) else [data]
-        return OrderFile(items, list(range(len(items))), "index", digest)
+        return OrderFile(items, list(range(len(items))), "index")
     except RecursionError:
         raise TxpipeError(f"{path}: JSON nested too deep to be orders") from None
     except json.JSONDecodeError as whole_error:
@@ -86,7 +86,7 @@ def read_orders(path: Path) -> OrderFile:
             if not line.strip():
                 continue
             try:
-                items.append(json.loads(line))
+                items.append(loads(line))
             except json.JSONDecodeError as exc:
                 if number == 1:
                     raise TxpipeError(f"{path} is neither JSON nor NDJSON: {whole_error}") from None
@@ -94,50 +94,36 @@ def read_orders(path: Path) -> OrderFile:
             except RecursionError:
                 raise TxpipeError(f"{path} line {number}: JSON nested too deep to be an order") from None
             positions.append(number)
-        return OrderFile(items, positions, "line", digest)
+        return OrderFile(items, positions, "line")
 
 
-def order_id_for(digest: str, pass_number: int, position: int) -> str:
-    """The id of an order without one: the same for the same file, pass and position (<= 64 ASCII)."""
-    return f"send-{digest[:24]}-{pass_number}-{position}"
-
-
-def stamp(item: Any, order_id: str) -> Any:
-    """The item with `order_id` if it lacks one (absent or null); anything else unchanged, never mutated."""
-    if isinstance(item, dict) and item.get("order_id") is None:
-        return {**item, "order_id": order_id}
-    return item
-
-
-def check(orders: list[bytes]) -> list[list[dict[str, Any]]]:
-    """The API's verdict on each order as posted: [] if it would be accepted, else its errors.
-
-    The API's own validator, on 500 orders at a time; a group it refuses is checked order by order,
-    so each order's errors are its own. (A group that passes has only orders that pass alone.)
-    """
+def check(orders: list[bytes]) -> list[OrderIn | list[dict[str, Any]]]:
+    """The API's own validator's verdict on each order as in the file (an id send adds is always valid): the
+    order it would accept, or its errors. 500 orders at a time; a group refused is checked order by order
+    (each in an array of one, as posted), so each order's errors are its own."""
     # Imported here: pydantic's import (0.1-0.3 s) would otherwise slow every command, `txpipe --help` too.
     from lambdas.core.orders import MAX_ORDERS_PER_REQUEST, RequestRejected, parse_json, validate_items
 
-    def refusal(body: bytes) -> RequestRejected | None:
+    def verdict(body: bytes) -> list[OrderIn] | RequestRejected:
         try:
-            validate_items(parse_json(body))
+            return validate_items(parse_json(body))
         except RequestRejected as exc:
             return exc
-        return None
 
-    verdicts: list[list[dict[str, Any]]] = []
+    verdicts: list[OrderIn | list[dict[str, Any]]] = []
     for start in range(0, len(orders), MAX_ORDERS_PER_REQUEST):
         group = orders[start:start + MAX_ORDERS_PER_REQUEST]
-        if refusal(b"[" + b",".join(group) + b"]") is None:
-            verdicts.extend([] for _ in group)
+        accepted = verdict(b"[" + b",".join(group) + b"]")
+        if not isinstance(accepted, RequestRejected):
+            verdicts.extend(accepted)
             continue
         for data in group:
-            refused = refusal(data)
-            if refused is None:
-                verdicts.append([])
+            alone = verdict(b"[" + data + b"]")
+            if not isinstance(alone, RequestRejected):
+                verdicts.extend(alone)
             else:  # an item refused is always listed; the fallback only keeps it refused should that change
-                verdicts.append([{"field": e.field, "reason": e.reason} for e in refused.errors]
-                                or [{"field": None, "reason": str(refused) or "refused"}])
+                verdicts.append([{"field": e.field, "reason": e.reason} for e in alone.errors]
+                                or [{"field": None, "reason": str(alone) or "refused"}])
     return verdicts
 
 
@@ -193,14 +179,21 @@ class SendResult:
 def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
          ) -> tuple[list[Planned], list[Refusal]]:
     """One pass over the file: the orders to post, and those refused before sending, in file order."""
-    stamped = [stamp(item, str(uuid.uuid4()) if fresh_ids else order_id_for(orders.digest, pass_number, position))
-               for item, position in zip(orders.items, orders.positions, strict=True)]
-    encoded = [json.dumps(item, separators=(",", ":")).encode() for item in stamped]
+    encoded = [dumps(item).encode() for item in orders.items]  # as in the file: ids come from the verdicts
+    verdicts = check(encoded)
+    if fresh_ids:
+        ids = [str(uuid.uuid4()) if isinstance(item, dict) and item.get("order_id") is None else None
+               for item in orders.items]
+    else:
+        ids = assign(orders.items, [None if isinstance(v, list) else v for v in verdicts], pass_number)
     valid: list[Planned] = []
     refused: list[Refusal] = []
     first_at: dict[str, int] = {}
-    for item, position, data, errors in zip(stamped, orders.positions, encoded, check(encoded), strict=True):
-        order_id = item.get("order_id") if isinstance(item, dict) else None
+    for item, position, data, verdict, new_id in zip(orders.items, orders.positions, encoded, verdicts, ids,
+                                                      strict=True):
+        stamped = item if new_id is None else stamp(item, new_id)
+        order_id = stamped.get("order_id") if isinstance(stamped, dict) else None
+        errors = verdict if isinstance(verdict, list) else []
         if not errors and isinstance(order_id, str):
             if order_id in first_at:
                 errors = [{"field": "order_id", "reason": f"duplicate order_id in the file (also at "
@@ -208,9 +201,11 @@ def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
             else:
                 first_at[order_id] = position
         if errors:
-            refused.append(Refusal(pass_number, position, orders.position_kind, order_id, errors, item))
-        else:
-            valid.append(Planned(position, order_id, item, data))
+            refused.append(Refusal(pass_number, position, orders.position_kind, order_id, errors, stamped))
+            continue
+        if new_id is not None:
+            data = with_id(data, item, stamped)
+        valid.append(Planned(position, order_id, stamped, data))
     return valid, refused
 
 
@@ -396,7 +391,7 @@ def write_rejects(path: Path, refusals: list[Refusal]) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with temp.open("w", encoding="utf-8") as out:
-            out.writelines(json.dumps(refusal.item) + "\n" for refusal in refusals)
+            out.writelines(dumps(refusal.item, compact=False) + "\n" for refusal in refusals)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

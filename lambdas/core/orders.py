@@ -8,6 +8,11 @@ and the number of JSON values before building anything big; validate_items refus
 an over-wide object with one error instead of pydantic's one per unknown key, keeps
 at most MAX_ERRORS_KEPT errors (and counts the rest), and clips every reason and
 field name, so no error echoes a huge input back.
+
+Two rules hold at the door only (issue 15), not for queued messages, which were accepted
+already: an order object may not repeat a key (json.loads would keep the last value, so
+{"qty": 1, "qty": 100} was stored as 100), and a client's order_id may not start or end with
+a space (Redshift compares VARCHAR ignoring trailing blanks: "x" and "x " would be one order).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 PizzaType = Literal["cheese", "pepperoni", "supreme", "meat lover", "veggie"]
 PIZZA_TYPES = get_args(PizzaType)
@@ -35,7 +40,9 @@ MAX_ORDER_KEYS = 16  # an order has 5 fields; a far wider object is refused whol
 MAX_ERRORS_KEPT = 100  # ItemErrors kept in a RequestRejected; the rest are only counted
 MAX_REASON_CHARS = 200
 MAX_FIELD_CHARS = 64  # an unknown key is named in its error, and a key can be 1 MiB long
-ORDER_ID_PATTERN = r"^[\x20-\x7e]{1,64}$"  # printable ASCII: fits varchar(64) on Redshift byte for byte
+MAX_ORDER_ID_CHARS = 64
+# Printable ASCII: fits varchar(64) on Redshift byte for byte.
+ORDER_ID_PATTERN = rf"^[\x20-\x7e]{{1,{MAX_ORDER_ID_CHARS}}}$"
 
 
 def _strict_number(value: Any) -> Any:
@@ -50,10 +57,25 @@ def _strict_number(value: Any) -> Any:
     return number
 
 
+def _posted_order_id(value: str) -> str:
+    """A client's order_id: ORDER_ID_PATTERN with a reason a person can act on, and no space at either end."""
+    if not 1 <= len(value) <= MAX_ORDER_ID_CHARS:
+        raise ValueError(f"must be 1 to {MAX_ORDER_ID_CHARS} characters, not {len(value)}")
+    if not (value.isascii() and value.isprintable()):  # for ASCII, isprintable() is exactly 0x20..0x7e
+        at, char = next((i, c) for i, c in enumerate(value) if not " " <= c <= "~")
+        kind = "a control character" if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F else "not ASCII"
+        raise ValueError(f"must be printable ASCII: U+{ord(char):04X} at position {at + 1} is {kind}")
+    if value[0] == " " or value[-1] == " ":
+        raise ValueError("must not start or end with a space (the warehouse ignores trailing blanks, so "
+                         "'x' and 'x ' would be one order)")
+    return value
+
+
 # The field rules, once, for both an order as posted (OrderIn) and as queued (QueuedOrder).
 CustomerId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Quantity = Annotated[int, Field(ge=1, le=100)]
-OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]  # queued: as accepted, by this release or an earlier one
+PostedOrderId = Annotated[str, AfterValidator(_posted_order_id)]  # posted: ORDER_ID_PATTERN, no edge spaces
 ExactPrice = Annotated[Decimal, Field(gt=0, le=1000, decimal_places=2, allow_inf_nan=False)]
 Price = Annotated[ExactPrice, BeforeValidator(_strict_number)]  # posted: a JSON number, never a string
 
@@ -67,7 +89,7 @@ class OrderIn(BaseModel):
     type: PizzaType
     qty: Quantity
     retail_price: Price
-    order_id: OrderId | None = None
+    order_id: PostedOrderId | None = None
 
 
 _REQUIRED = [name for name, field in OrderIn.model_fields.items() if field.is_required()]
@@ -116,12 +138,12 @@ class Order:
             if not isinstance(raw_price, str):  # to_message writes the exact decimal text
                 raise TypeError("retail_price must be a decimal string in a queued message")
             price = Decimal(raw_price)
-            order = OrderIn.model_validate({**data, "retail_price": price})
+            # The queued rules, not OrderIn's: an order an earlier release accepted (an order_id with a
+            # trailing space, say) was answered 202 and must still be stored.
+            order = QueuedOrder.model_validate({**data, "retail_price": price, "accepted_at": accepted_at})
         except (KeyError, TypeError, ArithmeticError, ValidationError) as exc:
             raise ValueError(f"invalid order message: {exc}") from exc
-        if order.order_id is None or accepted_at.tzinfo is None:
-            raise ValueError("order message lacks order_id or a timezone-aware accepted_at")
-        return cls(order.order_id, order.customer_id, order.type, order.qty, order.retail_price, accepted_at)
+        return cls(order.order_id, order.customer_id, order.type, order.qty, order.retail_price, order.accepted_at)
 
     def content(self) -> tuple[int, str, int, Decimal]:
         """What must match for a re-sent order_id to count as the same order."""
@@ -225,7 +247,41 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(value: Any) -> int:
+class RepeatedKeys(dict):  # type: ignore[type-arg]
+    """A JSON object that gave some key more than once: the last value of each key (as json.loads keeps),
+    plus every (key, value) pair as written, so a writer can reproduce the object and say which key."""
+
+    __slots__ = ("pairs",)  # no __dict__ per object: a hostile body may hold tens of thousands
+    pairs: list[tuple[str, Any]]
+
+    @property
+    def repeated(self) -> list[str]:
+        """Each key given more than once, in the order of its second appearance."""
+        seen: set[str] = set()
+        repeated: dict[str, None] = {}  # an ordered set
+        for key, _ in self.pairs:
+            if key in seen:
+                repeated[key] = None
+            seen.add(key)
+        return list(repeated)
+
+
+def object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: a plain dict, or a RepeatedKeys when a key came twice (refused at the door)."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = RepeatedKeys(obj)
+    marked.pairs = pairs
+    return marked
+
+
+def loads(text: str) -> Any:
+    """json.loads as the API reads a body: floats as exact Decimals, repeated keys marked (RepeatedKeys)."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_no_constants, object_pairs_hook=object_from_pairs)
+
+
+def json_depth(value: Any) -> int:
     """Nesting depth (a scalar counts as a level), computed level by level so a hostile body can neither
     blow the stack nor cost more than a list of references to one level's values."""
     depth, level = 0, [value]
@@ -252,15 +308,14 @@ def parse_json(body: bytes) -> Any:
                                                      f"commas and brackets); a request is at most "
                                                      f"{MAX_ORDERS_PER_REQUEST} orders")])
     try:
-        text = body.decode("utf-8")
-        data = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+        data = loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise RequestRejected([ItemError(None, None, f"body is not valid UTF-8: {exc.reason}")]) from None
     except RecursionError:
         raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")]) from None
     except (ValueError, ArithmeticError) as exc:  # JSONDecodeError, huge ints/exponents, NaN/Infinity
         raise RequestRejected([ItemError(None, None, _clip(f"malformed JSON: {exc}", MAX_REASON_CHARS))]) from None
-    if _depth(data) > MAX_JSON_DEPTH:
+    if json_depth(data) > MAX_JSON_DEPTH:
         raise RequestRejected([ItemError(None, None, "JSON nesting is too deep")])
     return data
 
@@ -269,13 +324,20 @@ def _field_name(loc: tuple[Any, ...]) -> str | None:
     return _clip(".".join(str(part) for part in loc), MAX_FIELD_CHARS) if loc else None
 
 
-def _check_item(index: int, item: Any, seen_ids: dict[str, int]) -> OrderIn | ItemError | ValidationError:
-    """The valid order, or what is wrong with it: one ItemError, or pydantic's errors (not yet listed)."""
+def _check_item(index: int, item: Any, seen_ids: dict[str, int]
+                ) -> OrderIn | ItemError | list[ItemError] | ValidationError:
+    """The valid order, or what is wrong with it: ItemErrors, or pydantic's errors (not yet listed)."""
     if not isinstance(item, dict):
         return ItemError(index, None, "order must be a JSON object")
     if len(item) > MAX_ORDER_KEYS:
         # One error, not pydantic's one per unknown key: 90,000 keys made a 6.9 MB refusal.
         return ItemError(index, None, f"order has {len(item)} fields; {ORDER_FIELDS}")
+    if isinstance(item, RepeatedKeys):
+        # Refused, not last-one-wins: the client meant one of the values, and a log or proxy reading the
+        # same body may well have taken the other.
+        return [ItemError(index, _clip(key, MAX_FIELD_CHARS),
+                          f"key {_clip(key, MAX_FIELD_CHARS)!r} appears more than once in the order; give each "
+                          f"field once") for key in item.repeated]
     try:
         order = OrderIn.model_validate(item)
     except ValidationError as exc:
@@ -312,10 +374,11 @@ def validate_items(data: Any) -> list[OrderIn]:
         checked = _check_item(index, item, seen_ids)
         if isinstance(checked, OrderIn):
             orders.append(checked)
-        elif isinstance(checked, ItemError):
-            error_count += 1
+        elif isinstance(checked, ItemError | list):
+            listed = checked if isinstance(checked, list) else [checked]
+            error_count += len(listed)
             if len(errors) < MAX_ERRORS_KEPT:
-                errors.append(checked)
+                errors.extend(listed)
         else:
             error_count += checked.error_count()
             if len(errors) < MAX_ERRORS_KEPT:

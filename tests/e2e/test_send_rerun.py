@@ -1,4 +1,5 @@
-"""`txpipe send` re-run after the local runtime dies mid-send: every order stored once, none doubled or lost.
+"""`txpipe send` re-run after the local runtime dies mid-send, or after the file was appended to and re-formatted:
+every order stored once, none doubled or lost.
 
 One deployment for the module under a temporary TXPIPE_HOME, made with the CLI as an operator
 would (the pattern of test_local_target.py). The send runs as a real subprocess so that its
@@ -7,7 +8,6 @@ exit code and output are the operator's; the runtime is killed with SIGKILL unde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -44,9 +44,11 @@ def test_rerun_after_the_runtime_is_killed_stores_each_order_once(cli: Cli, tmp_
     """Kill the runtime once a 3,000-order send is under way: it exits 1 with its counts; after deploy restarts the
     runtime, the same command again leaves exactly 3,000 orders in OLTP and the warehouse."""
     path = tmp_path / "orders.ndjson"
+    # 300 different orders, each 10 times: the ids tell identical orders apart by their number in the file.
     path.write_text("".join(json.dumps({"customer_id": 1 + i % CUSTOMERS, "type": ["cheese", "veggie"][i % 2],
                                         "qty": 1 + i % 3, "retail_price": 12.99}) + "\n" for i in range(ORDERS)))
-    prefix = f"send-{hashlib.sha256(path.read_bytes()).hexdigest()[:24]}-1-"
+    # This test's orders: the other test's cost more.
+    count = "SELECT count(DISTINCT order_id), count(*) FROM {} WHERE retail_price = 12.99"
 
     proc = start_send(cli.home, path)
     # Kill once the first orders are stored (about 1 s in): the process's own start takes most of a second.
@@ -71,14 +73,51 @@ def test_rerun_after_the_runtime_is_killed_stores_each_order_once(cli: Cli, tmp_
     second = json.loads(stdout)
     assert (second["accepted"], second["refused"], second["not_sent"]) == (ORDERS, 0, 0)
 
-    count = "SELECT count(DISTINCT order_id), count(*) FROM {} WHERE order_id LIKE %s"
-    wait_for(lambda: cli.sql("oltp", count.format("orders"), (prefix + "%",)) == [(ORDERS, ORDERS)],
+    wait_for(lambda: cli.sql("oltp", count.format("orders")) == [(ORDERS, ORDERS)],
              timeout=30, what=f"{ORDERS} orders in OLTP")
-    wait_for(lambda: cli.json("status")["pipeline"]["queue"]["visible"] == 0, timeout=30,
-             what="an empty queue")
-    time.sleep(0.5)  # a late duplicate, were there one, would be stored by now
-    assert cli.sql("oltp", "SELECT count(DISTINCT order_id), count(*) FROM orders") == [(ORDERS, ORDERS)]
+    settle(cli)
+    assert cli.sql("oltp", count.format("orders")) == [(ORDERS, ORDERS)]
     assert cli.sql("oltp", "SELECT count(*) FROM rejected_orders") == [(0,)]
 
     assert cli.json("sync-now")["pending"] == 0
-    assert cli.sql("warehouse", count.format("orders_fact"), (prefix + "%",)) == [(ORDERS, ORDERS)]
+    assert cli.sql("warehouse", count.format("orders_fact")) == [(ORDERS, ORDERS)]
+
+
+def settle(cli: Cli) -> None:
+    """Waits for the queue to empty, and a little more: a late duplicate, were there one, would be stored by then."""
+    wait_for(lambda: cli.json("status")["pipeline"]["queue"]["visible"] == 0, timeout=30, what="an empty queue")
+    time.sleep(0.5)
+
+
+APPENDED = 1000
+
+
+def test_sent_appended_and_sent_again_stores_only_the_new_order(cli: Cli, tmp_path: Path) -> None:
+    """The issue's case through the real local target: 1,000 orders sent, one appended, the file sent again:
+    1,001 orders stored, not 2,001; the same orders re-saved as a CRLF JSON array and sent a third time: still
+    1,001, in OLTP and in the warehouse."""
+    orders = [{"customer_id": 1 + i % CUSTOMERS, "type": ["supreme", "pepperoni"][i % 2], "qty": 1 + i % 4,
+               "retail_price": 13.49} for i in range(APPENDED)]  # 300 different orders, 3 or 4 times each
+    path = tmp_path / "orders.ndjson"
+    mine = "SELECT count(DISTINCT order_id), count(*) FROM {} WHERE retail_price = 13.49"
+
+    path.write_text("".join(json.dumps(o) + "\n" for o in orders))
+    assert cli.json("send", str(path))["accepted"] == APPENDED
+    wait_for(lambda: cli.sql("oltp", mine.format("orders")) == [(APPENDED, APPENDED)], timeout=30,
+             what=f"{APPENDED} orders in OLTP")
+
+    orders.append({"customer_id": 7, "type": "veggie", "qty": 2, "retail_price": 13.49})
+    path.write_text("".join(json.dumps(o) + "\n" for o in orders))
+    assert cli.json("send", str(path))["accepted"] == APPENDED + 1
+    array = tmp_path / "orders.json"
+    array.write_bytes(json.dumps(orders, indent=2).replace("\n", "\r\n").encode())
+    assert cli.json("send", str(array))["accepted"] == APPENDED + 1
+
+    wait_for(lambda: cli.sql("oltp", mine.format("orders"))[0][1] >= APPENDED + 1, timeout=30,
+             what="the appended order in OLTP")
+    settle(cli)
+    stored = cli.sql("oltp", mine.format("orders"))
+    print(f"\nsent {APPENDED}, appended 1, sent twice more (NDJSON, then a CRLF JSON array): {stored[0][1]} rows")
+    assert stored == [(APPENDED + 1, APPENDED + 1)]
+    assert cli.json("sync-now")["pending"] == 0
+    assert cli.sql("warehouse", mine.format("orders_fact")) == [(APPENDED + 1, APPENDED + 1)]

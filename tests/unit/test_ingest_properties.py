@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from lambdas.core import ingest
 from lambdas.core.orders import MAX_BODY_BYTES, MAX_JSON_SEPARATORS, MAX_ORDERS_PER_REQUEST, unpack_message
-from tests.strategies import invalid_orders, json_values, oracle, to_json, valid_orders
+from tests.strategies import Pairs, invalid_orders, json_values, oracle, repeated_keys, to_json, valid_orders
 
 BOUNDED = settings(max_examples=200, deadline=None)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -104,6 +104,18 @@ def test_mostly_valid_orders(orders: list[dict[str, Any]] | dict[str, Any]) -> N
     assert_handled(event(raw), raw)
 
 
+@BOUNDED
+@given(repeated_keys(), st.lists(valid_orders(ids=None), max_size=4))
+def test_an_order_repeating_a_key_enqueues_nothing(repeated: tuple[list[str], Pairs],
+                                                   others: list[dict[str, Any]]) -> None:
+    """Valid orders and one giving a key twice: 400 naming each repeated key at that order's index, nothing
+    enqueued (the valid orders neither)."""
+    keys, order = repeated
+    raw = to_json([*others, order]).encode()
+    body = assert_handled(event(raw), raw)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(len(others), key) for key in keys]
+
+
 # --- the refusal shape ---------------------------------------------------------------------------
 
 ORDER = {"customer_id": 42, "type": "supreme", "qty": 2, "retail_price": 16.99}
@@ -153,6 +165,8 @@ HOSTILE_BODIES = {
     "depth-9-wide": lambda: _filled(b"[" * 8, b'"abcdefgh"', b"]" * 8),
     "1MiB-string": lambda: b'{"customer_id":"' + b"x" * (MAX_BODY_BYTES - 20) + b'"}',
     "1MiB-key": lambda: b'{"' + b"k" * (MAX_BODY_BYTES - 10) + b'":1}',
+    "100k-repeats-of-one-key": lambda: b"{" + b",".join([b'"a":1'] * (MAX_JSON_SEPARATORS - 1)) + b"}",
+    "33k-items-repeating-a-key": lambda: b"[" + b",".join([b'{"a":1,"a":1}'] * (MAX_JSON_SEPARATORS // 3)) + b"]",
     "500-orders-of-16-long-keys": lambda: json.dumps(
         [{f"{'k' * 90}{j:02d}": 1 for j in range(16)}] * MAX_ORDERS_PER_REQUEST).encode(),
 }

@@ -192,15 +192,33 @@ def test_numbers_are_strict(field: str, literal: str) -> None:
         ("ord\x00", False),
         ("ord\x7f", False),
         ("\u2603", False),
+        ("a b", True),
+        (" a", False),
+        ("a ", False),
+        (" ", False),
+        ("  padded  ", False),
+        ("a\u0085", False),
     ],
 )
 def test_order_id_is_1_to_64_printable_ascii(value: str, ok: bool) -> None:
-    """order_id, when given, must be 1..64 printable ASCII characters."""
+    """order_id, when given, must be 1..64 printable ASCII characters, no space at either end."""
     body = raw_order(order_id=json.dumps(value))
     if ok:
         assert check(body)[0].order_id == value
     else:
         assert [(e.index, e.field) for e in rejected(body).errors] == [(0, "order_id")]
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("x ", "must not start or end with a space"), (" x", "must not start or end with a space"),
+    ("a\tb", "U+0009 at position 2 is a control character"), ("ab\x7f", "U+007F at position 3 is a control character"),
+    ("caf\u00e9", "U+00E9 at position 4 is not ASCII"), ("x" * 65, "must be 1 to 64 characters, not 65"),
+])
+def test_order_id_refusals_say_what_to_fix(value: str, reason: str) -> None:
+    """Each order_id refusal names the rule broken (and where), not a regular expression."""
+    [error] = rejected(raw_order(order_id=json.dumps(value))).errors
+    assert (error.index, error.field) == (0, "order_id")
+    assert reason in error.reason
 
 
 @pytest.mark.parametrize("literal", ["1", "true", '["a"]'])
@@ -249,6 +267,23 @@ def test_duplicate_order_id_refuses_the_request() -> None:
     error = rejected(body)
     assert [(e.index, e.field) for e in error.errors] == [(2, "order_id")]
     assert "index 0" in error.errors[0].reason
+
+
+def test_a_repeated_key_is_refused_not_last_one_wins() -> None:
+    """{"qty": 1, "qty": 100} is refused naming qty (json.loads alone would keep 100), even with equal values."""
+    body = '{"customer_id": 42, "type": "supreme", "qty": 1, "retail_price": 16.99, "qty": 100}'
+    [error] = rejected(body).errors
+    assert (error.index, error.field) == (0, "qty")
+    assert error.reason == "key 'qty' appears more than once in the order; give each field once"
+    assert [(e.index, e.field) for e in rejected(raw_order(qty="2")[:-1] + ',"qty":2}').errors] == [(0, "qty")]
+
+
+def test_repeated_keys_are_named_by_item_and_key() -> None:
+    """In an array, each repeated key of each order is named with its index; the other orders are fine."""
+    twice = raw_order(order_id='"a"')[:-1] + ',"order_id":"b","type":"veggie","zz":1,"zz":2}'
+    error = rejected("[" + ",".join([raw_order(), raw_order(), twice]) + "]")
+    assert [(e.index, e.field) for e in error.errors] == [(2, "order_id"), (2, "type"), (2, "zz")]
+    assert error.error_count == 3
 
 
 def test_distinct_order_ids_and_absent_ids_are_fine() -> None:

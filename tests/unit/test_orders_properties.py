@@ -20,7 +20,18 @@ from lambdas.core.orders import (
     parse_json,
     validate_items,
 )
-from tests.strategies import FIELDS, invalid_orders, json_values, to_json, valid_orders
+from tests.strategies import (
+    FIELDS,
+    Pairs,
+    control_char_ids,
+    edge_spaced_ids,
+    invalid_orders,
+    json_values,
+    order_ids,
+    repeated_keys,
+    to_json,
+    valid_orders,
+)
 
 BOUNDED = settings(max_examples=200, deadline=None)
 
@@ -81,3 +92,38 @@ def test_one_bad_field_is_refused_by_name(mutated: tuple[str, dict[str, Any]], o
     assert info.value.status == 400
     assert {(e.index, e.field) for e in info.value.errors} == {(position, field)}
     assert all(e.reason for e in info.value.errors)
+
+
+@BOUNDED
+@given(repeated_keys(), st.lists(valid_orders(ids=None), max_size=4), st.data())
+def test_a_repeated_key_is_refused_by_name(repeated: tuple[list[str], Pairs], others: list[dict[str, Any]],
+                                           data: st.DataObject) -> None:
+    """An order giving a key twice (same value or not, known field or not) refuses the request, naming each
+    repeated key at that order's index and nothing else: never last-one-wins."""
+    keys, order = repeated
+    position = data.draw(st.integers(0, len(others)))
+    items = [*others[:position], order, *others[position:]]
+    with pytest.raises(RequestRejected) as info:
+        validate_items(parse_json(to_json(items if others else order).encode()))
+    assert info.value.status == 400
+    assert [(e.index, e.field) for e in info.value.errors] == [(position, key) for key in keys]
+    assert all("more than once" in e.reason for e in info.value.errors)
+
+
+@BOUNDED
+@given(valid_orders(ids=None), edge_spaced_ids | control_char_ids)
+def test_an_order_id_with_an_edge_space_or_a_control_character_is_refused(order: dict[str, Any],
+                                                                          order_id: str) -> None:
+    """An order_id with a space at either end, or a control character anywhere, is refused naming order_id."""
+    event("edge space" if order_id.strip(" ") != order_id else "control character")
+    with pytest.raises(RequestRejected) as info:
+        validate_items(parse_json(to_json({**order, "order_id": order_id}).encode()))
+    assert [(e.index, e.field) for e in info.value.errors] == [(0, "order_id")]
+
+
+@BOUNDED
+@given(valid_orders(ids=None), order_ids)
+def test_any_printable_ascii_id_without_edge_spaces_is_accepted(order: dict[str, Any], order_id: str) -> None:
+    """Any 1..64 printable ASCII characters that neither start nor end with a space are an order_id, kept as sent."""
+    [accepted] = validate_items(parse_json(to_json({**order, "order_id": order_id}).encode()))
+    assert accepted.order_id == order_id

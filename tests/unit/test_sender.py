@@ -12,6 +12,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,15 @@ def order(n: int, **extra: Any) -> dict[str, Any]:
     return {"customer_id": n, "type": "cheese", "qty": 1, "retail_price": 12.99, **extra}
 
 
-def order_file(items: list[Any], kind: str = "index", digest: str = "ab" * 32) -> OrderFile:
+def exact(*items: Any) -> list[Any]:
+    """The items as read_orders reads them from a file: numbers with a fraction as Decimal."""
+    return [json.loads(json.dumps(item), parse_float=Decimal) for item in items]
+
+
+def order_file(items: list[Any], kind: str = "index") -> OrderFile:
     """An OrderFile as read_orders would make it from a JSON array (or NDJSON without blank lines)."""
     start = 1 if kind == "line" else 0
-    return OrderFile(items, list(range(start, start + len(items))), kind, digest)
+    return OrderFile(items, list(range(start, start + len(items))), kind)
 
 
 # --- a fake orders API ----------------------------------------------------------------------------
@@ -176,7 +182,7 @@ def test_read_orders_json_object(tmp_path: Path) -> None:
     path = tmp_path / "one.json"
     path.write_text(json.dumps(order(1), indent=2))
     read = read_orders(path)
-    assert (read.items, read.positions, read.position_kind) == ([order(1)], [0], "index")
+    assert (read.items, read.positions, read.position_kind) == (exact(order(1)), [0], "index")
 
 
 def test_read_orders_json_array(tmp_path: Path) -> None:
@@ -184,7 +190,8 @@ def test_read_orders_json_array(tmp_path: Path) -> None:
     path = tmp_path / "many.json"
     path.write_text(json.dumps([order(1), order(2), order(3)], indent=1))
     read = read_orders(path)
-    assert (read.items, read.positions, read.position_kind) == ([order(1), order(2), order(3)], [0, 1, 2], "index")
+    assert (read.items, read.positions, read.position_kind) == (exact(order(1), order(2), order(3)), [0, 1, 2],
+                                                                "index")
 
 
 def test_read_orders_ndjson_with_blank_lines(tmp_path: Path) -> None:
@@ -192,19 +199,19 @@ def test_read_orders_ndjson_with_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "orders.ndjson"
     path.write_text(json.dumps(order(1)) + "\n\n" + json.dumps(order(2)) + "\n   \n" + json.dumps(order(3)) + "\n")
     read = read_orders(path)
-    assert (read.items, read.positions, read.position_kind) == ([order(1), order(2), order(3)], [1, 3, 5], "line")
+    assert (read.items, read.positions, read.position_kind) == (exact(order(1), order(2), order(3)), [1, 3, 5],
+                                                                "line")
 
 
-def test_read_orders_digest_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
-    """The digest is sha256 of the raw bytes (BOM included), so any changed byte changes it."""
-    import hashlib
-
+def test_read_orders_tolerates_a_bom_and_reads_as_the_api_does(tmp_path: Path) -> None:
+    """A BOM is skipped; numbers are read exactly (Decimal, spelling kept) and a repeated key is kept twice,
+    as the API will read the order, so what send checks is what it posts."""
     path = tmp_path / "bom.json"
-    raw = b"\xef\xbb\xbf" + json.dumps([order(1)]).encode()
-    path.write_bytes(raw)
-    read = read_orders(path)
-    assert read.items == [order(1)]
-    assert read.digest == hashlib.sha256(raw).hexdigest()
+    path.write_bytes(b"\xef\xbb\xbf" + b'[{"retail_price": 16.990, "qty": 1, "qty": 2}]')
+    [item] = read_orders(path).items
+    assert item == {"retail_price": Decimal("16.990"), "qty": 2}
+    assert str(item["retail_price"]) == "16.990"
+    assert item.pairs == [("retail_price", Decimal("16.990")), ("qty", 1), ("qty", 2)]  # type: ignore[attr-defined]
 
 
 def test_read_orders_ndjson_bad_line_is_named(tmp_path: Path) -> None:
@@ -231,13 +238,27 @@ def test_read_orders_invalid_first_line(tmp_path: Path) -> None:
         read_orders(path)
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": 1}\n' + "[" * 100_000 + "]" * 100_000])
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": 1}\n' + "[" * 100_000 + "]" * 100_000,
+                                  "[" * 600 + "]" * 600, '{"a": 1}\n' + '{"a":' * 600 + "1" + "}" * 600])
 def test_read_orders_too_deep(tmp_path: Path, text: str) -> None:
-    """JSON nested 100,000 deep (whole file or one NDJSON line) is a TxpipeError, not a RecursionError."""
+    """JSON nested 100,000 or 600 deep (whole file or one NDJSON line) is a TxpipeError, not a RecursionError
+    (600 levels parse, but writing them back would pass Python's recursion limit)."""
     path = tmp_path / "deep.json"
     path.write_text(text)
     with pytest.raises(TxpipeError, match="nested too deep"):
         read_orders(path)
+
+
+def test_nan_and_infinity_are_refused_by_position(client: tuple[ApiClient, FakeApi, Sleeps], tmp_path: Path) -> None:
+    """NaN or Infinity in a file is read, then refused at its line like any invalid order; the rest is sent."""
+    api_client, fake, _ = client
+    path = tmp_path / "orders.ndjson"
+    path.write_text(json.dumps(order(1)) + "\n" + '{"customer_id": 2, "type": "cheese", "qty": NaN, '
+                    '"retail_price": Infinity}\n' + json.dumps(order(3)) + "\n")
+    result = send(api_client, read_orders(path))
+    assert [(r.position, r.errors[0]["reason"]) for r in result.refusals] == [(2, "malformed JSON: NaN is not valid "
+                                                                                 "JSON")]
+    assert sorted(i["customer_id"] for i in fake.stored.values()) == [1, 3]
 
 
 def test_read_orders_empty_file_holds_no_items(tmp_path: Path) -> None:

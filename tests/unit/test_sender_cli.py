@@ -79,8 +79,11 @@ def test_refused_orders_exit_1_after_the_valid_ones_are_stored(api: tuple[FakeAp
     assert f"1 of 3 orders refused and not stored (fix them in {rejects}" in result.stderr
     assert sorted(i["customer_id"] for i in fake.stored.values()) == [1, 3]
     [line] = rejects.read_text().splitlines()
-    assert json.loads(line) == {**order(2, qty=101), "order_id": sender.order_id_for(
-        sender.read_orders(path).digest, 1, 2)}
+    written = json.loads(line)
+    assert written == {**order(2, qty=101), "order_id": written["order_id"]}
+    assert written["order_id"].startswith("send-") and written["order_id"].endswith("-1-1")
+    run(url, path, "--rejects", str(rejects), code=1)
+    assert json.loads(rejects.read_text()) == written  # the same id on every run
 
 
 def test_refused_json_goes_to_stdout_and_the_reason_to_stderr(api: tuple[FakeApi, str], tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 
 from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
-from txpipe_cli.sender import ApiClient, Refusal, check, order_id_for, read_orders, send, write_rejects
+from txpipe_cli.sender import ApiClient, Refusal, check, read_orders, send, write_rejects
 
 QTY_REASON = "Input should be less than or equal to 100"
+SEND_ID = r"send-[0-9a-f]{32}-%d-%d"  # pass, which of the identical orders (txpipe_cli/send_ids.py)
 
 
 @pytest.fixture
@@ -39,9 +41,11 @@ def test_invalid_ndjson_lines_are_refused_by_line_and_the_rest_accepted(
     assert result.refusals[0].errors == [{"field": "qty", "reason": QTY_REASON}]
     assert {item["customer_id"] for item in fake.stored.values()} == {1, 3, 4, 6}
     assert [len(b) for b in fake.bodies] == [2, 2]  # refused orders never reach the API
-    assert result.to_dict()["refusals"][0] == {"pass": 1, "position": 3, "position_kind": "line",
-                                               "order_id": order_id_for(read_orders(path).digest, 1, 3),
-                                               "errors": [{"field": "qty", "reason": QTY_REASON}]}
+    refusal = result.to_dict()["refusals"][0]
+    assert re.fullmatch(SEND_ID % (1, 1), refusal.pop("order_id"))
+    assert refusal == {"pass": 1, "position": 3, "position_kind": "line",
+                       "errors": [{"field": "qty", "reason": QTY_REASON}]}
+    assert send(api_client, read_orders(path)).refusals[0].order_id == result.refusals[0].order_id  # stable
 
 
 def test_invalid_array_items_are_refused_by_index(client: tuple[ApiClient, FakeApi, Sleeps], tmp_path: Path) -> None:
@@ -79,10 +83,12 @@ def test_duplicate_order_id_refuses_the_later_copy(client: tuple[ApiClient, Fake
 def test_repeat_refuses_an_invalid_order_in_every_pass(client: tuple[ApiClient, FakeApi, Sleeps]) -> None:
     """With --repeat 2 an invalid order counts once per pass, each with that pass's id."""
     api_client, _, _ = client
-    result = send(api_client, order_file([order(1), order(2, qty=0)], digest="cd" * 32), repeat=2)
+    result = send(api_client, order_file([order(1), order(2, qty=0)]), repeat=2)
     assert (result.orders, result.accepted, result.refused) == (4, 2, 2)
-    assert [(r.pass_number, r.order_id) for r in result.refusals] == [
-        (1, order_id_for("cd" * 32, 1, 1)), (2, order_id_for("cd" * 32, 2, 1))]
+    assert [r.pass_number for r in result.refusals] == [1, 2]
+    first, second = (r.order_id for r in result.refusals)
+    assert re.fullmatch(SEND_ID % (1, 1), first) and re.fullmatch(SEND_ID % (2, 1), second)
+    assert first[:-4] == second[:-4]  # the same order: one content hash, another pass
 
 
 # --- a server of another version still answers 400 ------------------------------------------------
@@ -189,7 +195,8 @@ def test_rejects_hold_the_refused_orders_as_in_the_file_with_their_ids(
     rejects.parent.mkdir()
     write_rejects(rejects, result.refusals)
     written = [json.loads(line) for line in rejects.read_text().splitlines()]
-    assigned = order_id_for(read_orders(path).digest, 1, 2)
+    assigned = result.refusals[0].order_id
+    assert re.fullmatch(SEND_ID % (1, 1), assigned)
     assert written == [{**order(2, qty=500), "order_id": assigned}, "oops", lines[3]]
     assert list(rejects.parent.iterdir()) == [rejects]  # no temp file left behind
 
@@ -217,5 +224,30 @@ def test_check_gives_each_order_its_own_verdict_across_groups() -> None:
     bad = {0: {"qty": 0}, 499: {"type": "Cheese"}, 500: {"customer_id": 0}, 1001: {"retail_price": 1.234}}
     items = [order(1 + i % 7, order_id=f"c-{i}", **bad.get(i, {})) for i in range(1002)]
     verdicts = check([json.dumps(item).encode() for item in items])
-    assert {i: [e["field"] for e in v] for i, v in enumerate(verdicts) if v} == {
+    assert {i: [e["field"] for e in v] for i, v in enumerate(verdicts) if isinstance(v, list)} == {
         0: ["qty"], 499: ["type"], 500: ["customer_id"], 1001: ["retail_price"]}
+    assert [v.order_id for v in verdicts if not isinstance(v, list)] == [f"c-{i}" for i in range(1002) if i not in bad]
+
+
+def test_an_item_that_is_an_array_is_refused_even_if_its_orders_are_valid() -> None:
+    """An array inside the file's array is not an order: refused as the API would refuse it in a request."""
+    verdicts = check([json.dumps([order(1)]).encode(), json.dumps(order(2)).encode()])
+    assert verdicts[0] == [{"field": None, "reason": "order must be a JSON object"}]
+    assert not isinstance(verdicts[1], list) and verdicts[1].customer_id == 2
+
+
+def test_an_order_repeating_a_key_is_refused_and_written_back_as_it_was(
+        client: tuple[ApiClient, FakeApi, Sleeps], tmp_path: Path) -> None:
+    """{"qty": 1, "qty": 100} in a file is refused by its line naming qty (never posted as qty 100); --rejects
+    writes it with both keys, for the operator to pick one."""
+    api_client, fake, _ = client
+    path = tmp_path / "orders.ndjson"
+    twice = '{"customer_id": 2, "type": "cheese", "qty": 1, "retail_price": 12.99, "qty": 100}'
+    path.write_text(json.dumps(order(1)) + "\n" + twice + "\n")
+    result = send(api_client, read_orders(path))
+    assert refused_at(result) == [(2, "line", ["qty"])]
+    assert "more than once" in result.refusals[0].errors[0]["reason"]
+    assert [i["customer_id"] for i in fake.stored.values()] == [1]
+    rejects = tmp_path / "rejects.ndjson"
+    write_rejects(rejects, result.refusals)
+    assert rejects.read_text() == twice[:-1] + f', "order_id": "{result.refusals[0].order_id}"}}\n'
