@@ -1,14 +1,17 @@
-"""Settings resolved once, with one precedence: flag > environment (TXPIPE_...) > default.
+"""Settings resolved once, with one precedence: flag > environment (TXPIPE_...) > what an earlier deploy
+was given > the release's default.
 
-The deployed settings (schedule, SLA) are recorded in the target's state under
-$TXPIPE_HOME, so later commands (status, sla-report) use what was deployed.
+The deployed settings (schedule, SLA) are recorded in the target's state under $TXPIPE_HOME, so later
+commands (status, sla-report) use what was deployed, together with the names the operator chose
+(`PipelineSettings.chosen`). Only those stay from deploy to deploy: every other setting takes the
+running release's default at each deploy (`resolve_settings`), so an upgrade never freezes an old one.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,17 @@ MIN_SYNC_EVERY_SECONDS = 1.0  # the shortest schedule the local target runs (AWS
 _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
           "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
 
+
+# Where an earlier release's default differs from this one's (git log -p -- txpipe_cli/config.py
+# lambdas/core/failures.py): up to ab5771d a message went to the dead-letter queue after 5 receives; up to
+# 798805c a first AWS deploy synced every 5 minutes. A deployment recorded by a release that kept no list of
+# choices (no `chosen`) is read with these: a value equal to one of them, or to this release's default, was
+# a default then, not a choice.
+EARLIER_DEFAULTS: dict[str, tuple[Any, ...]] = {"max_receive_count": (5,), "sync_every_seconds": (300.0,)}
+# The deploy flag that sets each setting (each also read from its TXPIPE_ environment variable).
+SETTING_FLAGS = {"sla_seconds": "--sla", "sync_every_seconds": "--sync-every", "refresh_at": "--refresh-at",
+                 "timezone": "--timezone", "visibility_timeout_seconds": "--visibility-timeout",
+                 "max_receive_count": "--max-receive-count"}
 
 LEGACY_HOME = Path(".txpipe")  # the default of earlier releases: relative to the working directory
 
@@ -106,15 +120,14 @@ class PipelineSettings:
     # Receives before a message goes to the dead-letter queue: a backstop for deliveries that crash,
     # set so that an outage never reaches it (lambdas/core/failures.py).
     max_receive_count: int = MAX_RECEIVE_COUNT
+    # The settings the operator gave (a flag or TXPIPE_ variable, at this deploy or an earlier one), sorted;
+    # every other one is the release's default. A list, not a tuple: it is recorded as JSON and compared with
+    # what was read back.
+    chosen: list[str] = field(default_factory=list, hash=False)
 
-    @classmethod
-    def merged(cls, *layers: dict[str, Any]) -> PipelineSettings:
-        """Defaults, then each layer in turn (what was deployed, then what was given); unknown keys ignored."""
-        names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for layer in layers:
-            values.update({k: v for k, v in layer.items() if k in names})
-        return cls(**values)
+    def values(self) -> dict[str, Any]:
+        """The settings by name, without `chosen`."""
+        return {name: getattr(self, name) for name in setting_names()}
 
     def validate(self) -> PipelineSettings:
         if not self.sla_seconds > 0:
@@ -133,3 +146,82 @@ class PipelineSettings:
                 raise OptionError(f"unknown time zone {self.timezone!r}",
                                   hint="use an IANA name like America/Chicago") from None
         return self
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(PipelineSettings) if f.name != "chosen"]
+
+
+def release_defaults(target: str, sla_seconds: float) -> dict[str, Any]:
+    """This release's default for each setting; on AWS the sync interval follows the SLA (default_sync_every)."""
+    defaults = {f.name: f.default for f in fields(PipelineSettings) if f.name != "chosen"}
+    defaults["sync_every_seconds"] = default_sync_every(target, sla_seconds)
+    return defaults
+
+
+def recorded_choices(target: str, recorded: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """What an earlier deploy recorded that the operator chose, by name, and whether the record said so
+    itself. A record with no `chosen` list (an earlier release's) is read with the defaults of the releases
+    that may have written it: a value equal to one of them was not chosen (EARLIER_DEFAULTS)."""
+    names = setting_names()
+    if "chosen" in recorded:
+        return {name: recorded[name] for name in recorded["chosen"] if name in names and name in recorded}, True
+    then = release_defaults(target, float(recorded.get("sla_seconds", DEFAULT_SLA_SECONDS)))
+    return {name: recorded[name] for name in names if name in recorded
+            and recorded[name] != then[name] and recorded[name] not in EARLIER_DEFAULTS.get(name, ())}, False
+
+
+def flag_text(name: str, value: Any) -> str:
+    """The deploy option that sets `name` to `value`, as an operator types it."""
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{SETTING_FLAGS[name]} {shown}s" if name == "sync_every_seconds" else f"{SETTING_FLAGS[name]} {shown}"
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """A setting a deploy changes: given now (a flag or the environment), or moved to the release's default
+    because nobody chose the value it had."""
+
+    name: str
+    before: Any
+    after: Any
+    given: bool
+    recorded_choices: bool = True  # the record said what was chosen (False: an earlier release's record)
+    sla_seconds: float | None = None  # the SLA an AWS sync default follows
+
+    @property
+    def reason(self) -> str:
+        if self.given:
+            return ""
+        default = "the release's default" + (f" for a {self.sla_seconds:g} s SLA" if self.sla_seconds else "")
+        never = (f"you never chose {self.before}" if self.recorded_choices else
+                 f"{self.before} was an earlier release's default, not recorded as your choice")
+        keep = f": to keep it, deploy {flag_text(self.name, self.before)}" if self.before is not None else ""
+        return f"{default}; {never}{keep}"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.given:
+            return {"from": self.before, "to": self.after}
+        return {"from": self.before, "to": self.after, "default": True, "reason": self.reason}
+
+    def line(self) -> str:
+        return f"setting {self.name}: {self.before} -> {self.after}" + (f" ({self.reason})" if self.reason else "")
+
+
+def resolve_settings(target: str, given: dict[str, Any],
+                     recorded: dict[str, Any]) -> tuple[PipelineSettings, dict[str, SettingChange]]:
+    """A deploy's settings: what is `given` now (None: not given), else what the operator chose before
+    (`recorded`, the target's record of the last deploy: {} before a first one), else this release's
+    default; and what that changes from the record. Not validated."""
+    names = setting_names()
+    now = {name: value for name, value in given.items() if value is not None and name in names}
+    kept, said = recorded_choices(target, recorded)
+    values = {**kept, **now}
+    sla = float(values.get("sla_seconds", DEFAULT_SLA_SECONDS))
+    settings = PipelineSettings(**{**release_defaults(target, sla), **values}, chosen=sorted(values))
+    changes: dict[str, SettingChange] = {}
+    for name, value in settings.values().items():
+        if recorded and recorded.get(name) != value:
+            follows = sla if name == "sync_every_seconds" and target == "aws" else None
+            changes[name] = SettingChange(name, recorded.get(name), value, name in now, said, follows)
+    return settings, changes

@@ -172,14 +172,17 @@ def test_a_deploy_prints_the_estimate_before_it_creates_anything(built: Any) -> 
 @pytest.mark.parametrize(("target", "recorded", "flags", "every"), [
     ("aws", {}, [], 780.0),  # 13 min: the longest whole minutes a 900 s SLA allows with a 120 s run
     ("aws", {}, ["--sla", "600"], 480.0),
-    ("aws", {"sync_every_seconds": 300.0, "sla_seconds": 900.0}, [], 300.0),  # a recorded setting stays
+    # A recorded choice stays; an earlier release's record (no list of choices) holding its 5-minute default
+    # takes today's (tests/unit/test_settings_upgrade.py).
+    ("aws", {"sync_every_seconds": 300.0, "sla_seconds": 900.0, "chosen": ["sync_every_seconds"]}, [], 300.0),
+    ("aws", {"sync_every_seconds": 300.0, "sla_seconds": 900.0}, [], 780.0),
     ("aws", {}, ["--sync-every", "5m"], 300.0),
     ("local", {}, [], 300.0),
 ])
 def test_a_first_aws_deploy_syncs_as_seldom_as_the_sla_allows(built: Any, target: str, recorded: dict[str, Any],
                                                               flags: list[str], every: float) -> None:
     """With no --sync-every, a first AWS deploy takes config.default_sync_every; the local target 5 minutes;
-    what an earlier deploy recorded stays."""
+    what an earlier deploy recorded as chosen stays."""
     asked = built(ACTIONS, recorded)
     result = runner.invoke(app, ["deploy", "--target", target, *flags])
     assert result.exit_code == 0, result.output

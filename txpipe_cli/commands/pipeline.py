@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -29,24 +28,24 @@ def deploy(
         "--param", help="AWS: template parameter KEY=VALUE (repeatable), e.g. WarehouseMode=provisioned.")] = None,
     sync_every: Annotated[str | None, typer.Option(
         envvar="TXPIPE_SYNC_EVERY", show_default=False,
-        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [first deploy: local 5m; aws the longest "
+        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [until given: local 5m; aws the longest "
              "whole minutes the SLA allows with a run's time, 13m for 900 s]")] = None,
     sla: Annotated[float | None, typer.Option(
         "--sla", envvar="TXPIPE_SLA_SECONDS", show_default=False,
-        help="Freshness SLA in seconds (OLTP accept -> warehouse load). [first deploy: 900]")] = None,
+        help="Freshness SLA in seconds (OLTP accept -> warehouse load). [until given: 900]")] = None,
     refresh_at: Annotated[str | None, typer.Option(
-        envvar="TXPIPE_REFRESH_AT", show_default=False, help="Daily view refresh time, HH:MM. [first deploy: 02:00]")
+        envvar="TXPIPE_REFRESH_AT", show_default=False, help="Daily view refresh time, HH:MM. [until given: 02:00]")
     ] = None,
     timezone: Annotated[str | None, typer.Option(
         envvar="TXPIPE_TIMEZONE", show_default=False,
-        help="IANA time zone for the refresh. [first deploy: the machine's]")] = None,
+        help="IANA time zone for the refresh. [until given: the machine's]")] = None,
     visibility_timeout: Annotated[float | None, typer.Option(
         min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT", show_default=False,
-        help="Seconds a received order stays hidden. [first deploy: 30]")] = None,
+        help="Seconds a received order stays hidden. [until given: 30]")] = None,
     max_receive_count: Annotated[int | None, typer.Option(
         min=1, max=MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT", show_default=False,
         help="Deliveries that crash before an order goes to the DLQ (a backstop: a failure the store "
-             f"reports is retried with backoff or dead-lettered at once). [first deploy: {MAX_RECEIVE_COUNT}]")
+             f"reports is retried with backoff or dead-lettered at once). [until given: {MAX_RECEIVE_COUNT}]")
     ] = None,
     orders_per_month: Annotated[int, typer.Option(
         min=0, help="Orders a month the cost estimate is for (--plan; AWS: also printed before deploying).")
@@ -61,8 +60,12 @@ def deploy(
     artifact in an artifacts bucket, then the schema migrations. Running it again
     changes nothing and says so. Refuses a sync schedule that cannot meet the SLA.
 
-    Settings stay: a deploy keeps what the last one of this target and stage was given, and a flag
-    changes only its own setting (the output says what changed); `txpipe status` shows them.
+    Settings you give stay: a deploy keeps every setting a flag or its TXPIPE_ variable gave this one or an
+    earlier deploy of this target and stage, and a flag changes only its own setting. Every setting nobody
+    gave follows the running release's default, so an upgrade moves it when the default moved; the output
+    says what changed and why, and `txpipe status` shows the settings and which were chosen. A deployment
+    recorded by an earlier release, which kept no list of choices, counts a value that was a release's
+    default as not chosen.
 
     Cost: --plan prints the monthly estimate line by line for the settings, --param and --orders-per-month
     given (the local target costs nothing); a deploy to AWS prints it before creating anything.
@@ -72,17 +75,12 @@ def deploy(
     given = {"sla_seconds": sla, "sync_every_seconds": config.parse_duration(sync_every) if sync_every else None,
              "refresh_at": refresh_at, "timezone": timezone, "visibility_timeout_seconds": visibility_timeout,
              "max_receive_count": max_receive_count}
-    previous = _deployed_settings(chosen)
-    first = {"sync_every_seconds": config.default_sync_every(
-        target, sla or previous.get("sla_seconds", config.DEFAULT_SLA_SECONDS))}  # a recorded one stays
-    settings = config.PipelineSettings.merged(first, previous,
-                                              {k: v for k, v in given.items() if v is not None}).validate()
+    settings, changes = config.resolve_settings(target, given, _deployed_settings(chosen))
+    settings.validate()
     with err_console.status("deploying...") as spinner:
         result = chosen.deploy(settings, step=lambda name: spinner.update(f"deploying: {name}..."),
                                on_event=_print_event)
-    result["settings_changed"] = {name: {"from": previous.get(name), "to": value}
-                                  for name, value in asdict(settings).items()
-                                  if previous and previous.get(name) != value}
+    result["settings_changed"] = {name: change.to_dict() for name, change in changes.items()}
     if as_json:
         print_json(result)
     else:
@@ -101,8 +99,8 @@ def deploy(
             estimate = result["estimate"]
             console.print(f"Estimated cost: ${estimate['total_usd']:,.2f} a month at {estimate['orders_per_month']:,} "
                           f"orders (the lines: txpipe deploy --target {target} --plan)", highlight=False)
-        for name, change in result["settings_changed"].items():
-            console.print(f"setting {name}: {change['from']} -> {change['to']}", highlight=False)
+        for change in changes.values():
+            console.print(change.line(), highlight=False, soft_wrap=True)
 
 
 def _deployed_settings(target: Target) -> dict[str, Any]:
@@ -218,11 +216,20 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
     if pipeline:
         console.print(facts)
     if result.get("settings"):
-        console.print("settings: " + ", ".join(f"{k}={v}" for k, v in result["settings"].items()), highlight=False)
+        console.print(_settings_line(result["settings"]), highlight=False, soft_wrap=True)
     for name, schedule in (result.get("schedules") or {}).items():
         last = schedule.get("last_run") or {}
         outcome = "failed" if last.get("error") else ("ok" if last else "not run yet")
         console.print(f"schedule [bold]{name}[/]: last run {outcome}, next {schedule['next_run_at']}", highlight=False)
+
+
+def _settings_line(settings: dict[str, Any]) -> str:
+    """The settings in force and which of them the operator chose (the rest follow the release's defaults)."""
+    values = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "chosen")
+    if "chosen" not in settings:  # recorded by an earlier release: the next deploy sorts them out
+        return f"settings: {values}"
+    chosen = ", ".join(settings["chosen"]) or "none"
+    return f"settings: {values} (chosen: {chosen}; the rest are the release's defaults)"
 
 
 def _about(pipeline: dict[str, Any], name: str) -> Any:
