@@ -3,8 +3,12 @@
 A load of any size is all or nothing, in three steps the ops function runs one call each (so that
 neither a Lambda payload nor the CLI's memory bounds it): `stage_rows` a batch at a time into
 customers_load under a load id, then `commit_load` in one transaction, or `abort_load`. A commit that
-would move an existing customer to another state is refused, naming some, unless replace is asked:
-a customer's state decides where all their past orders are reported.
+would move an existing customer to another state is refused, naming some, unless replace is asked.
+
+Moving a customer never rewrites history: the sync gives each order the state its customer has when it
+loads the order into the warehouse (orders_fact.state, what the reports group by), and the warehouse keeps
+it. So a moved customer's orders already synced stay reported where they were placed; the orders not yet
+synced (normally a few minutes' worth) and every later one are reported in the new state.
 """
 
 from __future__ import annotations
@@ -63,22 +67,23 @@ def stage_rows(conn: Any, load_id: str, rows: list[list[Any]], first: bool = Fal
 
 
 def commit_load(conn: Any, load_id: str, *, replace: bool) -> dict[str, Any]:
-    """Applies the whole load in one transaction: new customers, names, and (with replace) moved states."""
+    """Applies the whole load in one transaction: new customers, names, and (with replace) moved states; returns
+    how many were loaded, new, updated and moved (moving changes no order already in the warehouse)."""
     with conn.cursor() as cur:
-        cur.execute(
-            """SELECT l.customer_id, c.state, l.state FROM customers_load l
-               JOIN customers c ON c.customer_id = l.customer_id
-               WHERE l.load_id = %s AND c.state <> l.state ORDER BY l.customer_id LIMIT 5""", (load_id,))
-        moved = cur.fetchall()
-        if moved and not replace:
-            cur.execute("""SELECT count(*) FROM customers_load l JOIN customers c ON c.customer_id = l.customer_id
-                           WHERE l.load_id = %s AND c.state <> l.state""", (load_id,))
-            count = cur.fetchone()[0]
-            examples = ", ".join(f"{cid} {old}->{new}" for cid, old, new in moved)
+        cur.execute("""SELECT count(*) FROM customers_load l JOIN customers c ON c.customer_id = l.customer_id
+                       WHERE l.load_id = %s AND c.state <> l.state""", (load_id,))
+        count = cur.fetchone()[0]
+        if count and not replace:
+            cur.execute(
+                """SELECT l.customer_id, c.state, l.state FROM customers_load l
+                   JOIN customers c ON c.customer_id = l.customer_id
+                   WHERE l.load_id = %s AND c.state <> l.state ORDER BY l.customer_id LIMIT 5""", (load_id,))
+            examples = ", ".join(f"{cid} {old}->{new}" for cid, old, new in cur.fetchall())
             cur.execute("DELETE FROM customers_load WHERE load_id = %s", (load_id,))
             conn.commit()
             raise ValueError(f"{count} existing customer(s) would move to another state (e.g. {examples}); "
-                             "nothing was changed: pass --replace to move them")
+                             "nothing was changed: pass --replace to move them (their orders already in the "
+                             "warehouse stay reported in the old state)")
         cur.execute("SELECT count(*) FROM customers_load WHERE load_id = %s", (load_id,))
         staged = cur.fetchone()[0]
         cur.execute("""SELECT count(*) FROM customers_load l JOIN customers c ON c.customer_id = l.customer_id
@@ -92,7 +97,7 @@ def commit_load(conn: Any, load_id: str, *, replace: bool) -> dict[str, Any]:
         cur.execute("DELETE FROM customers_load WHERE load_id = %s", (load_id,))
     conn.commit()
     return {"loaded": int(staged), "new": int(staged - existing), "updated": int(existing),
-            "moved": len(moved) if replace else 0}
+            "moved": int(count)}
 
 
 def abort_load(conn: Any, load_id: str) -> None:

@@ -174,5 +174,6 @@ def test_a_customer_load_is_all_or_nothing_and_never_moves_a_customer_silently(c
     move.write_text(f"customer_id,state\n1,{other.lower()}\n")
     assert "would move to another state" in cli("seed", "--customers", str(move), code=1).output
     assert cli.sql("oltp", "SELECT state FROM customers WHERE customer_id = 1") == [(state,)]
-    assert cli.json("seed", "--customers", str(move), "--replace") == {"customers": 1, "new": 0, "updated": 1}
+    assert cli.json("seed", "--customers", str(move), "--replace") == {"customers": 1, "new": 0, "updated": 1,
+                                                                       "moved": 1}
     assert cli.sql("oltp", "SELECT state FROM customers WHERE customer_id = 1") == [(other,)]

@@ -125,7 +125,9 @@ def seed(
     random_seed: Annotated[int, typer.Option(help="Seed for --generate and --history (same seed, same customers "
                                                   "or orders).")] = 42,
     replace: Annotated[bool, typer.Option("--replace", help="Let the load move existing customers to another "
-                                                            "state (their past orders move with them).")] = False,
+                                                            "state. Their orders already in the warehouse stay "
+                                                            "reported in the old state; orders not yet synced and "
+                                                            "all later ones go to the new state.")] = False,
     target: TargetOpt = "local",
     stage: StageOpt = "dev",
     as_json: JsonOpt = False,
@@ -134,7 +136,11 @@ def seed(
     --history N, N historical orders of those customers.
 
     Re-running updates names in place; a load that would move an existing customer to another state is
-    refused (nothing changes) unless --replace is given.
+    refused (nothing changes) unless --replace is given. Moving a customer rewrites no history: the
+    warehouse records each order's state when the sync loads it (normally minutes after the order), and
+    the reports group by that state. So a moved customer's orders already synced stay reported in the
+    state where they were placed; the orders still waiting for the sync, and every later one, are
+    reported in the new state.
 
     --history N loads orders hist-<seed>-<index> in chunks of 200,000, each in one transaction, into the
     orders table and the outbox, the way the store function writes them: the sync then moves them to the
@@ -166,9 +172,14 @@ def seed(
                 chosen.invoke("ops", {"action": "customers_abort", "load_id": load_id})
             raise
     if as_json:
-        print_json({"customers": result["loaded"], "new": result["new"], "updated": result["updated"]})
-    else:
-        console.print(f"loaded {result['loaded']} customers ({result['new']} new, {result['updated']} updated)")
+        print_json({"customers": result["loaded"], "new": result["new"], "updated": result["updated"],
+                    "moved": result.get("moved", 0)})
+        return
+    console.print(f"loaded {result['loaded']} customers ({result['new']} new, {result['updated']} updated)")
+    if result.get("moved"):
+        console.print(f"{result['moved']} moved to another state: their orders already in the warehouse stay "
+                      "reported in the old state; orders not yet synced and all later ones go to the new one",
+                      highlight=False, soft_wrap=True)
 
 
 def _seed_history(chosen: Target, orders: int, days: int, random_seed: int, as_json: bool) -> None:
