@@ -71,7 +71,9 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
     """What each store holds; a store that cannot be reached is reported with its error, not raised,
     so that one down database does not hide the others."""
     result: dict[str, Any] = {"errors": {}}
-    for name, read in (("oltp", lambda: reporting.oltp_status(env.oltp())),
+    # Rejected orders: the pending ones only; those stored since are resolved (lambdas.core.rejections).
+    for name, read in (("oltp", lambda: {**reporting.oltp_status(env.oltp()),
+                                         "rejected_orders": rejections.pending_count(env.oltp())}),
                        ("warehouse", lambda: {"last_sync": reporting.last_sync(env.warehouse())}),
                        ("queue", lambda: {"queue": _queue_stats()})):
         try:
@@ -115,10 +117,18 @@ def _dlq_purge(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rejected(event: dict[str, Any]) -> dict[str, Any]:
+    """The pending rejected orders' counts and a page of them; "all": true lists the resolved ones too."""
     oltp = env.oltp()
     return {**rejections.summary(oltp),
             "rows": rejections.page(oltp, after_id=int(event.get("after_id", 0)), limit=int(event.get("limit", 100)),
-                                    reason=event.get("reason"))}
+                                    reason=event.get("reason"), resolved=bool(event.get("all")))}
+
+
+def _rejected_purge(event: dict[str, Any]) -> dict[str, Any]:
+    """{"resolved": true}: deletes the rejected orders stored since; nothing else can be purged."""
+    if event.get("resolved") is not True:
+        raise ValueError("rejected_purge deletes only the resolved rejected orders: send \"resolved\": true")
+    return {"purged": rejections.purge_resolved(env.oltp())}
 
 
 def _load_customers(event: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +170,7 @@ ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _
            "customers_abort": _customers_abort, "report": _report, "freshness": _freshness,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,
            "dlq_redrive": _dlq_redrive, "dlq_purge": _dlq_purge, "rejected": _rejected,
+           "rejected_purge": _rejected_purge,
            "history_load": _history_load}
 
 

@@ -286,13 +286,15 @@ def test_rejected_page_at_its_limit_fits_a_synchronous_reply(monkeypatch: pytest
     limits: list[int] = []
 
     def answer(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if "GROUP BY reason" in sql:
-            return [(reason, BIG, WHEN, WHEN) for reason in reasons]
+        if "GROUP BY reason" in sql:  # kind, pending, resolved, oldest and newest pending
+            return [(reason, BIG, BIG, WHEN, WHEN) for reason in reasons]
         limits.append(params[-1])
-        return [(BIG - i, o.order_id, max(reasons, key=len), WHEN, o.to_message())
+        # each row listed with --all: resolved, so it carries when it was stored too
+        return [(BIG - i, o.order_id, max(reasons, key=len), WHEN, o.to_message(), WHEN)
                 for i, o in enumerate(largest_orders(params[-1]))]
 
-    result, size = reply_bytes(monkeypatch, {"action": "rejected", "limit": 10**9}, oltp=FakeConnection(answer))
+    result, size = reply_bytes(monkeypatch, {"action": "rejected", "limit": 10**9, "all": True},
+                               oltp=FakeConnection(answer))
     print(f"\nrejected page, {rejections.PAGE_LIMIT} largest rows: {size:,} B "
           f"({size / LAMBDA_SYNC_PAYLOAD_BYTES:.0%} of 6 MB)")
     assert limits == [rejections.PAGE_LIMIT] and len(result["rows"]) == rejections.PAGE_LIMIT

@@ -16,14 +16,14 @@ import typer
 from rich.table import Table
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import TxpipeError
+from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.output import console, err_console, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
 dlq_app = typer.Typer(help="The dead-letter queue: messages the store could never store, with their reasons.",
                       no_args_is_help=True)
-rejected_app = typer.Typer(help="Orders kept aside by the store: an unknown customer, or an order_id re-sent "
-                                "with other content.", no_args_is_help=True)
+rejected_app = typer.Typer(help="Orders kept aside by the store: an unknown customer (resolved once the order is "
+                                "stored after all), or an order_id re-sent with other content.", no_args_is_help=True)
 
 
 def _ops(target: str, stage: str, payload: dict[str, Any]) -> Any:
@@ -117,24 +117,68 @@ def dlq_purge(
 def rejected_list(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many (oldest first).")] = 50,
     reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List the resolved ones too (stored since).")] = False,
     target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
 ) -> None:
-    """How many orders were rejected, for which reasons, and the oldest of them."""
-    result = _ops(target, stage, {"action": "rejected", "limit": limit, "reason": reason})
+    """How many rejected orders are pending, for which reasons, and the oldest of them.
+
+    One is resolved, and leaves the list and the counts, once an order is stored under its order_id after it
+    was rejected (an unknown customer loaded and the exported file re-sent); `txpipe rejected purge
+    --resolved` deletes those. A conflict (an order_id re-sent with other content) stays until you act on it.
+    """
+    result = _ops(target, stage, {"action": "rejected", "limit": limit, "reason": reason, "all": show_all})
     if as_json:
         print_json(result)
         return
-    if not result["count"]:
-        console.print("No rejected orders.")
+    resolved = result.get("resolved", 0)
+    if not result["count"] and not (show_all and result["rows"]):
+        console.print("No rejected orders pending." + (f" {_resolved_line(resolved)}" if resolved else ""),
+                      highlight=False, soft_wrap=True)
         return
     for name, count in result["reasons"].items():
         console.print(f"{count} x {name}", highlight=False)
-    table = Table("order_id", "rejected at", "reason", "order", title=f"{result['count']} rejected order(s)")
+    table = Table("order_id", "rejected at", "reason", "order", *(["resolved"] if show_all else []),
+                  title=f"{result['count']} rejected order(s) pending" + (f", {resolved} resolved" if show_all
+                                                                          else ""))
     for row in result["rows"]:
         table.add_row(row["order_id"] or "-", row["rejected_at"], row["reason"],
-                      json.dumps(row["order"], separators=(",", ":")))
+                      json.dumps(row["order"], separators=(",", ":")),
+                      *([f"stored {row['stored_at']}" if row.get("resolved") else "pending"] if show_all else []))
     console.print(table)
-    console.print("txpipe rejected export FILE writes them as orders to fix and re-send.")
+    if resolved:
+        console.print(_resolved_line(resolved), highlight=False, soft_wrap=True)
+    if result["count"]:
+        console.print("txpipe rejected export FILE writes the pending ones as orders to fix and re-send.")
+
+
+def _resolved_line(resolved: int) -> str:
+    return f"{resolved} resolved (stored since; --all lists them): txpipe rejected purge --resolved deletes them."
+
+
+@rejected_app.command("purge")
+@handle_errors
+def rejected_purge(
+    resolved: Annotated[bool, typer.Option("--resolved", help="Delete the resolved ones: each stored since it was "
+                                                             "rejected (required: nothing else can be purged).")
+                        ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
+) -> None:
+    """Delete the rejected orders that were resolved (an order stored under their order_id since), for good.
+
+    The pending ones stay: `txpipe rejected list` shows both (--all)."""
+    if not resolved:
+        raise OptionError("purge deletes only the resolved rejected orders: give --resolved",
+                          hint="txpipe rejected list --all shows which are resolved")
+    if not yes:
+        count = _ops(target, stage, {"action": "rejected", "limit": 1})["resolved"]
+        if count:
+            typer.confirm(f"Delete the {count} resolved rejected order(s) for good?", abort=True)
+    result = _ops(target, stage, {"action": "rejected_purge", "resolved": True})
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"purged {result['purged']} resolved rejected order(s)")
 
 
 @rejected_app.command("export")
@@ -146,8 +190,9 @@ def rejected_export(
         "--with-reasons", help="Add reason and rejected_at to each line (then it is no longer sendable).")] = False,
     target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
 ) -> None:
-    """Write every rejected order as one JSON order per line, with its order_id, ready for
-    `txpipe send FILE` once the cause is fixed (e.g. the customer loaded with `txpipe seed`)."""
+    """Write every pending rejected order as one JSON order per line, with its order_id, ready for
+    `txpipe send FILE` once the cause is fixed (e.g. the customer loaded with `txpipe seed`); the ones
+    resolved since are left out."""
     chosen = get_target(target, stage=stage)
     written, after = 0, 0
     if not output.parent.is_dir():

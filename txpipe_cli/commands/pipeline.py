@@ -208,7 +208,7 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         ("queue: waiting", queue.get("visible")), ("queue: in flight", queue.get("in_flight")),
         ("dead letters", queue.get("dead_letters")), ("outbox backlog", pipeline.get("outbox_backlog")),
         ("oldest pending since", pipeline.get("oldest_pending_at") or "-"),
-        ("rejected orders", pipeline.get("rejected_orders")), ("orders (OLTP)", _about(pipeline, "orders")),
+        ("rejected orders pending", pipeline.get("rejected_orders")), ("orders (OLTP)", _about(pipeline, "orders")),
         ("customers", _about(pipeline, "customers")),
         (last_sync_label(target), (pipeline.get("last_sync") or {}).get("finished_at", "never")),
     ]:
