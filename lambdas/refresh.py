@@ -1,4 +1,5 @@
-"""refresh function: scheduled event -> REFRESH MATERIALIZED VIEW for the reporting views."""
+"""refresh function: scheduled event -> both reporting views refreshed from one snapshot of the warehouse
+(reporting.refresh_views: the stamp, then REFRESH MATERIALIZED VIEW for each)."""
 
 from __future__ import annotations
 

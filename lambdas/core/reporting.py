@@ -12,9 +12,11 @@ from typing import Any
 
 from lambdas.core.schema import (
     MATERIALIZED_VIEWS,
+    NOT_IN_VIEWS_SQL,
     RECORD_REFRESH_SQL,
     REFRESH_STATEMENTS,
     REFRESH_STATEMENTS_POSTGRES,
+    TAKE_SNAPSHOT_SQL,
     state_populations,
 )
 
@@ -22,22 +24,35 @@ STATE_CODES = frozenset(code for code, _, _ in state_populations())
 
 
 def refresh_views(warehouse: Any, concurrently: bool = False) -> list[str]:
-    """Refreshes the views and records when. `concurrently` (PostgreSQL): readers are never locked out."""
+    """Takes a snapshot of the fact table (stamps the rows no refresh has taken yet), refreshes both views from
+    it, and records the refresh under the snapshot's time (schema.TAKE_SNAPSHOT_SQL): the views agree whatever
+    the sync commits meanwhile.
+
+    `concurrently` (PostgreSQL): one transaction, REFRESH ... CONCURRENTLY, so readers are never locked out and
+    see the old views, and the old count of what they lack, until it commits. Otherwise (Redshift) each
+    statement is committed as Redshift runs it, each REFRESH a transaction of its own; the stamp commits
+    first, so each REFRESH sees it."""
+    taken_at = datetime.now(UTC)
     with warehouse.cursor() as cur:
+        cur.execute(TAKE_SNAPSHOT_SQL, (taken_at,))
         for statement in REFRESH_STATEMENTS_POSTGRES if concurrently else REFRESH_STATEMENTS:
+            if not concurrently:
+                warehouse.commit()
             cur.execute(statement)
-        cur.execute(RECORD_REFRESH_SQL, (datetime.now(UTC),))
+        if not concurrently:
+            warehouse.commit()
+        cur.execute(RECORD_REFRESH_SQL, (taken_at,))
     warehouse.commit()
     return list(MATERIALIZED_VIEWS)
 
 
 def views_freshness(warehouse: Any) -> dict[str, Any]:
     """When the views were last refreshed (None: not since they were created) and how many orders loaded
-    into the warehouse they do not hold yet."""
+    into the warehouse they do not hold yet: exactly the fact rows beyond the views' snapshot."""
     with warehouse.cursor() as cur:
         cur.execute("SELECT max(refreshed_at) FROM view_refreshes")
         refreshed_at = cur.fetchone()[0]
-        cur.execute("SELECT (SELECT count(*) FROM orders_fact) - (SELECT COALESCE(SUM(orders), 0) FROM state_sales)")
+        cur.execute(NOT_IN_VIEWS_SQL)
         awaiting_refresh = cur.fetchone()[0]
     warehouse.commit()
     return {"views_refreshed_at": refreshed_at.isoformat() if refreshed_at else None,

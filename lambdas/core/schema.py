@@ -91,18 +91,20 @@ STAGE_DDL = ("CREATE TEMP TABLE IF NOT EXISTS orders_stage ("
 # transaction (the warehouse declares it: Capabilities.truncate_commits), so it runs before the batch's load.
 STAGE_CLEAR = "TRUNCATE orders_stage"
 # Insert-if-absent keyed by order_id (no ON CONFLICT on Redshift): a batch loaded twice, or an order already
-# there from a run that crashed after its warehouse commit, keeps its first loaded_at.
-MERGE_SQL = (f"INSERT INTO orders_fact\n    ({', '.join(STAGE_COLUMNS)}, loaded_at)\n"  # noqa: S608 - fixed names
-             f"SELECT {', '.join('s.' + c for c in STAGE_COLUMNS)}, %s\n"
+# there from a run that crashed after its warehouse commit, keeps its first loaded_at. A new order has no
+# snapshot_at: no refresh has taken it yet (written out: the column's default is for the rows that predate
+# the stamp, see TAKE_SNAPSHOT_SQL).
+MERGE_SQL = (f"INSERT INTO orders_fact\n    ({', '.join(STAGE_COLUMNS)}, loaded_at, snapshot_at)\n"  # noqa: S608
+             f"SELECT {', '.join('s.' + c for c in STAGE_COLUMNS)}, %s, NULL\n"
              "FROM orders_stage s\n"
              "LEFT JOIN orders_fact f ON f.order_id = s.order_id\n"
              "WHERE f.order_id IS NULL")
 RECORD_RUN_SQL = "INSERT INTO sync_runs (started_at, finished_at, synced, pending) VALUES (%s, %s, %s, %s)"
 
-# The reporting views, by name (created by the warehouse's first migration; on Redshift created again
-# as their refresh user, since only a view's owner may refresh it and Redshift cannot hand one over).
-VIEW_DDL = {
-    # Per state and pizza type. Per capita divides by the state's population.
+# The reporting views as the first two migrations created them, frozen: an applied migration's SQL never changes.
+# Each aggregated every fact row its REFRESH saw, and each REFRESH saw what had committed when it started, so
+# under live traffic the two views held different orders (issue 15).
+_VIEW_DDL_V1 = {
     "sales_by_state": """CREATE MATERIALIZED VIEW sales_by_state AS
            SELECT f.state, f.pizza_type,
                   SUM(f.qty) AS total_pizzas,
@@ -111,9 +113,6 @@ VIEW_DDL = {
                   COUNT(DISTINCT f.customer_id) AS unique_customers
            FROM orders_fact f JOIN state_population p ON p.state = f.state
            GROUP BY f.state, f.pizza_type""",
-    # Per-state totals are aggregated per state, never summed from the per-type rows:
-    # a customer who bought two types is one unique customer, not two. `orders` is what the views hold:
-    # reports subtract it from the fact table's count to say how many orders are not in them yet.
     "state_sales": """CREATE MATERIALIZED VIEW state_sales AS
            SELECT f.state,
                   SUM(f.qty) AS total_pizzas,
@@ -124,10 +123,61 @@ VIEW_DDL = {
            FROM orders_fact f JOIN state_population p ON p.state = f.state
            GROUP BY f.state""",
 }
+
+# --------------------------------------------------------------------------- the views' snapshot
+# Both views hold one snapshot of the fact table, whatever commits while they refresh. A refresh first stamps
+# every fact row that no refresh has taken yet with its own time (TAKE_SNAPSHOT_SQL: one UPDATE, so exactly the
+# rows committed when it ran), and the views aggregate only stamped rows. A row committed later stays unstamped
+# (the sync inserts it with none), so it is outside both views however the refresh interleaves with the sync:
+# on PostgreSQL, where both REFRESH ... CONCURRENTLY run in one READ COMMITTED transaction and each reads what
+# has committed when it starts; on Redshift, where each REFRESH is a transaction of its own. No bound on
+# loaded_at could do this: it is bound from the sync's clock before its batch commits, and batches commit out
+# of that order. A stamp is never rewritten, so the rows of a snapshot never change after it.
+# Each view carries the snapshot it holds (snapshot_at: the newest stamp among its rows), and "orders not in the
+# views" counts the fact rows beyond it (NOT_IN_VIEWS_SQL, reporting.views_freshness): exact on both warehouses,
+# in the instant too on Redshift between the stamp's commit and the REFRESH that takes those rows in.
+# The rows already in the warehouse when the stamp came in (migration 3) got SNAPSHOT_BEFORE_STAMPS by default,
+# in the views from then on.
+SNAPSHOT_BEFORE_STAMPS = "1970-01-01 00:00:00+00"
+TAKE_SNAPSHOT_SQL = "UPDATE orders_fact SET snapshot_at = %s WHERE snapshot_at IS NULL"
+
+# The reporting views, by name (created by migration 3; on Redshift created again as their refresh user, since
+# only a view's owner may refresh it and Redshift cannot hand one over).
+VIEW_DDL = {
+    # Per state and pizza type. Per capita divides by the state's population.
+    "sales_by_state": """CREATE MATERIALIZED VIEW sales_by_state AS
+           SELECT f.state, f.pizza_type,
+                  SUM(f.qty) AS total_pizzas,
+                  SUM(f.qty * f.retail_price) AS gross_sales,
+                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
+                  COUNT(DISTINCT f.customer_id) AS unique_customers,
+                  MAX(f.snapshot_at) AS snapshot_at
+           FROM orders_fact f JOIN state_population p ON p.state = f.state
+           WHERE f.snapshot_at IS NOT NULL
+           GROUP BY f.state, f.pizza_type""",
+    # Per-state totals are aggregated per state, never summed from the per-type rows:
+    # a customer who bought two types is one unique customer, not two. `orders` is how many orders it holds.
+    "state_sales": """CREATE MATERIALIZED VIEW state_sales AS
+           SELECT f.state,
+                  SUM(f.qty) AS total_pizzas,
+                  SUM(f.qty * f.retail_price) AS gross_sales,
+                  CAST(SUM(f.qty * f.retail_price) AS decimal(20, 8)) / MAX(p.population) AS gross_sales_per_capita,
+                  COUNT(DISTINCT f.customer_id) AS unique_customers,
+                  COUNT(*) AS orders,
+                  MAX(f.snapshot_at) AS snapshot_at
+           FROM orders_fact f JOIN state_population p ON p.state = f.state
+           WHERE f.snapshot_at IS NOT NULL
+           GROUP BY f.state""",
+}
 VIEW_REFRESHES_DDL = """CREATE TABLE IF NOT EXISTS view_refreshes (
                refreshed_at timestamptz NOT NULL
            )"""
 RECORD_REFRESH_SQL = "INSERT INTO view_refreshes (refreshed_at) VALUES (%s)"
+# The fact rows the views do not hold: never stamped, or stamped after state_sales' snapshot (Redshift, while the
+# REFRESH that takes them in has still to run). One statement, so one snapshot of the fact table and the view.
+NOT_IN_VIEWS_SQL = ("SELECT count(*) FROM orders_fact WHERE snapshot_at IS NULL OR snapshot_at > "
+                    "(SELECT COALESCE(MAX(snapshot_at), CAST('1900-01-01 00:00:00+00' AS timestamptz)) "
+                    "FROM state_sales)")
 
 
 WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -144,14 +194,23 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
                synced integer NOT NULL,
                pending integer NOT NULL
            )""",
-        VIEW_DDL["sales_by_state"],
-        VIEW_DDL["state_sales"],
+        _VIEW_DDL_V1["sales_by_state"],
+        _VIEW_DDL_V1["state_sales"],
     ]),
     # Reports say how fresh the views are: state_sales counts its orders, refresh records when it ran.
     (2, [
         "DROP MATERIALIZED VIEW IF EXISTS state_sales",
-        VIEW_DDL["state_sales"],
+        _VIEW_DDL_V1["state_sales"],
         VIEW_REFRESHES_DDL,
+    ]),
+    # Both views from one snapshot (see TAKE_SNAPSHOT_SQL). The rows already loaded count as taken (the default;
+    # PostgreSQL stores it once, Redshift fills the new column), so the views created again hold them all.
+    (3, [
+        f"ALTER TABLE orders_fact ADD COLUMN snapshot_at timestamptz DEFAULT '{SNAPSHOT_BEFORE_STAMPS}'",
+        "DROP MATERIALIZED VIEW IF EXISTS sales_by_state",
+        "DROP MATERIALIZED VIEW IF EXISTS state_sales",
+        VIEW_DDL["sales_by_state"],
+        VIEW_DDL["state_sales"],
     ]),
 ]
 
@@ -192,8 +251,10 @@ WAREHOUSE_ACCESS_POSTGRES = (
     "GRANT SELECT, INSERT ON orders_fact TO txpipe_sync",
     "GRANT INSERT ON sync_runs TO txpipe_sync",
     # refresh: only an owner may refresh a materialized view (PostgreSQL before 17), so the views are its.
-    # A new owner needs CREATE on the schema at the moment of the hand-over, and not after it.
+    # A new owner needs CREATE on the schema at the moment of the hand-over, and not after it. It stamps the
+    # fact rows it takes into the views (TAKE_SNAPSHOT_SQL): that one column, nothing else of them.
     "GRANT SELECT ON orders_fact, state_population TO txpipe_refresh",
+    "GRANT UPDATE (snapshot_at) ON orders_fact TO txpipe_refresh",
     "GRANT INSERT ON view_refreshes TO txpipe_refresh",
     "GRANT CREATE ON SCHEMA public TO txpipe_refresh",
     "ALTER MATERIALIZED VIEW sales_by_state OWNER TO txpipe_refresh",
@@ -239,6 +300,7 @@ def redshift_access(conn: Any, sync_user: str, refresh_user: str) -> list[str]:
         run(f"GRANT SELECT, INSERT ON orders_fact TO {sync}")
         run(f"GRANT INSERT ON sync_runs TO {sync}")
         run(f"GRANT SELECT ON orders_fact, state_population TO {refresh}")
+        run(f"GRANT UPDATE (snapshot_at) ON orders_fact TO {refresh}")
         run(f"GRANT INSERT ON view_refreshes TO {refresh}")
         for view, ddl in VIEW_DDL.items():
             cur.execute(VIEW_OWNER_SQL, (view,))
@@ -270,7 +332,8 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 RECORD_MIGRATION_SQL = "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)"
 
 MATERIALIZED_VIEWS = ("sales_by_state", "state_sales")
-# Written out, not formatted: no statement is ever built from a string at run time.
+# Written out, not formatted: no statement is ever built from a string at run time. Each runs after
+# TAKE_SNAPSHOT_SQL (reporting.refresh_views), so both views aggregate the same stamped rows.
 # Redshift: readers keep seeing the old contents while a refresh runs (snapshot isolation), and it knows
 # no CONCURRENTLY. PostgreSQL: a plain refresh locks readers out for its whole run (seconds at millions of
 # orders), CONCURRENTLY does not; it needs each view's unique index (WAREHOUSE_INDEXES_POSTGRES).
@@ -281,9 +344,11 @@ REFRESH_STATEMENTS_POSTGRES = ("REFRESH MATERIALIZED VIEW CONCURRENTLY sales_by_
 # --------------------------------------------------------------------------- physical design
 # Re-applied after every migrate (idempotent), per warehouse kind, so a deployment gets what a later
 # release adds. PostgreSQL: indexes for the windowed reads (the SLA report's window of accepted_at, the
-# last sync) and the unique indexes a concurrent refresh needs.
+# last sync), for the fact rows the views lack (the refresh's stamp and the reports' count of them read those
+# few rows, not the whole table) and the unique indexes a concurrent refresh needs.
 WAREHOUSE_INDEXES_POSTGRES = (
     "CREATE INDEX IF NOT EXISTS orders_fact_accepted_at ON orders_fact (accepted_at)",
+    "CREATE INDEX IF NOT EXISTS orders_fact_snapshot_at ON orders_fact (snapshot_at)",
     "CREATE INDEX IF NOT EXISTS sync_runs_finished_at ON sync_runs (finished_at)",
     "CREATE UNIQUE INDEX IF NOT EXISTS sales_by_state_key ON sales_by_state (state, pizza_type)",
     "CREATE UNIQUE INDEX IF NOT EXISTS state_sales_key ON state_sales (state)",

@@ -53,6 +53,8 @@ DOCUMENTED: dict[str, str] = {
     "column PRIMARY KEY": DOCS + "r_CREATE_TABLE_NEW.html",  # informational: Redshift does not enforce it
     "ALTER TABLE ALTER DISTSTYLE KEY DISTKEY": DOCS + "r_ALTER_TABLE.html",
     "ALTER TABLE ALTER COMPOUND SORTKEY": DOCS + "r_ALTER_TABLE.html",
+    "ALTER TABLE ADD COLUMN": DOCS + "r_ALTER_TABLE.html",  # orders_fact's snapshot_at (migration 3)
+    "column DEFAULT": DOCS + "r_ALTER_TABLE.html",  # ADD COLUMN ... DEFAULT: the rows already there get it
     "CREATE MATERIALIZED VIEW": DOCS + "materialized-view-create-sql-command.html",
     "DROP MATERIALIZED VIEW IF EXISTS": DOCS + "materialized-view-drop-sql-command.html",
     "REFRESH MATERIALIZED VIEW": DOCS + "materialized-view-refresh-sql-command.html",
@@ -60,6 +62,7 @@ DOCUMENTED: dict[str, str] = {
     "INSERT INTO ... VALUES": DOCS + "r_INSERT_30.html",  # the run, refresh and migration records, multi-row loads
     "INSERT INTO ... SELECT": DOCS + "r_INSERT_30.html",  # the merge into orders_fact
     "DELETE": DOCS + "r_DELETE.html",
+    "UPDATE": DOCS + "r_UPDATE.html",  # the refresh's stamp of the fact rows its snapshot takes in
     "COPY FROM 's3://'": DOCS + "copy-parameters-data-source-s3.html",
     "COPY IAM_ROLE": DOCS + "copy-parameters-authorization.html",
     "COPY CSV": DOCS + "copy-parameters-data-format.html",
@@ -69,6 +72,7 @@ DOCUMENTED: dict[str, str] = {
     "CREATE USER PASSWORD DISABLE": DOCS + "r_CREATE_USER.html",
     "GRANT SELECT ON TABLE": DOCS + "r_GRANT.html",
     "GRANT INSERT ON TABLE": DOCS + "r_GRANT.html",
+    "GRANT UPDATE (columns) ON TABLE": DOCS + "r_GRANT.html",  # column-level: the refresh's stamp column only
     "SET SESSION AUTHORIZATION": DOCS + "r_SET_SESSION_AUTHORIZATION.html",  # a user, and DEFAULT to return
     "SELECT": DOCS + "r_SELECT_synopsis.html",
     # reads of catalog tables only: they run on the leader node alone
@@ -190,6 +194,8 @@ def _statement_forms(tree: exp.Expression) -> Iterator[str]:
                 yield f"ALTER {tree.kind} ALTER DISTSTYLE {style}"
             elif isinstance(action, exp.AlterSortKey):
                 yield f"ALTER {tree.kind} ALTER {'COMPOUND ' if action.args.get('compound') else ''}SORTKEY"
+            elif isinstance(action, exp.ColumnDef):
+                yield f"ALTER {tree.kind} ADD COLUMN"
             else:
                 yield f"ALTER {tree.kind} {type(action).__name__}"
     elif isinstance(tree, exp.TruncateTable):
@@ -198,12 +204,15 @@ def _statement_forms(tree: exp.Expression) -> Iterator[str]:
         yield "INSERT INTO ... VALUES" if isinstance(tree.expression, exp.Values) else "INSERT INTO ... SELECT"
     elif isinstance(tree, exp.Delete):
         yield "DELETE"
+    elif isinstance(tree, exp.Update):
+        yield "UPDATE"
     elif isinstance(tree, exp.Copy):
         yield from _copy_forms(tree)
     elif isinstance(tree, exp.Grant):
         on = "TABLE" if tree.args.get("kind") in (None, "TABLE") else tree.args["kind"]
         for privilege in tree.args.get("privileges") or []:
-            yield f"GRANT {privilege.this.name.upper()} ON {on}"
+            columns = " (columns)" if privilege.expressions else ""
+            yield f"GRANT {privilege.this.name.upper()}{columns} ON {on}"
     elif isinstance(tree, exp.Select):
         tables = {t.name.lower() for t in tree.find_all(exp.Table)}
         catalog = {t for t in tables if t.startswith("pg_")}
@@ -237,8 +246,8 @@ def _part_forms(tree: exp.Expression) -> Iterator[str]:
             yield "subquery in FROM" if isinstance(node.parent, (exp.From, exp.Join)) else "scalar subquery"
         elif isinstance(node, exp.ColumnConstraint):
             kind = node.args["kind"]
-            yield {exp.NotNullColumnConstraint: "column NOT NULL",
-                   exp.PrimaryKeyColumnConstraint: "column PRIMARY KEY"}.get(type(kind), f"column {kind.sql()}")
+            yield {exp.NotNullColumnConstraint: "column NOT NULL", exp.PrimaryKeyColumnConstraint: "column PRIMARY KEY",
+                   exp.DefaultColumnConstraint: "column DEFAULT"}.get(type(kind), f"column {kind.sql()}")
         elif isinstance(node, exp.DataType):
             yield f"type {node.this.name}"
         elif isinstance(node, exp.Table) and node.name.lower().startswith("pg_"):
@@ -295,7 +304,7 @@ WAREHOUSE_ANSWERS: dict[str, list[tuple[Any, ...]]] = {
     "FROM pg_table_def": [],
     "FROM state_population p LEFT JOIN": [("TX", "Texas", 29145505, None, None, None, None)],
     "max(refreshed_at)": [(None,)],
-    "SELECT (SELECT count(*)": [(0,)],
+    "WHERE snapshot_at IS NULL OR": [(0,)],
     "percentile_cont": [(0, None, None, None, None, 0)],
     "count(*) FROM orders_fact": [(0,)],
     "max(finished_at)": [(None,)],
@@ -304,6 +313,7 @@ OLTP_ANSWERS: dict[str, list[tuple[Any, ...]]] = {
     "FROM schema_migrations": [],
     "SKIP LOCKED": CLAIMED,  # the sync's claim: two orders to move
     "min(accepted_at), sum(": [(0, None, 0)],
+    "FILTER (WHERE NOT held)": [(0, 0, None)],  # the sync's backlog read: pending, being moved, oldest
     "count(*), min(accepted_at)": [(0, None)],
     "reltuples": [(None,)],
     "count(*)": [(0,)],
@@ -373,6 +383,7 @@ NOT_SENT_TO_REDSHIFT: dict[str, str] = {
     "sync.CLAIM_TEXT_SQL": "the OLTP outbox claim",
     "sync.CLAIM_DELETE_TEXT_SQL": "the OLTP outbox claim",
     "sync.DELETE_CLAIMED_SQL": "the OLTP outbox delete",
+    "sync.BACKLOG_SQL": "the OLTP outbox backlog read",
     "reporting._COUNTS": "the OLTP database's counts (status)",
     "warehouse.postgres.COPY_SQL": "COPY FROM STDIN: the PostgreSQL warehouse's load",
 }
@@ -427,10 +438,12 @@ def test_the_capture_saw_every_warehouse_path() -> None:
     assert migrate.count(f'SET SESSION AUTHORIZATION "{REFRESH_USER}"') == len(schema.VIEW_DDL)
     assert migrate.count("SET SESSION AUTHORIZATION DEFAULT") == len(schema.VIEW_DDL)
     assert migrate.count(schema.RECORD_MIGRATION_SQL) == len(schema.WAREHOUSE_MIGRATIONS)
-    assert sum(s.startswith("ALTER TABLE") for s in migrate) == 3
+    assert sum(s in schema._REDSHIFT_KEY_SQL.values() for s in migrate) == 3
+    assert any(s.startswith("ALTER TABLE orders_fact ADD COLUMN snapshot_at") for s in migrate)
     assert any(s.startswith("COPY orders_stage (") for s in TRAFFIC["sync, COPY from S3"])
     assert any(s.startswith("INSERT INTO orders_stage (") for s in TRAFFIC["sync, multi-row INSERT"])
     assert set(schema.REFRESH_STATEMENTS) <= set(TRAFFIC["refresh"])
+    assert TRAFFIC["refresh"][0] == schema.TAKE_SNAPSHOT_SQL  # the snapshot, before either view refreshes
     assert reporting.LAG_SQL in TRAFFIC["ops sla_report"]
 
 

@@ -156,7 +156,7 @@ def pg_only_constructs(sql: str) -> list[str]:
 
 def test_inline_statements_were_captured() -> None:
     """The recorder saw every warehouse query path (so the parametrized checks below are not vacuous)."""
-    assert len(CAPTURED["reporting.refresh_views"]) == len(schema.MATERIALIZED_VIEWS) + 1  # and the record
+    assert len(CAPTURED["reporting.refresh_views"]) == len(schema.MATERIALIZED_VIEWS) + 2  # the stamp, the record
     assert len(CAPTURED["reporting.all_states"]) == 1
     assert len(CAPTURED["reporting.views_freshness"]) == 2
     assert len(CAPTURED["reporting.state_report"]) == 1  # its totals are all_states' row
