@@ -56,7 +56,13 @@ class DashboardProcess:
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
             raise RuntimeError(f"txpipe dashboard did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
-        self.url = json.loads(line)["url"]
+        self.url = json.loads(line)["url"]  # carries the run's token (?token=...)
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(self.url)
+        self.base = f"{parts.scheme}://{parts.netloc}"
+        [token] = parse_qs(parts.query)["token"]
+        self.headers = {"Cookie": f"txpipe_dashboard_{parts.port}={token}"}  # what the URL's first load sets
 
     def timed_gets(self, paths: list[str], until: threading.Event | None = None) -> list[float]:
         """Milliseconds per GET, one keep-alive connection; stops early once `until` is set."""
@@ -71,7 +77,7 @@ class DashboardProcess:
                 if until is not None and until.is_set():
                     break
                 started = time.perf_counter()
-                conn.request("GET", path)
+                conn.request("GET", path, headers=self.headers)
                 response = conn.getresponse()
                 body = response.read()
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -84,7 +90,8 @@ class DashboardProcess:
     def get_json(self, path: str) -> Any:
         import urllib.request
 
-        with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=60) as response:  # noqa: S310 - loopback
+        request = urllib.request.Request(self.base + path, headers=self.headers)  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
             return json.loads(response.read())
 
     def stop(self) -> None:
@@ -118,7 +125,7 @@ def first_render_ms(url: str) -> float:
 
     browser = headless_chromium()
     try:
-        browser.get(url + "?state=TX")
+        browser.get(url + "&state=TX")  # the printed URL carries the token: the page redirects to /?state=TX
         WebDriverWait(browser, 30).until(
             lambda b: b.execute_script("return performance.getEntriesByName('txpipe-first-render').length"))
         return float(browser.execute_script("return performance.getEntriesByName('txpipe-first-render')[0].startTime"))

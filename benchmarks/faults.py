@@ -28,9 +28,11 @@ from typing import Any
 from benchmarks import flood
 from benchmarks.stack import Stack, txpipe_executable
 from txpipe_cli.local.pg import PgServer, find_bindir
-from txpipe_cli.sender import order_id_for
 
 CUSTOMERS = 2000
+# What a trial's orders are counted by: an order_id prefix (ids the trial chose) or a retail_price (orders
+# `txpipe send` names from their content: each trial's file has a price of its own).
+Selector = str | float
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,21 @@ class Harness:
         finally:
             conn.close()
 
-    def order_file(self, name: str, count: int) -> tuple[Path, str]:
-        """An NDJSON file of orders without ids (its price tells trials apart); returns it and the id
-        prefix `txpipe send` gives its orders."""
+    def order_file(self, name: str, count: int) -> tuple[Path, float]:
+        """An NDJSON file of orders without ids, priced for this trial alone; returns it and that price, by which
+        the trial's orders are counted (`txpipe send` names each from its content)."""
         import hashlib
 
         price = round(10 + (int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 900) / 100, 2)
-        body = "".join(json.dumps({"customer_id": 1 + (i * 7919) % CUSTOMERS, "type": "veggie", "qty": 1 + i % 3,
-                                   "retail_price": price}) + "\n" for i in range(count))
+        body = "".join(self.order_line(i, price) for i in range(count))
         path = self.workdir / f"{name}.ndjson"
         path.write_text(body)
-        return path, order_id_for(hashlib.sha256(body.encode()).hexdigest(), 1, 0).rsplit("-", 2)[0] + "-"
+        return path, price
+
+    @staticmethod
+    def order_line(i: int, price: float) -> str:
+        return json.dumps({"customer_id": 1 + (i * 7919) % CUSTOMERS, "type": "veggie", "qty": 1 + i % 3,
+                           "retail_price": price}) + "\n"
 
     def send(self, path: Path, *, rate: int | None = None, wait: bool = True) -> Any:
         args = [*txpipe_executable(), "send", str(path), "--json", "--batch", "50"]
@@ -105,26 +111,27 @@ class Harness:
         out, _ = proc.communicate(timeout=600)
         return json.loads(out) if out.strip() else {"accepted": 0}
 
-    def counts(self, prefix: str) -> tuple[int, int, int, int]:
-        """(OLTP rows, OLTP distinct ids, warehouse rows, warehouse distinct ids) for ids with this prefix."""
-        like = prefix + "%"
-        oltp = self.sql("oltp", "SELECT count(*), count(DISTINCT order_id) FROM orders WHERE order_id LIKE %s",
-                        (like,))[0]
-        wh = self.sql("warehouse", "SELECT count(*), count(DISTINCT order_id) FROM orders_fact "
-                                   "WHERE order_id LIKE %s", (like,))[0]
+    def counts(self, selector: Selector) -> tuple[int, int, int, int]:
+        """(OLTP rows, OLTP distinct ids, warehouse rows, warehouse distinct ids) of a trial's orders."""
+        where, params = (("order_id LIKE %s", (selector + "%",)) if isinstance(selector, str)
+                         else ("retail_price = %s", (selector,)))
+        oltp = self.sql("oltp", f"SELECT count(*), count(DISTINCT order_id) FROM orders WHERE {where}",  # noqa: S608
+                        params)[0]
+        wh = self.sql("warehouse", f"SELECT count(*), count(DISTINCT order_id) FROM orders_fact "  # noqa: S608
+                                   f"WHERE {where}", params)[0]
         return oltp[0], oltp[1], wh[0], wh[1]
 
     def dead_letters(self) -> int:
         return int(self.sql("queue", "SELECT count(*) FROM queue_messages WHERE queue = 'orders-dlq'")[0][0])
 
-    def wait_stored(self, prefix: str, want: int, timeout: float) -> None:
+    def wait_stored(self, prefix: Selector, want: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.counts(prefix)[1] >= want:
                 return
             time.sleep(0.25)
 
-    def settle(self, prefix: str, expected: int, accepted: int, note: str, ok: bool = True,
+    def settle(self, prefix: Selector, expected: int, accepted: int, note: str, ok: bool = True,
                wait: float = 120.0) -> Row:
         """Waits for the accepted orders to be stored, syncs, and counts."""
         self.wait_stored(prefix, accepted, wait)

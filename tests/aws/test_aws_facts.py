@@ -98,3 +98,19 @@ def test_serverless_capacity_is_a_size_redshift_offers() -> None:
     base, most = int(workgroup["BaseCapacity"]), int(workgroup["MaxCapacity"])
     assert base == 4 or (base % 8 == 0 and 8 <= base <= 512)
     assert most >= base and most % 8 == 0
+
+
+@pytest.mark.parametrize("minutes", [1, 5, 13])
+def test_the_sla_alarm_sees_a_run_in_every_period(minutes: int) -> None:
+    """The sync reports OldestPendingSeconds once per run; with missing data treated as breaching, a period
+    shorter than the interval would alarm between every two runs. CloudWatch periods are 10, 30 or a multiple of
+    60 s (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html)."""
+    from txpipe_cli.aws.planner import template_parameters
+    from txpipe_cli.config import PipelineSettings
+
+    given = template_parameters("prod", PipelineSettings(sync_every_seconds=minutes * 60, sla_seconds=900), "b", "k",
+                                {})
+    alarm = props("SlaAtRiskAlarm", **{k: v for k, v in given.items() if k not in BASE})
+    assert alarm["TreatMissingData"] == "breaching" and int(alarm["EvaluationPeriods"]) == 1
+    period = int(alarm["Period"])
+    assert period % 60 == 0 and period >= 2 * minutes * 60, period

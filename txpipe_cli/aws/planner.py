@@ -65,6 +65,8 @@ def template_parameters(stage: str, settings: PipelineSettings, bucket: str, key
         "SlaSeconds": str(int(settings.sla_seconds)),
         # Warn while there is still a third of the SLA left to catch up.
         "SlaAtRiskSeconds": str(max(30, int(settings.sla_seconds * 2 / 3))),
+        # The at-risk alarm's period: two intervals, so each holds a run's figure (infra/template.yaml).
+        "SlaAlarmPeriodSeconds": str(2 * int(minutes) * 60),
         "RefreshCron": f"cron({minute} {hour} * * ? *)",
         "RefreshTimezone": settings.timezone or "UTC",
         **extra,
