@@ -56,7 +56,7 @@ class FakeConnection(SelfCursor):
         return rows
 
     def fetchone(self) -> Any:
-        return (0, None)
+        return (0, 0, None)  # the backlog read: pending, being moved, oldest
 
     def commit(self) -> None:
         self.journal.events.append((self.name, "COMMIT"))

@@ -92,7 +92,7 @@ def _captured() -> dict[str, list[str]]:
     claimed = [("o-1", 1, "TX", "cheese", 1, 12.99, stamp, stamp)]
     for name, backend in (("sync.run_sync(redshift, S3)", RedshiftWarehouse(stage=STAGE, s3=null_s3())),
                           ("sync.run_sync(redshift, INSERT)", RedshiftWarehouse())):
-        oltp, conn = RecordingConnection(row=(0, None), fetchall=[list(claimed)]), RecordingConnection()
+        oltp, conn = RecordingConnection(row=(0, 0, None), fetchall=[list(claimed)]), RecordingConnection()
         sync.run_sync(oltp, conn, backend=backend, batch_rows=10, now=lambda: stamp)
         out[name] = conn.statements
     return out
