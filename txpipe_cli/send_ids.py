@@ -2,9 +2,10 @@
 
 The id is "send-<32 hex>-<pass>-<n>":
 
-  <32 hex>  the start of the sha256 of the order's canonical JSON: the order as the API's validator reads
-            it (customer_id, qty, retail_price, type), keys sorted, no whitespace, the price written as the
-            plain decimal it is worth (16.9, 16.90 and 1.69e1 are all "16.9")
+  <32 hex>  the start of the sha256 of the id scope and the order's canonical JSON: the order as the API's
+            validator reads it (customer_id, qty, retail_price, type), keys sorted, no whitespace, the price
+            written as the plain decimal it is worth (16.9, 16.90 and 1.69e1 are all "16.9"); the scope is
+            the file's name without its extension unless `--id-scope` names one
   <pass>    the --repeat pass, 1 for a plain send
   <n>       which of the identical orders in the file this one is: 1 for the first with this content, 2 for
             the second, and so on in file order
@@ -14,8 +15,9 @@ orders, re-indenting, changing line endings, a BOM, key order, number spelling, 
 converting between a JSON array and NDJSON re-ids none of the orders already sent, and a re-run stores only
 what is new. Editing an order gives it a new id: it is a new order (the one sent before stays stored).
 Identical orders are interchangeable, so numbering them in file order is enough: any n of them are stored
-as n orders, whichever lines they sit on. The same order in two different files is one order, though:
-orders that may repeat another file's need their own order_id (or --fresh-ids).
+as n orders, whichever lines they sit on. The scope keeps two files apart: monday.json and tuesday.json may
+each hold the same pizza for the same customer, and both are stored, while orders.json converted to
+orders.ndjson keeps its ids. Renaming the file changes them; `--id-scope <the old name>` keeps them.
 
 An order the validator refuses gets an id the same way from its JSON as read (keys sorted, a key given twice
 kept twice), so `--rejects` writes the same ids on every run, and a fixed order sent from the rejects file
@@ -114,10 +116,12 @@ def order_id(digest: str, pass_number: int, occurrence: int) -> str:
     return f"send-{digest[:HASH_HEX]}-{pass_number}-{occurrence}"
 
 
-def assign(items: list[Any], valid: list[OrderIn | None], pass_number: int) -> list[str | None]:
+def assign(items: list[Any], valid: list[OrderIn | None], pass_number: int, scope: str = "") -> list[str | None]:
     """The id each item gets in this pass: None for an item that is not an object or has an order_id of its own.
 
-    `valid[i]` is the validated order of item i, or None if the validator refuses it."""
+    `valid[i]` is the validated order of item i, or None if the validator refuses it; `scope` tells files apart
+    (the file's name without its extension, or --id-scope)."""
+    prefix = f"scope {scope}\n" if scope else ""
     seen: Counter[str] = Counter()
     ids: list[str | None] = []
     for item, order in zip(items, valid, strict=True):
@@ -129,7 +133,7 @@ def assign(items: list[Any], valid: list[OrderIn | None], pass_number: int) -> l
         else:  # as read, with an "order_id": null dropped (null is no id, as for the API)
             pairs = [(k, v) for k, v in _pairs(item) if not (k == "order_id" and v is None)]
             text = "refused " + dumps(_Pairs(pairs), sort_keys=True)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256((prefix + text).encode()).hexdigest()
         seen[digest] += 1
         ids.append(order_id(digest, pass_number, seen[digest]))
     return ids

@@ -63,6 +63,7 @@ class OrderFile:
     items: list[Any]
     positions: list[int]
     position_kind: str  # "line" (NDJSON, 1-based) or "index" (a JSON array, or 0 for a lone object)
+    id_scope: str = ""  # what tells this file's orders from another's identical ones (send_ids.assign)
 
 
 def read_orders(path: Path) -> OrderFile:
@@ -185,7 +186,8 @@ def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
         ids = [str(uuid.uuid4()) if isinstance(item, dict) and item.get("order_id") is None else None
                for item in orders.items]
     else:
-        ids = assign(orders.items, [None if isinstance(v, list) else v for v in verdicts], pass_number)
+        ids = assign(orders.items, [None if isinstance(v, list) else v for v in verdicts], pass_number,
+                     orders.id_scope)
     valid: list[Planned] = []
     refused: list[Refusal] = []
     first_at: dict[str, int] = {}

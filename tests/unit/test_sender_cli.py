@@ -165,8 +165,10 @@ def test_ctrl_c_exits_130_with_counts(api: tuple[FakeApi, str], tmp_path: Path,
 
 
 def test_help_explains_the_ids() -> None:
-    """--help says how ids are made and that --fresh-ids is not safe to re-run."""
+    """--help says how ids are made (content, the file's name, its scope option) and that --fresh-ids is not
+    safe to re-run."""
     result = runner.invoke(app, ["send", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
-    assert "sha256" in text and "--fresh-ids" in text and "NOT safe to re-run" in text
+    assert "own content" in text and "--id-scope" in text and "keep their ids" in text
+    assert "--fresh-ids" in text and "NOT safe to re-run" in text

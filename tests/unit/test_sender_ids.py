@@ -327,3 +327,32 @@ def test_ctrl_c_during_a_request_counts_it_not_sent(client: tuple[ApiClient, Fak
 
     result = send(Interrupted(), order_file([order(i) for i in range(1, 6)]), batch_size=2)  # type: ignore[arg-type]
     assert (result.accepted, result.sent, result.not_sent, result.cancelled) == (2, 2, 3, True)
+
+
+def scoped_ids(path: Path, scope: str | None = None) -> list[Any]:
+    """The ids `txpipe send` gives: the file's name without its extension is the scope, unless one is given."""
+    import dataclasses
+
+    orders = dataclasses.replace(read_orders(path), id_scope=path.stem if scope is None else scope)
+    valid, refused = plan(orders, 1)
+    assert refused == []
+    return [p.order_id for p in valid]
+
+
+def test_two_files_holding_the_same_order_are_two_orders(tmp_path: Path) -> None:
+    """Monday's and Tuesday's exports may each hold a cheese pizza for customer 12: both are stored (the scope is
+    the file's name), where content alone would have kept one of them."""
+    same = [order(12)]
+    monday, tuesday = write_ndjson(tmp_path / "monday.ndjson", same), write_ndjson(tmp_path / "tuesday.ndjson", same)
+    assert scoped_ids(monday) != scoped_ids(tuesday)
+    assert ids_of(monday) == ids_of(tuesday)  # what happened without a scope: one order
+
+
+def test_a_file_converted_keeps_its_ids_and_a_renamed_one_keeps_them_with_its_old_scope(tmp_path: Path) -> None:
+    items = mixed(20)
+    ndjson = write_ndjson(tmp_path / "orders.ndjson", items)
+    array = written(tmp_path / "orders.json", json.dumps(items, indent=2))
+    assert scoped_ids(array) == scoped_ids(ndjson)  # same name, other format: the same ids
+    renamed = written(tmp_path / "orders-2026-12.json", array.read_bytes())
+    assert scoped_ids(renamed) != scoped_ids(array)
+    assert scoped_ids(renamed, scope="orders") == scoped_ids(array)

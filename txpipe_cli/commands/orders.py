@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -52,19 +53,24 @@ def send(
                             "so it is NOT safe to re-run.")] = False,
     rejects: Annotated[Path | None, typer.Option(
         help="Write the refused orders here as NDJSON (with their order_id), to fix and send.")] = None,
+    id_scope: Annotated[str | None, typer.Option(
+        "--id-scope", show_default=False,
+        help="What tells this file's orders from another file's identical ones [default: FILE's name without "
+             "its extension]; give the old name after renaming FILE to keep its ids.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay orders from FILE through the HTTP API, with a progress bar; safe to re-run.
 
-    An order without an order_id gets one made of FILE's sha256, the --repeat pass and its position
-    in FILE, so the same command run again sends the same ids and the API stores each order once
-    (editing FILE changes the ids). Each order is checked with the API's own rules first; invalid
+    An order without an order_id gets one made of its own content, FILE's name (--id-scope), the
+    --repeat pass and which of the identical orders in FILE it is: run again, after appending, editing
+    other orders, re-formatting or turning a JSON array into NDJSON, the orders already sent keep their
+    ids and the API stores each once. Each order is checked with the API's own rules first; invalid
     ones are refused by line or index and never hold back the valid ones.
 
     Exits 0 when every order was accepted, 1 when any was refused or the API failed, 130 on Ctrl-C;
     the counts are printed in every case.
     """
-    orders = sender.read_orders(file)
+    orders = dataclasses.replace(sender.read_orders(file), id_scope=file.stem if id_scope is None else id_scope)
     if not orders.items:
         raise TxpipeError(f"{file} holds no orders")
     if rate:
