@@ -50,6 +50,9 @@ OLTP_MIGRATIONS: list[tuple[int, list[str]]] = [
                rejected_at timestamptz NOT NULL DEFAULT now()
            )""",
     ]),
+    # The store looks a rejection up by order_id: an order re-sent unchanged (a new accepted_at, so a new
+    # message) is not rejected a second time (lambdas/core/store.py).
+    (2, ["CREATE INDEX IF NOT EXISTS rejected_orders_order_id ON rejected_orders (order_id)"]),
 ]
 
 # --------------------------------------------------------------------------- the warehouse's order rows

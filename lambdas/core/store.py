@@ -67,6 +67,34 @@ def _fingerprint(reason: str, body: str) -> str:
     return hashlib.sha256(f"{kind}\n{body}".encode()).hexdigest()
 
 
+# One row per order and kind of reason: a redelivered message is caught by its fingerprint, and the same order
+# re-sent (say a rejects file sent again before its customer was loaded: a new message, a new accepted_at) by
+# an earlier row of the same order_id, kind and content, accepted_at aside.
+REJECT_SQL = """
+INSERT INTO rejected_orders (fingerprint, order_id, payload, reason)
+SELECT v.fingerprint, v.order_id, v.payload, v.reason
+FROM (VALUES %s) AS v (fingerprint, order_id, payload, reason)
+WHERE NOT EXISTS (
+    SELECT 1 FROM rejected_orders r
+    WHERE r.order_id = v.order_id
+      AND split_part(r.reason, '; ', 1) = split_part(v.reason, '; ', 1)
+      AND (CAST(r.payload AS jsonb) - 'accepted_at') = (CAST(v.payload AS jsonb) - 'accepted_at'))
+ON CONFLICT (fingerprint) DO NOTHING"""
+
+
+def _once(rejected: list[tuple[Order, str]]) -> list[tuple[Order, str]]:
+    """The rejections of a batch, each order (id, kind of reason, content) once: two copies sent together."""
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for order, reason in rejected:
+        key = (order.order_id, reason.split(DETAIL_SEPARATOR, 1)[0], order.customer_id, order.type, order.qty,
+               order.retail_price)
+        if key not in seen:
+            seen.add(key)
+            kept.append((order, reason))
+    return kept
+
+
 def store_orders(conn: Any, orders: list[Order]) -> StoreResult:
     """Writes orders, outbox rows and rejections in the caller's transaction (not committed here)."""
     from psycopg2.extras import execute_values
@@ -125,12 +153,8 @@ def store_orders(conn: Any, orders: list[Order]) -> StoreResult:
                 [(o.order_id, o.accepted_at) for o in firsts.values()],
             )
         if rejected:
-            execute_values(
-                cur,
-                """INSERT INTO rejected_orders (fingerprint, order_id, payload, reason) VALUES %s
-                   ON CONFLICT (fingerprint) DO NOTHING""",
-                [(_fingerprint(reason, o.to_message()), o.order_id, o.to_message(), reason) for o, reason in rejected],
-            )
+            execute_values(cur, REJECT_SQL, [(_fingerprint(reason, o.to_message()), o.order_id, o.to_message(), reason)
+                                             for o, reason in _once(rejected)])
     result.stored = len(firsts)
     result.rejected = len(rejected)
     return result

@@ -41,29 +41,28 @@ def test_a_fixed_order_is_resolved_and_purged_and_an_unfixed_one_stays(cli: Cli,
     wait_for(lambda: cli.json("rejected", "list")["resolved"] == 1, what="the re-sent order stored")
     assert cli.sql("oltp", "SELECT customer_id, qty FROM orders WHERE order_id = 'rej-fixed'") == [(777_777, 2)]
 
-    # rej-still re-sent was rejected again, as a row of its own: the store tells rejections apart by the queued
-    # message, whose accepted_at is new at each send. Both rows are pending; rej-fixed's one row is resolved.
+    # rej-still re-sent unchanged is the same rejection, not a second row (a new message, a new accepted_at:
+    # the store matches it by order_id, kind and content). It stays pending; rej-fixed's row is resolved.
     pending = cli.json("rejected", "list")
-    assert (pending["count"], pending["resolved"], pending["reasons"]) == (2, 1, {"unknown customer_id": 2})
-    assert [(row["order_id"], row["resolved"]) for row in pending["rows"]] == [("rej-still", False)] * 2
+    assert (pending["count"], pending["resolved"], pending["reasons"]) == (1, 1, {"unknown customer_id": 1})
+    assert [(row["order_id"], row["resolved"]) for row in pending["rows"]] == [("rej-still", False)]
     everything = cli.json("rejected", "list", "--all")["rows"]
-    assert [(row["order_id"], row["resolved"]) for row in everything] == [
-        ("rej-fixed", True), ("rej-still", False), ("rej-still", False)]
-    assert cli.json("status")["pipeline"]["rejected_orders"] == 2
+    assert [(row["order_id"], row["resolved"]) for row in everything] == [("rej-fixed", True), ("rej-still", False)]
+    assert cli.json("status")["pipeline"]["rejected_orders"] == 1
     text = cli("rejected", "list").stdout
-    assert "2 rejected order(s) pending" in text and "rej-still" in text and "rej-fixed" not in text
+    assert "1 rejected order(s) pending" in text and "rej-still" in text and "rej-fixed" not in text
     assert "1 resolved (stored since; --all lists them): txpipe rejected purge --resolved deletes them." in text
     left = tmp_path / "left.ndjson"
-    assert cli.json("rejected", "export", str(left))["written"] == 2  # what is left to fix: rej-still only
+    assert cli.json("rejected", "export", str(left))["written"] == 1  # what is left to fix: rej-still only
     assert {json.loads(line)["order_id"] for line in left.read_text().splitlines()} == {"rej-still"}
 
     assert "give --resolved" in cli("rejected", "purge", "--yes", code=2).output
     env = {"TXPIPE_HOME": str(cli.home)}
     declined = runner.invoke(app, ["rejected", "purge", "--resolved"], input="n\n", env=env)
     assert declined.exit_code == 1 and "Delete the 1 resolved rejected order(s) for good?" in declined.output
-    assert cli.sql("oltp", "SELECT count(*) FROM rejected_orders") == [(3,)]
+    assert cli.sql("oltp", "SELECT count(*) FROM rejected_orders") == [(2,)]
     assert cli.json("rejected", "purge", "--resolved", "--yes") == {"purged": 1}
-    assert cli.sql("oltp", "SELECT order_id FROM rejected_orders") == [("rej-still",)] * 2
+    assert cli.sql("oltp", "SELECT order_id FROM rejected_orders") == [("rej-still",)]
     after = cli.json("rejected", "list", "--all")
-    assert (after["count"], after["resolved"], {row["order_id"] for row in after["rows"]}) == (2, 0, {"rej-still"})
+    assert (after["count"], after["resolved"], {row["order_id"] for row in after["rows"]}) == (1, 0, {"rej-still"})
     assert "purged 0 resolved rejected order(s)" in cli("rejected", "purge", "--resolved", "--yes").stdout

@@ -5,12 +5,13 @@ What happens when a message cannot be stored is in test_store_failures.py."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from lambdas import store
+from lambdas.core.orders import Order
 from lambdas.core.rejections import conflict_reason
 from lambdas.core.store import REASON_CONFLICT, REASON_UNKNOWN_CUSTOMER
 from tests.integration.helpers import counts, event, message, order, query, seed_customers
@@ -106,6 +107,19 @@ def test_redelivered_rejected_message_is_rejected_once(customers):
     assert store.handler(evt, None) == NO_FAILURES
     assert sorted(query(customers, "oltp", "SELECT order_id, split_part(reason, '; ', 1) FROM rejected_orders")) == [
         ("c", REASON_CONFLICT), ("u", REASON_UNKNOWN_CUSTOMER)]
+
+
+def test_an_order_re_sent_unchanged_is_rejected_once(customers):
+    """The same still-unknown order sent again (a new message, a later accepted_at), twice in one batch and once
+    more later, is one rejected row; the same order_id with other content is a rejection of its own."""
+    first = order("again", 999, qty=2)
+    resent = Order(first.order_id, first.customer_id, first.type, first.qty, first.retail_price,
+                   first.accepted_at + timedelta(minutes=5))
+    assert store.handler(event(first), None) == NO_FAILURES
+    assert store.handler(event(resent, resent), None) == NO_FAILURES
+    assert store.handler(event(order("again", 999, qty=3)), None) == NO_FAILURES
+    rows = query(customers, "oltp", "SELECT order_id, payload FROM rejected_orders ORDER BY id")
+    assert [(order_id, json.loads(payload)["qty"]) for order_id, payload in rows] == [("again", 2), ("again", 3)]
 
 
 def test_two_copies_of_same_order_in_one_batch_stored_once(customers):
