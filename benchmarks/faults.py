@@ -3,7 +3,9 @@
 Deploys the local target under a temporary TXPIPE_HOME, then tries, one trial at a time, what an
 adversary (or an ordinary bad day) does to it: kill -9 of the runtime and of the postmaster under
 load, kill -9 mid `sync-now` of a large backlog, a database outage (OLTP, then warehouse) under
-load, a hung runtime, `send` killed and re-run, floods of clients, hostile bodies and slow ones.
+load, a hung runtime, `send` killed and re-run, floods of clients, hostile bodies and slow ones; and
+(benchmarks/fault_trials.py) a re-send after an append, the views refreshed under a live sync, a second
+Unix user, an upgrade from the previous release under load, a full disk.
 After each trial the operator's own recovery runs (`txpipe deploy`, the same `txpipe send` again,
 `txpipe sync-now`) and the harness counts, by order id, what the API accepted and what OLTP and
 the warehouse hold. One table: trial | accepted | OLTP | warehouse | doubled | lost | dead letters
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import flood
+from benchmarks import fault_trials, flood
 from benchmarks.stack import Stack, txpipe_executable
 from txpipe_cli.local.pg import PgServer, find_bindir
 
@@ -364,6 +366,11 @@ TRIALS: dict[str, Callable[[Harness], Row]] = {
     "flood: keep-alive clients": Harness.flood_of_clients,
     "flood: hostile 1 MiB bodies": Harness.hostile_bodies,
     "flood: idle and slow clients": Harness.slow_clients,
+    "re-send after append": fault_trials.resend_after_append,
+    "refresh under a live sync": fault_trials.refresh_under_live_sync,
+    "second Unix user": fault_trials.second_user,
+    "upgrade from the previous release under load": fault_trials.upgrade_under_load,
+    "full disk (tmpfs)": fault_trials.full_disk,
 }
 
 

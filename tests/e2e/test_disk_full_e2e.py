@@ -5,12 +5,8 @@ stored"). Needs root and a tmpfs mount; skipped, with the reason, where the mach
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import pwd
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_local_target import Cli, local_home, post, wait_for
-from txpipe_cli.local.pg import PgServer, find_bindir
+from tests.support.disk import fill, move_postgres_to_tmpfs, release_tmpfs
 
 TMPFS_MIB = 256
 BATCH = 100  # orders per request
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=False)  # noqa: S603 - fixed tools
 
 
 @pytest.fixture(scope="module")
@@ -37,40 +29,15 @@ def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, 
     try:
         with local_home(tmp_path_factory, "e2e-disk") as cli:
             cli.json("seed", "--generate", "50")
-            state = cli.state
-            root = Path(state.pg_root)
-            PgServer(root, state.pg_port, state.pg_user, find_bindir()).stop()
-            saved = tmp_path_factory.mktemp("pg-files")
-            assert _run("cp", "-a", f"{root}/.", str(saved)).returncode == 0
-            mount = _run("mount", "-t", "tmpfs", "-o", f"size={TMPFS_MIB}m,mode=0700", "tmpfs", str(root))
-            if mount.returncode != 0:
-                cli.json("deploy")  # the server back on its own disk, for the destroy
-                pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip() or mount.returncode}")
-            mounted = root
-            if state.pg_user:
-                entry = pwd.getpwnam(state.pg_user)
-                os.chown(root, entry.pw_uid, entry.pw_gid)
-            assert _run("cp", "-a", f"{saved}/.", str(root)).returncode == 0
-            shutil.rmtree(saved)
-            cli.json("deploy")  # starts PostgreSQL again, now on the small disk
-            yield cli, root
+            moved = move_postgres_to_tmpfs(cli.state, TMPFS_MIB, tmp_path_factory.mktemp("pg-files"))
+            cli.json("deploy")  # starts PostgreSQL again: on the small disk, or on its own if it could not move
+            if isinstance(moved, str):
+                pytest.skip(moved)
+            mounted = moved
+            yield cli, moved
     finally:
         if mounted is not None:  # after the destroy (local_home) stopped the server
-            _run("umount", "--lazy", str(mounted))
-            shutil.rmtree(mounted, ignore_errors=True)
-
-
-def fill(directory: Path) -> int:
-    """Writes a file until the filesystem has no byte left; returns its size."""
-    chunk, written = b"\0" * (1024 * 1024), 0
-    with open(directory / "filler", "wb", buffering=0) as handle:
-        for size in (len(chunk), 4096, 1):
-            try:
-                while True:
-                    written += handle.write(chunk[:size])
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-    return written
+            release_tmpfs(mounted)
 
 
 def orders(tag: str, n: int) -> bytes:

@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,9 +24,8 @@ import pytest
 
 from tests.e2e.test_dashboard_e2e import Dashboard
 from tests.e2e.test_local_target import Cli, wait_for
-
-OTHER_USER = "txpipe-other"
-PYTHON = "/usr/bin/python3"
+from tests.support.unix_user import OTHER_USER, answer, as_other, why_not
+from tests.support.unix_user import other_user as make_other_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="making and becoming a second Unix user needs root")
 
@@ -77,25 +75,10 @@ if handles:
 @pytest.fixture(scope="session")
 def other_user() -> pwd.struct_passwd:
     """A second, unprivileged Unix user (made once; kept, as useradd's users are, for the next run)."""
-    if not (shutil.which("useradd") and os.access(PYTHON, os.X_OK)):
-        pytest.skip(f"needs useradd and {PYTHON}")
-    try:
-        return pwd.getpwnam(OTHER_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",  # noqa: S607
-                        OTHER_USER], check=True, capture_output=True)
-        return pwd.getpwnam(OTHER_USER)
-
-
-def as_other(user: pwd.struct_passwd, script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([PYTHON, "-c", script, *args], user=user.pw_uid, group=user.pw_gid,  # noqa: S603
-                            extra_groups=[], cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def answer(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    line = proc.stdout.readline() if proc.stdout else ""
-    assert line, proc.stderr.read() if proc.stderr else ""
-    return json.loads(line)
+    reason = why_not()
+    if reason:
+        pytest.skip(reason)
+    return make_other_user()
 
 
 @pytest.fixture(scope="module")

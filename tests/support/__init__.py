@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: helpers with no test in them (no test module imports another)."""
