@@ -45,7 +45,16 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 extras=""; [ -n "$dev" ] && extras="[dev]"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
+# pip's own chatter (setuptools' editable-install banner on stderr) is shown only if the install fails.
+pip_log="$(mktemp)"
+if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}" \
+    >"$pip_log" 2>&1; then
+  cat "$pip_log" >&2
+  rm -f "$pip_log"
+  echo "installing txpipe into $venv failed (pip's output above)" >&2
+  exit 1
+fi
+rm -f "$pip_log"
 
 # A directory on PATH for the `txpipe` command.
 on_path() { case ":$PATH:" in *":$1:"*) return 0 ;; *) return 1 ;; esac; }
@@ -74,7 +83,7 @@ if [ -n "$dev" ]; then
   fi
 fi
 
-echo "txpipe $("$venv/bin/txpipe" --version 2>/dev/null || echo installed): virtualenv $venv, command $bin_dir/txpipe" >&2
+echo "installed $("$venv/bin/txpipe" --version 2>/dev/null || echo txpipe): virtualenv $venv, command $bin_dir/txpipe" >&2
 if ! on_path "$bin_dir"; then
   echo "note: $bin_dir is not on your PATH; add it (export PATH=\"$bin_dir:\$PATH\") or run $venv/bin/txpipe" >&2
   exit 1
