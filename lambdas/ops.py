@@ -31,13 +31,13 @@ def _migrate(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _report(event: dict[str, Any]) -> dict[str, Any]:
-    """{"states": [codes]} or {"all": true}: the states asked for and, unless "freshness" is false (the
-    dashboard asks for it apart), how fresh the views are."""
+    """{"states": [codes]} or {"all": true}: the states asked for, each in one shape (its totals, rank and top 3
+    pizza types), and, unless "freshness" is false (the dashboard asks for it apart), how fresh the views are."""
     warehouse = env.warehouse()
-    ranked = reporting.all_states(warehouse)
     if event.get("all"):
-        states = ranked
+        states = reporting.all_states_report(warehouse)
     else:
+        ranked = reporting.all_states(warehouse)
         # Each state once: the reply stays bounded (51 states) whatever the caller sends.
         codes = dict.fromkeys(map(str, event["states"]))
         states = [reporting.state_report(warehouse, code, ranked) for code in codes]

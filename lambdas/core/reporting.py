@@ -72,6 +72,17 @@ def _num(value: Any, places: int = 2) -> float:
     return float(round(Decimal(value), places)) if value is not None else 0.0
 
 
+def _exact(value: Any) -> str:
+    """A decimal as the warehouse computed it, every digit, never in exponent form ("0.00000511...", not
+    5.11e-06): gross sales per capita is a few millionths of a dollar, and a float would round it."""
+    return format(Decimal(value), "f") if value is not None else "0"
+
+
+def _top(rows: list[tuple[Any, Any, Any]]) -> list[dict[str, Any]]:
+    return [{"pizza_type": name, "total_pizzas": int(pizzas), "gross_sales": _num(sales)}
+            for name, pizzas, sales in rows]
+
+
 def state_report(warehouse: Any, state: str, ranked: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One state's row of all_states (name, population, rank among states, totals) and its top 3 pizza
     types (by pizzas, then gross sales, then name). `ranked`: all_states' answer, when the caller has it."""
@@ -86,13 +97,7 @@ def state_report(warehouse: Any, state: str, ranked: list[dict[str, Any]] | None
         )
         top = cur.fetchall()
     warehouse.commit()
-    return {
-        **row,
-        "top_pizzas": [
-            {"pizza_type": name, "total_pizzas": int(pizzas), "gross_sales": _num(sales)}
-            for name, pizzas, sales in top
-        ],
-    }
+    return {**row, "top_pizzas": _top(top)}
 
 
 def all_states(warehouse: Any) -> list[dict[str, Any]]:
@@ -105,13 +110,38 @@ def all_states(warehouse: Any) -> list[dict[str, Any]]:
         rows = cur.fetchall()
     warehouse.commit()
     states = [{"state": code, "state_name": name, "population": int(population),
-               "total_pizzas": int(pizzas or 0), "gross_sales": _num(gross), "gross_sales_per_capita": _num(per, 8),
+               "total_pizzas": int(pizzas or 0), "gross_sales": _num(gross), "gross_sales_per_capita": _exact(per),
                "unique_customers": int(customers or 0)}
               for code, name, population, pizzas, gross, per, customers in rows]
     states.sort(key=lambda s: (-s["gross_sales"], -s["total_pizzas"], s["state"]))
     for rank, state in enumerate(states, start=1):
         state["rank"] = rank
     return states
+
+
+# Every state's top 3 pizza types in one read (report --all): ranked within each state as state_report ranks
+# them, at most 3 rows a state whatever the menu grows to.
+TOP_PIZZAS_SQL = """SELECT state, pizza_type, total_pizzas, gross_sales
+FROM (SELECT state, pizza_type, total_pizzas, gross_sales,
+             ROW_NUMBER() OVER (PARTITION BY state
+                                ORDER BY total_pizzas DESC, gross_sales DESC, pizza_type ASC) AS place
+      FROM sales_by_state) AS ranked
+WHERE place <= 3
+ORDER BY state, place"""
+
+
+def all_states_report(warehouse: Any) -> list[dict[str, Any]]:
+    """all_states, each with its top 3 pizza types as state_report gives them: one shape for one state and all."""
+    states = all_states(warehouse)
+    with warehouse.cursor() as cur:
+        cur.execute(TOP_PIZZAS_SQL)
+        rows = cur.fetchall()
+    warehouse.commit()
+    top: dict[str, list[tuple[Any, Any, Any]]] = {}
+    for state, name, pizzas, sales in rows:
+        top.setdefault(state, []).append((name, pizzas, sales))
+    return [{**state, "top_pizzas": _top(top.get(state["state"], []))} for state in states]
+
 
 
 LAG_SQL = """

@@ -327,7 +327,7 @@ def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: 
     with invocations_answer(moto_url, {"error": 'relation "state_sales" does not exist'}):
         result = cli("report", "--state", "TX", code=1)
     assert 'relation "state_sales" does not exist' in result.output
-    assert "not a USPS state code" in cli("report", "--state", "ZZ", code=2).output
+    assert "ZZ is not a US state" in cli("report", "--state", "ZZ", code=2).output
 
 
 def test_dashboard_and_history_go_through_the_ops_function(env: dict[str, str], moto_url: str) -> None:

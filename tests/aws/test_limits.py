@@ -309,6 +309,8 @@ def _largest_rows(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
                ("SELECT (SELECT count(*) FROM orders_fact)", [(BIG,)]),
                ("FROM state_population p LEFT JOIN state_sales", states),
                ("FROM state_sales", [(BIG, huge, huge, BIG)]),
+               ("PARTITION BY state", [(code, t, BIG, huge) for code in sorted(reporting.STATE_CODES)
+                                       for t in orders_module.PIZZA_TYPES[:3]]),
                ("FROM sales_by_state", [(t, BIG, huge) for t in orders_module.PIZZA_TYPES][:3]),
                ("percentile_cont", [(BIG, 1e308, 1e308, 1e308, 1e308, BIG)]),
                ("SELECT finished_at, synced, pending", [(WHEN, BIG, BIG)]),

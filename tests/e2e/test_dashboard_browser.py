@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def expected(report: dict[str, Any]) -> dict[str, Any]:
     """What the page must show for one state of `report --json`, formatted as analysts read it."""
     return {"state-name": report["state_name"], "state-code": report["state"], "state-rank": f"#{report['rank']} of 51",
             "total-pizzas": f"{report['total_pizzas']:,}", "gross-sales": f"${report['gross_sales']:,.2f}",
-            "per-capita": f"${report['gross_sales_per_capita'] * 100_000:,.2f}",
+            "per-capita": f"${Decimal(report['gross_sales_per_capita']) * 100_000:,.2f}",
             "unique-customers": f"{report['unique_customers']:,}",
             "bars": [{**p, "labels": [f"{p['total_pizzas']:,} pizza{'' if p['total_pizzas'] == 1 else 's'}",
                                       f"${p['gross_sales']:,.2f}"]} for p in report["top_pizzas"]]}
@@ -117,6 +118,41 @@ def test_a_shared_link_opens_on_its_state_and_back_returns(dashboard: Dashboard,
     wait_ready(browser, "TX")
     browser.back()
     wait_ready(browser, "NY")
+
+
+def picker_message(browser: webdriver.Chrome) -> str:
+    return browser.find_element(By.ID, "picker-message").text
+
+
+def test_what_names_no_state_is_said_and_the_state_shown_stays(cli: Cli, dashboard: Dashboard,  # noqa: F811
+                                                               browser: webdriver.Chrome) -> None:
+    """As `report --state` takes them: ?state=tex opens Texas (its code in the URL); ?state=ZZ opens the top
+    state with the line saying ZZ is not a US state; a typed "new" or "ZZ" says why and keeps the state shown."""
+    browser.get(dashboard.base + "?state=tex")
+    wait_ready(browser, "TX")
+    assert browser.current_url == f"{dashboard.base}?state=TX" and picker_message(browser) == ""
+
+    top = cli.json("report", "--all")["states"][0]["state"]
+    browser.get(dashboard.base + "?state=ZZ")
+    wait_ready(browser, top)
+    assert picker_message(browser).startswith("ZZ is not a US state (")
+    assert browser.current_url == f"{dashboard.base}?state={top}"
+
+    pick_by_typing(browser, "wyo")
+    wait_ready(browser, "WY")
+    assert picker_message(browser) == ""
+    for typed, said in (("new", "new matches New Hampshire, New Jersey, New Mexico, New York ("),
+                        ("ZZ", "ZZ is not a US state (")):
+        pick_by_typing(browser, typed)
+        WebDriverWait(browser, 15).until(lambda b, said=said: picker_message(b).startswith(said),
+                                         message=f"the page never said {said!r}")
+        wait_ready(browser, "WY")
+        assert browser.current_url.endswith("?state=WY") and shown(browser)["state-name"] == "Wyoming"
+        assert browser.find_element(By.ID, "state-picker").get_attribute("value") == typed  # left to correct
+        assert browser.find_element(By.ID, "picker-message").is_displayed()
+    pick_by_typing(browser, "new y")
+    wait_ready(browser, "NY")
+    assert picker_message(browser) == ""
 
 
 def test_the_token_lives_in_an_httponly_strict_cookie_and_without_it_the_page_says_where_the_url_is(

@@ -94,6 +94,23 @@ def test_each_state_equals_report_state(cli: Cli, dashboard: Dashboard, code: st
     assert 1 <= expected["rank"] <= 51 and expected["state_name"]
 
 
+@pytest.mark.parametrize(("given", "code"), [("texas", "TX"), ("tex", "TX"), ("new%20y", "NY"), ("Wyo", "WY")])
+def test_a_state_by_name_or_its_start_as_report_takes_it(cli: Cli, dashboard: Dashboard, given: str,
+                                                         code: str) -> None:
+    assert dashboard.json(f"/api/states/{given}") == cli.json("report", "--state", code)["states"][0]
+
+
+@pytest.mark.parametrize(("given", "error", "candidates"), [
+    ("ZZ", "ZZ is not a US state (", []),
+    ("new", "new matches New Hampshire, New Jersey, New Mexico, New York (", ["NH", "NJ", "NM", "NY"]),
+])
+def test_a_state_it_cannot_tell_is_404_saying_why(dashboard: Dashboard, given: str, error: str,
+                                                  candidates: list[str]) -> None:
+    status, _, body = dashboard.request("GET", f"/api/states/{given}")
+    answer = json.loads(body)
+    assert status == 404 and answer["error"].startswith(error) and answer["candidates"] == candidates
+
+
 def test_the_page_and_its_assets_are_served_with_a_strict_policy(dashboard: Dashboard) -> None:
     status, headers, body = dashboard.request("GET", "/")
     assert status == 200 and headers["content-type"].startswith("text/html") and b"<html" in body.lower()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -38,7 +42,56 @@ def test_csv_has_a_header_and_exact_decimals(cli: Cli) -> None:
     rows = list(csv.DictReader(io.StringIO(cli("report", "--all", "--format", "csv").stdout)))
     assert len(rows) == 51 and "e-" not in "".join(r["gross_sales_per_capita"] for r in rows)
     top = rows[0]
-    assert float(top["gross_sales"]) == cli.json("report", "--all")["states"][0]["gross_sales"]
+    states = cli.json("report", "--all")["states"]
+    assert float(top["gross_sales"]) == states[0]["gross_sales"]
+    assert [r["gross_sales_per_capita"] for r in rows] == [s["gross_sales_per_capita"] for s in states]  # exact
+
+
+def test_one_shape_for_one_state_and_all(cli: Cli) -> None:
+    """--all carries every state's top 3 as --state does (JSON and CSV); the CSV has one header for both."""
+    states = cli.json("report", "--all")["states"]
+    for state in states:
+        if state["state"] in ("TX", "CA", "WY"):
+            assert [state] == cli.json("report", "--state", state["state"])["states"]
+    assert any(len(s["top_pizzas"]) == 2 for s in states)  # cheese and veggie, the two types sent
+    every = cli("report", "--all", "-f", "csv").stdout
+    one = cli("report", "--state", "Texas", "-f", "csv").stdout
+    assert every.splitlines()[0] == one.splitlines()[0] and "top1_pizza_type" in one.splitlines()[0]
+    assert one.splitlines()[1] in every.splitlines()[1:]
+
+
+def test_all_shows_every_figure_whole_in_a_pipe(cli: Cli) -> None:
+    """`txpipe report --all` with its stdout a pipe (rich: 80 columns): no line past 80, no ellipsis, and every
+    state's gross sales, per 100k, pizzas, customers and top 3 are there whole."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-c", "from txpipe_cli.app import main; main()", "report", "--all"],  # noqa: S603
+                         env={**env, "TXPIPE_HOME": str(cli.home), "TXPIPE_TARGET": "local"}, capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in out
+    cells = " | ".join(" ".join(cell.split()) for line in lines for cell in line.split("│"))
+    for s in cli.json("report", "--all")["states"]:
+        per_100k = Decimal(s["gross_sales_per_capita"]) * 100_000
+        for figure in (f"{s['rank']}", s["state"], s["state_name"], f"{s['total_pizzas']:,}",
+                       f"${s['gross_sales']:,.2f}", f"${per_100k:,.2f}", f"{s['unique_customers']:,}",
+                       *(f"{p['pizza_type']} {p['total_pizzas']:,}" for p in s["top_pizzas"])):
+            assert f" {figure} " in f" {cells} ", (s["state"], figure)
+    print("\n" + "\n".join(lines[:10]))
+
+
+@pytest.mark.parametrize(("given", "code"), [("Texas", "TX"), ("tex", "TX"), ("new y", "NY"), ("dist", "DC")])
+def test_a_state_by_its_name_or_the_start_of_one(cli: Cli, given: str, code: str) -> None:
+    assert [s["state"] for s in cli.json("report", "--state", given)["states"]] == [code]
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--state", "new"], "error: --state new matches New Hampshire, New Jersey, New Mexico, New York"),
+    (["--state", "ZZ"], "error: --state ZZ is not a US state"),
+    (["--all", "--state", "TX"], "error: give --state or --all, not both"),
+])
+def test_what_names_no_one_state_is_refused_in_one_line(cli: Cli, args: list[str], line: str) -> None:
+    output = cli("report", *args, code=2).output
+    assert len(output.strip().splitlines()) == 1 and output.startswith(line), output
 
 
 def test_several_states_in_any_case(cli: Cli) -> None:
@@ -58,11 +111,12 @@ def test_sla_report_refuses_a_non_positive_sla(cli: Cli, tmp_path: Path) -> None
 
 
 def test_logs_by_function(cli: Cli) -> None:
-    """The runtime's log, read back by function: the sync invocations above are there, under sync."""
+    """The runtime's log, read back by function: the sync invocations above are there, under sync, each with
+    what it did (tests/e2e/test_logs_e2e.py reads every function's line)."""
     lines = [json.loads(line) for line in cli("logs", "sync", "--since", "1h", "--json").stdout.splitlines()]
-    assert lines and {line["function"] for line in lines} == {"sync"}
-    assert any(line["message"].startswith("invoked in") for line in lines)
-    assert "invoked in" in cli("logs", "refresh", "--since", "1h").stdout
+    assert lines and {line["service"] for line in lines} == {"sync"}
+    assert any(line["message"] == "moved 600 orders" and line["moved"] == 600 for line in lines)
+    assert "refreshed 2 views" in cli("logs", "refresh", "--since", "1h").stdout
     assert "no function 'nope'" in cli("logs", "nope", code=2).output
 
 

@@ -97,6 +97,7 @@ DOCUMENTED: dict[str, str] = {
     "function CASE": DOCS + "r_CASE_function.html",
     "function EXTRACT": DOCS + "r_EXTRACT_function.html",  # EPOCH of a TIMESTAMPTZ (r_Dateparts_for_datetime_functions)
     "function PERCENTILE_CONT": DOCS + "r_PERCENTILE_CONT.html",  # compute-node only: reads orders_fact
+    "function ROW_NUMBER": DOCS + "r_WF_ROW_NUMBER.html",  # OVER (PARTITION BY ... ORDER BY ...): each state's top 3
     # column and cast types
     "type VARCHAR": DOCS + "c_Supported_data_types.html",
     "type CHAR": DOCS + "c_Supported_data_types.html",
@@ -313,6 +314,8 @@ OLTP_ANSWERS: dict[str, list[tuple[Any, ...]]] = {
     "FROM schema_migrations": [],
     "SKIP LOCKED": CLAIMED,  # the sync's claim: two orders to move
     "min(accepted_at), sum(": [(0, None, 0)],
+    "FROM orders WHERE accepted_at >=": [(0, 0)],  # the SLA report: orders in the window, of them history's
+    "FROM outbox) AS pending": [(0, None, 0, 0, None, 0, 0)],  # the SLA report: pending, live and history's
     "FILTER (WHERE NOT held)": [(0, 0, None)],  # the sync's backlog read: pending, being moved, oldest
     "count(*), min(accepted_at)": [(0, None)],
     "reltuples": [(None,)],
@@ -328,6 +331,7 @@ class IdleQueue:
 INVOCATIONS: dict[str, tuple[Callable[[], dict[str, Any]], RedshiftWarehouse]] = {
     "ops migrate": (lambda: ops.handler({"action": "migrate"}, None), RedshiftWarehouse()),
     "ops report": (lambda: ops.handler({"action": "report", "states": ["TX"]}, None), RedshiftWarehouse()),
+    "ops report --all": (lambda: ops.handler({"action": "report", "all": True}, None), RedshiftWarehouse()),
     "ops sla_report": (lambda: ops.handler({"action": "sla_report", "sla_seconds": 900, "since_seconds": 3600},
                                            None), RedshiftWarehouse()),
     "ops status": (lambda: ops.handler({"action": "status"}, None), RedshiftWarehouse()),

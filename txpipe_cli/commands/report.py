@@ -11,26 +11,28 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lambdas.core.reporting import STATE_CODES
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError
 from txpipe_cli.output import console, handle_errors, print_json
+from txpipe_cli.states import StateNotFound, resolve_codes
 from txpipe_cli.targets import get_target
 
 FORMATS = ("table", "json", "csv")
 RANKING = "top pizza types rank by pizzas sold, then gross sales, then name"
-PER_CAPITA_UNIT = 100_000  # tables show gross sales per 100,000 residents (JSON keeps dollars per person, exact)
+PER_CAPITA_UNIT = 100_000  # tables show gross sales per 100,000 residents (JSON and CSV: dollars per person, exact)
 PER_CAPITA_NOTE = "per capita shown per 100,000 residents (JSON and CSV: dollars per person)"
 
 
-def _per_100k(per_capita: float) -> str:
-    return f"${per_capita * PER_CAPITA_UNIT:,.2f}"
+def _per_100k(per_capita: str | float) -> str:
+    """Dollars per person (the exact decimal string, or a float from an older ops function) per 100,000."""
+    return f"${Decimal(str(per_capita)) * PER_CAPITA_UNIT:,.2f}"
 
 
 @handle_errors
 def report(
     state: Annotated[list[str] | None, typer.Option(
-        "--state", "-s", help="USPS state code, any case (repeat for several: --state TX --state ca).")] = None,
+        "--state", "-s", help="A state by USPS code, name or the start of either, any case (TX, Texas, tex); "
+                              "repeat for several: --state TX --state calif.")] = None,
     all_states: Annotated[bool, typer.Option("--all", help="Every state (50 and DC), by gross sales.")] = False,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     target: TargetOpt = "local",
@@ -43,25 +45,29 @@ def report(
     Reads the materialized views (refreshed daily and by `txpipe refresh-views`); every report ends with
     when they were refreshed and how many orders are not in them yet (CSV: on stderr). Top pizza types
     rank by pizzas sold, then gross sales, then name. Tables show gross sales per 100,000 residents; JSON
-    and CSV carry the exact dollars per person. JSON is always {"ranking", "freshness", "states": [...]}.
+    and CSV carry the exact dollars per person as a decimal string. JSON is always {"ranking", "freshness",
+    "states": [...]}, each state in one shape; CSV is one row per state, with the same columns for --state
+    and --all.
     """
     fmt = "json" if as_json else output_format.strip().lower()
     if fmt not in FORMATS:
         raise OptionError(f"--format {output_format!r} is not one of {', '.join(FORMATS)}")
-    codes = [code.strip().upper() for code in state or []]
-    if bool(codes) == all_states:
-        raise OptionError("give --state CODE (repeatable) or --all")
-    unknown = [code for code in codes if code not in STATE_CODES]
-    if unknown:
-        raise OptionError(f"--state {unknown[0]!r} is not a USPS state code (the 50 states and DC, e.g. TX)")
-    event = {"all": True} if all_states else {"states": list(dict.fromkeys(codes))}
+    if state and all_states:
+        raise OptionError("give --state or --all, not both")
+    if not state and not all_states:
+        raise OptionError("give --state (a name or code, repeatable) or --all")
+    try:
+        codes = resolve_codes(state or [])
+    except StateNotFound as exc:
+        raise OptionError(f"--state {exc}") from None
+    event = {"all": True} if all_states else {"states": codes}
     result = get_target(target, stage=stage).invoke("ops", {"action": "report", **event})
     states, fresh = result["states"], result["freshness"]
     if fmt == "json":
         print_json({"ranking": RANKING, **result})
         return
     if fmt == "csv":
-        _write_csv(states if all_states else [_flat(r) for r in states])
+        _write_csv(states)
         typer.echo(freshness_line(fresh), err=True)  # stdout stays the CSV alone
         return
     if all_states:
@@ -99,12 +105,26 @@ def _age(seconds: int) -> str:
     return f"{seconds} s"
 
 
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    """One state's report as one CSV row: the top pizza types as numbered columns."""
-    top = list(enumerate(row["top_pizzas"], start=1))
-    return {**{k: v for k, v in row.items() if k != "top_pizzas"},
+TOP = 3
+# One CSV shape for --state and --all: a row per state, its top pizza types as numbered columns (empty where a
+# state has sold fewer types).
+CSV_COLUMNS = ("state", "state_name", "population", "total_pizzas", "gross_sales", "gross_sales_per_capita",
+               "unique_customers", "rank", *(f"top{n}_pizza_type" for n in range(1, TOP + 1)),
+               *(f"top{n}_pizzas" for n in range(1, TOP + 1)))
+
+
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One state's report as one CSV row."""
+    top = list(enumerate(row.get("top_pizzas", [])[:TOP], start=1))
+    flat = {**{k: v for k, v in row.items() if k != "top_pizzas"},
             **{f"top{n}_pizza_type": p["pizza_type"] for n, p in top},
             **{f"top{n}_pizzas": p["total_pizzas"] for n, p in top}}
+    return {column: _csv_value(flat.get(column, "")) for column in CSV_COLUMNS}
+
+
+def _csv_value(value: Any) -> Any:
+    # Numbers as decimals, never 8.3e-05: spreadsheets and scripts read them as they are.
+    return format(Decimal(repr(value)), "f") if isinstance(value, float) else value
 
 
 def _render_state(result: dict[str, Any]) -> None:
@@ -118,23 +138,40 @@ def _render_state(result: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _render_all(states: list[dict[str, Any]]) -> None:
-    table = Table("rank", "state", "pizzas", "gross sales", "per 100k residents", "unique customers",
-                  title="every state, by gross sales")
+def all_table(states: list[dict[str, Any]]) -> Table:
+    """Every state in 72 columns at today's figures, so every figure shows in full at 80 (a pipe's width too):
+    each state a row of stacked cells (rank and code over the name, pizzas over customers, gross sales over
+    per 100k, the top 3 types one a line), figures never wrapped."""
+    table = Table(title="every state, by gross sales", show_lines=True)
+    table.add_column("#  code\nstate")
+    table.add_column("pizzas\ncustomers", justify="right", no_wrap=True)
+    table.add_column("gross sales\nper 100k", justify="right", no_wrap=True)
+    table.add_column("top 3 pizza types\n(pizzas sold)")
+    tops = [p for row in states for p in row.get("top_pizzas", [])[:TOP]]
+    names = max((len(p["pizza_type"]) for p in tops), default=0)
+    counts = max((len(f"{p['total_pizzas']:,}") for p in tops), default=0)
     for row in states:
-        table.add_row(str(row["rank"]), f"{row['state']} {row['state_name']}", f"{row['total_pizzas']:,}",
-                      f"${row['gross_sales']:,.2f}", _per_100k(row["gross_sales_per_capita"]),
-                      f"{row['unique_customers']:,}")
-    console.print(table)
-    console.print(f"[dim]ranked by gross sales, then pizzas sold; {PER_CAPITA_NOTE}[/]", highlight=False)
+        top = Table.grid(padding=(0, 1))
+        top.add_column(min_width=names)  # the counts line up from state to state
+        top.add_column(justify="right", no_wrap=True, min_width=counts)
+        for pizza in row.get("top_pizzas", [])[:TOP]:
+            top.add_row(pizza["pizza_type"], f"{pizza['total_pizzas']:,}")
+        table.add_row(f"{row['rank']:<2} {row['state']}\n{row['state_name']}",
+                      f"{row['total_pizzas']:,}\n{row['unique_customers']:,}",
+                      f"${row['gross_sales']:,.2f}\n{_per_100k(row['gross_sales_per_capita'])}",
+                      top if top.row_count else "" if row["total_pizzas"] else "[dim]no sales yet[/]")
+    return table
+
+
+def _render_all(states: list[dict[str, Any]]) -> None:
+    console.print(all_table(states))
+    console.print("[dim]ranked by gross sales, then pizzas sold; customers: unique customers; per 100k: gross sales "
+                  f"per 100,000 residents (JSON and CSV: dollars per person); {RANKING}[/]", highlight=False)
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    # Numbers as decimals, never 8.3e-05: spreadsheets and scripts read them as they are.
-    writer.writerows({k: format(Decimal(repr(v)), "f") if isinstance(v, float) else v for k, v in row.items()}
-                     for row in rows)
+    writer.writerows(csv_row(row) for row in rows)
     typer.echo(buffer.getvalue(), nl=False)

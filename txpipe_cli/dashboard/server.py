@@ -8,7 +8,10 @@ would put the analysts' numbers on the internet).
 
 - `GET /` the page; `GET /static/<file>` its scripts, styles and map (shipped in the package).
 - `GET /api/states`: {"ranking", "states": [51 rows by rank]}, as `report --all --json`.
-- `GET /api/states/{code}`: one state with its top 3 pizza types, as `report --state CODE --json`.
+- `GET /api/states/{state}`: one state with its top 3 pizza types, as `report --state STATE --json`; the state
+  as `report --state` takes it (a code, a name or the unambiguous start of one: `TX`, `Texas`, `tex`), anything
+  else 404 with the line `report` would print ("ZZ is not a US state ...", "new matches New Hampshire, ...")
+  and the candidates' codes.
 - `GET /api/freshness`: views refreshed at, orders not in them yet, last sync (and what the target calls it:
   `last_sync_label`), a refresh running.
 - `POST /api/refresh` (header `X-Txpipe-Dashboard: 1`, which a cross-site form cannot send): starts a
@@ -41,9 +44,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from lambdas.core.reporting import STATE_CODES
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.server import respond
+from txpipe_cli.states import StateNotFound, resolve
 
 log = logging.getLogger("txpipe.dashboard")
 
@@ -214,9 +217,10 @@ class DashboardApp:
         elif path == "/api/states":
             await self._read(send, self.reader.states)
         elif path.startswith("/api/states/"):
-            code = path.removeprefix("/api/states/").strip().upper()
-            if code not in STATE_CODES:
-                await self._json(send, 404, {"error": f"{code!r} is not a USPS state code (50 states and DC)"})
+            try:  # as `report --state` takes it: a code, a name or the start of one (txpipe_cli/states.py)
+                code = resolve(path.removeprefix("/api/states/")).code
+            except StateNotFound as exc:
+                await self._json(send, 404, {"error": str(exc), "candidates": [s.code for s in exc.candidates]})
                 return
             await self._read(send, lambda: self.reader.state(code))
         elif path == "/api/freshness":

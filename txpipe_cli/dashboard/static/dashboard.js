@@ -3,7 +3,9 @@
 //
 // Plain JS over d3 v7 and topojson-client, vendored in static/vendor/ (no build step, nothing from a CDN).
 // It reads the JSON API of txpipe_cli/dashboard/server.py. First render: the atlas and /api/states load in
-// parallel, the map is drawn, then the picked state (?state=TX, else the top-ranked) is fetched. Every text
+// parallel, the map is drawn, then the picked state (?state=TX, or a name or its start: ?state=tex; else the
+// top-ranked) is fetched. Which state a text names is the server's answer (txpipe_cli/states.py, the rule of
+// `txpipe report --state`); a text naming none keeps the state shown and says so under the picker. Every text
 // it inserts goes through textContent (d3's .text()), never innerHTML. The API answers only to this run's
 // cookie (set when the page was opened with its token): a 401 (the dashboard was restarted, say) stops the
 // page, which says where the new URL is, instead of retrying.
@@ -20,7 +22,8 @@
   const fmtUtc = d3.utcFormat("%Y-%m-%d %H:%M UTC");
   const $ = (id) => document.getElementById(id);
   const plural = (n, word) => `${fmtCount(n)} ${word}${n === 1 ? "" : "s"}`;
-  const perCapita = (row) => row.gross_sales_per_capita * PER;
+  // The API gives dollars per person as an exact decimal string ("0.0000440072..."); the page shows it rounded.
+  const perCapita = (row) => Number(row.gross_sales_per_capita) * PER;
 
   const app = {
     rows: [], // /api/states rows by rank, cached in memory; refetched when a refresh ends
@@ -77,37 +80,25 @@
       .attr("value", (r) => `${r.state_name} (${r.state})`);
   }
 
-  // "tex", "TX", "new y", "york", "Texas (TX)": an exact code or name first, then names starting with the
-  // text, then a word of the name starting with it, then names containing it; alphabetical within each,
-  // so Enter picks the likeliest state.
-  function findState(text) {
-    const q = text.trim().toLowerCase().replace(/\s+/g, " ");
-    if (!q) return null;
-    const option = q.match(/\(([a-z]{2})\)$/);
-    const byName = [...app.rows].sort((a, b) => d3.ascending(a.state_name, b.state_name));
-    const name = (r) => r.state_name.toLowerCase();
-    const tests = [
-      (r) => option && r.state.toLowerCase() === option[1],
-      (r) => r.state.toLowerCase() === q || name(r) === q,
-      (r) => name(r).startsWith(q),
-      (r) => name(r).split(" ").some((word) => word.startsWith(q)),
-      (r) => name(r).includes(q),
-    ];
-    for (const test of tests) {
-      const found = byName.find(test);
-      if (found) return found.state;
-    }
-    return null;
+  // What to ask the server for: the code when the text is one (the map, a shared link, "ny") or a datalist
+  // option ("Texas (TX)"), else the text as typed: the server resolves names and their starts ("tex", "new y")
+  // as `txpipe report --state` does, and answers 404 with one line for anything else.
+  function asked(text) {
+    const typed = String(text || "").trim();
+    const option = typed.match(/\(([A-Za-z]{2})\)$/);
+    const code = (option ? option[1] : typed).toUpperCase();
+    return app.byCode.has(code) ? code : typed;
   }
 
-  function chooseTyped() {
+  function say(message) {
+    $("picker-message").textContent = message;
+  }
+
+  async function chooseTyped() {
     const input = $("state-picker");
-    const code = findState(input.value);
     const typed = input.value.trim();
-    $("picker-message").textContent = code || !typed ? "" : `No state matches “${typed}”`;
-    if (!code) return;
-    input.value = "";
-    pick(code);
+    if (!typed) return;
+    if ((await pick(typed)) && input.value.trim() === typed) input.value = "";
   }
 
   function drawMap(atlas) {
@@ -169,38 +160,49 @@
 
   // ---- the picked state ----
 
-  // how: "push" a history entry (a user's pick), "replace" it (the first pick), or "none" (back/forward)
-  function pick(code, how = "push") {
-    code = String(code).toUpperCase();
-    if (!app.byCode.has(code)) return false;
-    $("picker-message").textContent = "";
+  // Shows the state `text` names (a code, a name or its start). how: "push" a history entry (a user's pick),
+  // "replace" it (the first pick), or "none" (back/forward, a reload). A text naming no one state leaves the
+  // state shown as it was and says why under the picker ("ZZ is not a US state ...", "new matches New
+  // Hampshire, ..."); `keepMessage` keeps that line when the state shown instead is picked. Resolves to whether
+  // the text's state is shown.
+  async function pick(text, how = "push", keepMessage = false) {
+    const wanted = asked(text);
+    if (!wanted) return false;
+    const seq = ++app.loadSeq;
+    const previous = app.picked;
+    if (app.byCode.has(wanted)) {
+      app.picked = wanted; // a code: outlined at once, and what a reload asks for if this read fails
+      outlinePicked();
+    }
+    delete document.body.dataset.ready;
+    $("state-panel").setAttribute("aria-busy", "true");
+    let detail;
+    try {
+      detail = await api(`/api/states/${encodeURIComponent(wanted)}`);
+    } catch (e) {
+      if (seq !== app.loadSeq) return false;
+      $("state-panel").removeAttribute("aria-busy");
+      if (e.status === 404) {
+        say(e.message);
+        app.picked = previous;
+        outlinePicked();
+        if (app.detail) document.body.dataset.ready = "1"; // the state shown before is still shown, whole
+      } else {
+        showError(`Could not load ${wanted}: ${e.message}`);
+      }
+      return false;
+    }
+    if (seq !== app.loadSeq) return false; // another state was picked meanwhile
+    const code = detail.state;
     if (how !== "none") {
       const url = new URL(window.location.href);
       url.searchParams.set("state", code);
-      if (how === "push" && code !== app.picked) history.pushState({ state: code }, "", url);
+      if (how === "push" && code !== previous) history.pushState({ state: code }, "", url);
       else history.replaceState({ state: code }, "", url);
     }
-    loadState(code);
-    return true;
-  }
-
-  async function loadState(code) {
-    const seq = ++app.loadSeq;
     app.picked = code;
-    delete document.body.dataset.ready;
-    $("state-panel").setAttribute("aria-busy", "true");
     outlinePicked();
-    let detail;
-    try {
-      detail = await api(`/api/states/${encodeURIComponent(code)}`);
-    } catch (e) {
-      if (seq === app.loadSeq) {
-        showError(`Could not load ${code}: ${e.message}`);
-        $("state-panel").removeAttribute("aria-busy");
-      }
-      return;
-    }
-    if (seq !== app.loadSeq) return; // another state was picked meanwhile
+    if (!keepMessage) say("");
     showError("");
     app.detail = detail;
     renderState(detail);
@@ -208,6 +210,7 @@
     document.body.dataset.state = detail.state;
     document.body.dataset.ready = "1";
     if (!performance.getEntriesByName("txpipe-first-render").length) performance.mark("txpipe-first-render");
+    return true;
   }
 
   function renderState(s) {
@@ -367,7 +370,7 @@
       return;
     }
     shadeMap();
-    if (app.picked) loadState(app.picked);
+    if (app.picked) pick(app.picked, "none", true);
   }
 
   // ---- start ----
@@ -390,8 +393,8 @@
     });
     $("refresh-button").addEventListener("click", startRefresh);
     window.addEventListener("popstate", () => {
-      const code = (new URLSearchParams(window.location.search).get("state") || "").toUpperCase();
-      if (code && code !== app.picked) pick(code, "none");
+      const wanted = new URLSearchParams(window.location.search).get("state");
+      if (wanted && asked(wanted) !== app.picked) pick(wanted, "none");
     });
     let frame = 0;
     window.addEventListener("resize", () => {
@@ -414,10 +417,16 @@
     }
     drawMap(atlas);
     shadeMap();
-    const wanted = (new URLSearchParams(window.location.search).get("state") || "").toUpperCase();
     const top = app.rows[0];
-    const fallback = top && top.gross_sales > 0 ? top.state : "TX";
-    if (!pick(app.byCode.has(wanted) ? wanted : fallback, "replace")) showError("The server listed no states.");
+    if (!top) {
+      showError("The server listed no states.");
+      return;
+    }
+    const wanted = new URLSearchParams(window.location.search).get("state");
+    // A link naming no state (?state=ZZ) opens on the top state, the line under the picker saying why.
+    if (!wanted || !(await pick(wanted, "replace"))) {
+      if (!app.picked) pick(top.gross_sales > 0 ? top.state : "TX", "replace", Boolean(wanted));
+    }
   }
 
   wire();
