@@ -6,10 +6,11 @@ instead of connecting itself. Event: {"action": ..., **arguments}.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.core import customers, env, rejections, reporting, schema
+from lambdas.core import customers, env, log, rejections, reporting, schema
 
 
 def _migrate(event: dict[str, Any]) -> dict[str, Any]:
@@ -174,12 +175,36 @@ ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _
            "history_load": _history_load}
 
 
+# What the CLI (and the dashboard) read for themselves to show the operator something: logged at debug level,
+# so that `txpipe logs` shows what was done, not every status and report (--debug shows these too).
+READS = frozenset({"queue_depth", "report", "freshness", "sla_report", "status", "dlq_list", "dlq_show", "rejected"})
+
+
 @env.fresh_connections_on_error
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    action = ACTIONS.get(event.get("action", ""))
+    name = str(event.get("action", ""))
+    action = ACTIONS.get(name)
     if action is None:
-        return {"error": f"unknown action {event.get('action')!r}; one of {sorted(ACTIONS)}"}
+        result = {"error": f"unknown action {event.get('action')!r}; one of {sorted(ACTIONS)}"}
+        _log(name, result, 0.0)
+        return result
+    started = time.monotonic()
     try:
-        return action(event)
+        result = action(event)
     except ValueError as exc:  # a bad argument, e.g. an unknown state: the caller's mistake, not a crash
-        return {"error": str(exc)}
+        result = {"error": str(exc)}
+    _log(name, result, time.monotonic() - started)
+    return result
+
+
+def _log(name: str, result: dict[str, Any], seconds: float) -> None:
+    """One line per invocation: the action, how long it took, and for the actions that change something their
+    counts (the top-level numbers of the result: purged, loaded, moved...), never rows or bodies."""
+    counts = {} if name in READS else {key: value for key, value in result.items()
+                                       if isinstance(value, int | float) and not isinstance(value, bool)
+                                       and key.isidentifier() and key not in ("action", "seconds", "error")}
+    error = result.get("error")
+    message = f"{name or '(no action)'} refused: {error}" if error else name
+    level = log.DEBUG if name in READS else log.WARNING if error else log.INFO
+    log.emit("ops", message, level=level, action=name[:60], seconds=round(seconds, 3), **counts,
+             **({"error": str(error)} if error else {}))

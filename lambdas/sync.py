@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdas.core import env
+from lambdas.core import env, log
 from lambdas.core.metrics import publish_backlog
 from lambdas.core.sync import run_sync
 
@@ -26,4 +26,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                       batch_rows=int(env.setting("SYNC_BATCH_ROWS", 50_000)), max_seconds=budget)
     # feeds the SLA-at-risk alarm on AWS: one Embedded Metric Format line on stdout, every run
     publish_backlog(result.oldest_pending_seconds, result.pending, env=env.environ())
+    # and, apart from the metric, what the run did: one log line
+    log.emit("sync", f"moved {log.count(result.synced, 'order')}" if result.synced else "nothing to move",
+             moved=result.synced, already_present=result.already_present, pending=result.pending,
+             being_moved=result.being_moved, seconds=result.seconds,
+             rows_per_second=round(result.synced / result.seconds) if result.seconds > 0 else None,
+             batches=result.batches, oldest_pending_seconds=result.oldest_pending_seconds,
+             trigger=_trigger(event))
     return result.to_dict()
+
+
+def _trigger(event: dict[str, Any]) -> str:
+    """What started the run: the schedule (EventBridge) or the source the CLI names (txpipe.sync-now)."""
+    source = event.get("source") if isinstance(event, dict) else None
+    if source in (None, "aws.events", "aws.scheduler") or event.get("detail-type") == "Scheduled Event":
+        return "schedule"
+    return str(source)[:60]

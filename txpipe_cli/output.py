@@ -6,7 +6,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import typer
@@ -27,8 +27,26 @@ def fail(reason: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C ended
+
+
+def interrupted(what_goes_on: str | None = None) -> NoReturn:
+    """Ctrl-C where it is not the way to stop: one line on stderr saying what goes on without the command
+    ("interrupted: the sync continues in the runtime; ..."), exit 130."""
+    err_console.print(f"interrupted: {what_goes_on}" if what_goes_on else "interrupted", markup=False,
+                      highlight=False, soft_wrap=True)
+    raise typer.Exit(INTERRUPTED)
+
+
+def stopped() -> None:
+    """Ctrl-C where it is the way to stop (dashboard, logs --follow): "stopped" on stderr; the command then
+    returns, exit 0."""
+    err_console.print("stopped", markup=False, highlight=False)
+
+
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns a TxpipeError into one line on stderr and its exit code (usable in tests via CliRunner)."""
+    """Turns a TxpipeError into one line on stderr and its exit code (usable in tests via CliRunner); Ctrl-C
+    that the command did not handle itself into "interrupted", exit 130."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,7 +55,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except TxpipeError as exc:
             fail(exc.line(), int(exc.code))
         except KeyboardInterrupt:
-            fail("interrupted", 130)
+            interrupted()
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise  # exits the command chose itself, and usage errors: Click prints them
         except OSError as exc:  # a file or directory the operator named, or one txpipe writes

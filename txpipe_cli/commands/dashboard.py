@@ -18,7 +18,7 @@ from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.dashboard.server import DashboardApp, Reader
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.server import Limits, build_server, listen_tcp
-from txpipe_cli.output import console, err_console, handle_errors
+from txpipe_cli.output import console, err_console, handle_errors, stopped
 from txpipe_cli.targets import get_target
 
 DEFAULT_PORT = 8050
@@ -64,7 +64,10 @@ def dashboard(
         threading.Thread(target=_open_browser, args=(url,), daemon=True).start()
     app = DashboardApp(reader, sock.getsockname()[1], token)
     try:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again: here, as KeyboardInterrupt.
         asyncio.run(build_server(app).serve(sockets=[sock]))
+    except KeyboardInterrupt:
+        stopped()  # Ctrl-C is how the dashboard stops: not an error
     finally:
         app.close()
 

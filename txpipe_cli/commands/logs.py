@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,8 +14,10 @@ from lambdas.functions import FUNCTIONS
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError
-from txpipe_cli.local.logs import LogRecord
-from txpipe_cli.output import console, handle_errors
+from txpipe_cli.local.logs import LEVELS, LogRecord, level_rank
+from txpipe_cli.output import console, err_console, handle_errors, stopped
+
+COLOURS = {"ERROR": "red", "CRITICAL": "red", "WARNING": "yellow", "DEBUG": "dim"}
 
 
 @handle_errors
@@ -25,36 +27,95 @@ def logs(
              "Default: all.", show_default=False)] = None,
     since: Annotated[str, typer.Option(help="How far back: 90s, 10m, 2h, 1d.")] = "10m",
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
+    level: Annotated[str, typer.Option(
+        help="The least severe level shown: debug, info, warning or error. Debug adds the reads txpipe makes "
+             "through ops for itself (status, report, freshness...) and each invocation's timing.")] = "info",
+    debug: Annotated[bool, typer.Option("--debug", help="The same as --level debug.")] = False,
     target: TargetOpt = "local",
     stage: StageOpt = "dev",
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the functions' logs, oldest first: locally the runtime's log, on AWS each function's
-    CloudWatch Logs group. With --json, one JSON object per line (time, level, function, message)."""
+    """Print what the functions did, oldest first: one line per invocation, with its figures (ingest: accepted
+    and refused per request; store: stored, already present, rejected, retried, dead-lettered per batch; sync:
+    moved, already present, pending, seconds, rows/s; refresh: the views; ops: the action), and any warning or
+    error. Locally from the runtime's log, on AWS from each function's CloudWatch Logs group.
+
+    With --json, one JSON object per line: level, timestamp, service (the function), message, then the figures.
+    --follow keeps printing new lines until Ctrl-C.
+    """
     names = [*FUNCTIONS, "runtime"] if target == "local" else list(FUNCTIONS)
     if function is not None and function not in names:
         raise OptionError(f"no function {function!r}; one of {', '.join(names)}")
+    least = "debug" if debug else level.strip().lower()
+    if least.upper() not in LEVELS:
+        raise OptionError(f"--level {level!r} is not a level; one of {', '.join(n.lower() for n in LEVELS)}")
+    floor = level_rank(least)
     start = datetime.now(UTC) - timedelta(seconds=config.parse_duration(since))
+    counts = {"shown": 0, "hidden": 0}
+    window = f"in the last {since}" + (f" for {function}" if function else "")
+
+    def caught_up() -> None:  # the window is printed; --follow now waits for new lines
+        if not counts["shown"]:
+            err_console.print(f"{_nothing(window, counts['hidden'], least)}; waiting for new ones (Ctrl-C stops)",
+                              markup=False, highlight=False, soft_wrap=True)
+
     try:
-        for record in _records(target, stage, function, start, follow):
+        for record in _records(target, stage, function, start, follow, caught_up):
+            if level_rank(record.level) < floor:
+                counts["hidden"] += 1
+                continue
+            counts["shown"] += 1
             if as_json:
-                typer.echo(json.dumps(record.to_dict()))
+                typer.echo(json.dumps(record.to_dict(), default=str))
             else:
-                colour = {"ERROR": "red", "WARNING": "yellow"}.get(record.level, "dim")
-                console.print(f"[{colour}]{record.at:%Y-%m-%d %H:%M:%S} {record.level:<7}[/] [bold]{record.function}"
-                              f"[/] {escape(record.message)}", highlight=False, soft_wrap=True)
+                console.print(_line(record), highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         if not follow:
             raise
-        # Ctrl-C is how a --follow ends: not an error.
+        stopped()  # Ctrl-C is how a --follow ends: not an error
+        return
+    if not counts["shown"]:
+        err_console.print(_nothing(window, counts["hidden"], least), markup=False, highlight=False, soft_wrap=True)
 
 
-def _records(target: str, stage: str, function: str | None, start: datetime, follow: bool) -> Iterator[LogRecord]:
+def _nothing(window: str, hidden: int, least: str) -> str:
+    """`no lines in the last 10m for store`, and how to see the lines the level hid, if any."""
+    line = f"no lines {window}"
+    if hidden:
+        lines = f"{hidden} line{'s' if hidden != 1 else ''}"
+        line += (f" ({lines} at debug level hidden: --debug shows them)" if least == "info" else
+                 f" ({lines} below {least} hidden: --level debug shows them all)")
+    return line
+
+
+def _line(record: LogRecord) -> str:
+    """`2026-12-01 22:30:58 INFO    sync    moved 600 orders  moved=600 already_present=0 ...` (rich markup)."""
+    colour = COLOURS.get(record.level, "dim")
+    figures = " ".join(f"{key}={_value(value)}" for key, value in record.figures.items())
+    return (f"[{colour}]{record.at:%Y-%m-%d %H:%M:%S} {record.level:<7}[/] [bold]{record.function:<7}[/] "
+            f"{escape(record.message)}" + (f"  [dim]{escape(figures)}[/]" if figures else ""))
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, str) and (not value or " " in value):
+        return json.dumps(value)
+    return str(value)
+
+
+def _records(target: str, stage: str, function: str | None, start: datetime, follow: bool,
+             caught_up: Callable[[], None]) -> Iterator[LogRecord]:
     if target == "aws":
         from txpipe_cli.aws import logs as aws_logs
         from txpipe_cli.aws.client import AwsClient
 
-        return aws_logs.read(AwsClient(), stage, [function] if function else list(FUNCTIONS), start, follow=follow)
+        return aws_logs.read(AwsClient(), stage, [function] if function else list(FUNCTIONS), start, follow=follow,
+                             caught_up=caught_up)
     from txpipe_cli.local import logs as local_logs
     from txpipe_cli.local.state import LocalState
 
@@ -62,5 +123,6 @@ def _records(target: str, stage: str, function: str | None, start: datetime, fol
     state = LocalState.load(home)
     if state is None:
         raise TxpipeError(f"nothing is deployed under {home}", hint="run: txpipe deploy")
-    reader = local_logs.follow if follow else local_logs.read
-    return reader(state.log_dir, function=function, since=start)
+    if follow:
+        return local_logs.follow(state.log_dir, function=function, since=start, caught_up=caught_up)
+    return local_logs.read(state.log_dir, function=function, since=start)

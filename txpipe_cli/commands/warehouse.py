@@ -14,7 +14,7 @@ from lambdas.core.warehouse.redshift import RedshiftWarehouse
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, OptionError
-from txpipe_cli.output import console, err_console, handle_errors, print_json
+from txpipe_cli.output import console, err_console, handle_errors, interrupted, print_json
 from txpipe_cli.targets import Target, get_target
 
 
@@ -34,10 +34,17 @@ def sync_now(
     scheduled sync is moving at that moment are counted apart (being_moved).
     """
     chosen = get_target(target, stage=stage)
-    with err_console.status("waiting for queued orders to be stored...") as status:
-        queued = _wait_for_queue(chosen, queue_wait)
-        status.update("syncing...")
-        result = chosen.invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
+    started = False
+    try:
+        with err_console.status("waiting for queued orders to be stored...") as status:
+            queued = _wait_for_queue(chosen, queue_wait)
+            status.update("syncing...")
+            started = True
+            result = chosen.invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
+    except KeyboardInterrupt:
+        # Ctrl-C stops the waiting, not the sync: the function runs on (locally in the runtime, on AWS in Lambda).
+        interrupted(_interrupted_sync(target, stage) if started else
+                    "no sync was started; the scheduled sync moves what is stored")
     moved = {"synced": result["synced"], "inserted": result.get("inserted", result["synced"]),
              "already_present": result.get("already_present", 0), "pending": result["pending"],
              # outbox rows another run (the schedule's, or a second sync-now) had claimed and not yet committed
@@ -57,6 +64,12 @@ def sync_now(
                   "not counted as pending") if moved["being_moved"] else ""
         console.print(f"synced {moved['synced']} orders in {moved['seconds']:.2f} s: {moved['inserted']} new to the "
                       f"warehouse{present}; {moved['pending']} pending{others}{queue}")
+
+
+def _interrupted_sync(target: str, stage: str) -> str:
+    if target == "local":
+        return "the sync continues in the runtime; `txpipe status` shows when it ends"
+    return f"the sync continues in its Lambda function; `txpipe status --target aws --stage {stage}` shows when it ends"
 
 
 def _wait_for_queue(target: Target, seconds: float) -> int:

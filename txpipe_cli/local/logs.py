@@ -1,20 +1,34 @@
 """Reading the local runtime's log (`txpipe logs`): records by function and time, and following it.
 
 The runtime writes one line per record (txpipe_cli/local/runtime.py, LOG_FORMAT):
-`2026-12-01T22:30:58.024Z ERROR sync txpipe.runtime message`, tracebacks on the lines after it. The
-log rotates by size (runtime.log.3 is the oldest), so reading a window reads the rotated files first.
+`2026-12-01T22:30:58.024Z ERROR sync txpipe.runtime message`, tracebacks on the lines after it. A function's
+own line (lambdas.core.log, logger txpipe.function) carries its structured record as the message:
+`2026-12-01T22:30:58.024Z INFO sync txpipe.function {"level":"INFO",...,"message":"moved 600 orders",...}`,
+read back into the same LogRecord, its figures apart. The log rotates by size (runtime.log.3 is the oldest), so
+reading a window reads the rotated files first.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from lambdas.core.log import KEYS, LOGGER_NAME, timestamp
 
 RECORD = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (\w+) (\S+) (\S+) (.*)$")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # `txpipe logs --level`, least to most severe
+
+
+def level_rank(level: str) -> int:
+    """DEBUG 0 .. ERROR 3 (CRITICAL as ERROR); a level nobody knows as INFO."""
+    name = {"CRITICAL": "ERROR", "FATAL": "ERROR", "WARN": "WARNING"}.get(level.upper(), level.upper())
+    return LEVELS.index(name) if name in LEVELS else 1
 
 
 @dataclass
@@ -24,10 +38,37 @@ class LogRecord:
     function: str
     logger: str
     message: str
+    figures: dict[str, Any] = field(default_factory=dict)  # a structured line's, after its four keys
+    structured: bool = False  # a function's own line (lambdas.core.log), not a plain log line
 
-    def to_dict(self) -> dict[str, str]:
-        return {"time": self.at.isoformat(), "level": self.level, "function": self.function,
-                "logger": self.logger, "message": self.message}
+    def to_dict(self) -> dict[str, Any]:
+        """As the function wrote it (Powertools' keys, then the figures); a plain line in the same keys, with the
+        logger that wrote it."""
+        record = {"level": self.level, "timestamp": timestamp(self.at), "service": self.function,
+                  "message": self.message}
+        return {**record, **self.figures} if self.structured else {**record, "logger": self.logger}
+
+
+def structured(text: str) -> dict[str, Any] | None:
+    """The record of a structured line (a JSON object with Powertools' four keys), else None."""
+    if not text.startswith("{"):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and all(key in record for key in KEYS) else None
+
+
+def from_structured(record: dict[str, Any], at: datetime, logger: str) -> LogRecord:
+    """A structured record as a LogRecord; `at` when its own timestamp does not parse."""
+    try:
+        at = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        pass
+    figures = {key: value for key, value in record.items() if key not in KEYS}
+    return LogRecord(at, str(record["level"]).upper(), str(record["service"]), logger, str(record["message"]),
+                     figures, structured=True)
 
 
 def _parse(lines: Iterator[str]) -> Iterator[LogRecord]:
@@ -40,7 +81,12 @@ def _parse(lines: Iterator[str]) -> Iterator[LogRecord]:
             if current is not None:
                 yield current
             at = datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
-            current = LogRecord(at, match.group(2), match.group(3), match.group(4), match.group(5))
+            level, function, logger, message = match.group(2, 3, 4, 5)
+            record = structured(message) if logger == LOGGER_NAME else None
+            current = (from_structured(record, at, logger) if record is not None
+                       else LogRecord(at, level, function, logger, message))
+            if record is not None:
+                current.function = function  # the invocation's function, as the runtime saw it
         elif current is not None and line:
             current.message += "\n" + line
     if current is not None:
@@ -68,15 +114,22 @@ def read(log_dir: Path, *, function: str | None = None, since: datetime | None =
 
 def follow(log_dir: Path, *, function: str | None = None, since: datetime | None = None,
            stop: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep,
-           poll: float = 0.5) -> Iterator[LogRecord]:
-    """What `read` gives, then every new record as it is written (through rotations), until stop()."""
-    yield from read(log_dir, function=function, since=since)
+           poll: float = 0.5, caught_up: Callable[[], None] = lambda: None) -> Iterator[LogRecord]:
+    """What `read` gives, then (`caught_up()` called in between) every new record as it is written, through
+    rotations, until stop(). The current file is read to its end and followed through the same handle, so a
+    record written meanwhile is given once."""
     path = log_dir / "runtime.log"
     handle = path.open(errors="replace") if path.exists() else None
-    if handle is not None:
-        handle.seek(0, 2)
     inode = path.stat().st_ino if handle is not None else None
+    for rotated in log_files(log_dir):
+        if rotated != path:
+            with rotated.open(errors="replace") as old:
+                yield from (r for r in _parse(old) if _wanted(r, function, since))
     pending = ""
+    if handle is not None:
+        complete, _, pending = handle.read().rpartition("\n")
+        yield from (r for r in _parse(iter(complete.split("\n"))) if _wanted(r, function, since))
+    caught_up()
     try:
         while not stop():
             if handle is None or not path.exists() or path.stat().st_ino != inode:  # rotated (or not yet there)

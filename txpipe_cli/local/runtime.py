@@ -65,14 +65,19 @@ class Functions:
             with function_environment(self.environments[name]):
                 return self.handlers[name](event, LambdaContext(name, function.timeout_seconds))
         finally:
-            if name not in QUIET_FUNCTIONS:  # as Lambda's REPORT line; ingest and store run too often to log each
-                log.info("invoked in %.0f ms", (time.monotonic() - started) * 1000)
+            # As Lambda's REPORT line, at debug level: what the function did is its own line (lambdas.core.log).
+            # ingest and store run too often to log each.
+            if name not in QUIET_FUNCTIONS:
+                log.debug("invoked in %.0f ms", (time.monotonic() - started) * 1000)
             current_function.reset(token)
 
 
 # The function a log line comes from (`txpipe logs FUNCTION` filters on it); "runtime" outside any.
 current_function: contextvars.ContextVar[str] = contextvars.ContextVar("txpipe_function", default="runtime")
 QUIET_FUNCTIONS = frozenset({"ingest", "store"})
+# One line a record: `2026-12-01T22:30:58.024Z INFO sync txpipe.function {"level":"INFO",...}`. A function's
+# structured line (logger txpipe.function) keeps its JSON record as the message; txpipe_cli/local/logs.py reads
+# both back.
 LOG_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(function)s %(name)s %(message)s"
 
 
@@ -270,6 +275,9 @@ def _log_to(path: Path) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Debug lines too: the functions' own (lambdas.core.log: the CLI's reads through ops) and the invocations'
+    # REPORT lines. `txpipe logs` hides them unless asked (--debug).
+    log.setLevel(logging.DEBUG)
 
 
 if __name__ == "__main__":
