@@ -112,9 +112,6 @@ def run_benchmarks(profile: Profile, only: tuple[str, ...] = PIPELINE, sync_cont
     report: dict[str, Any] = {"profile": profile.name, "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
     checks: list[Check] = []
     t0 = time.monotonic()
-    if "startup" in only:
-        log("startup: txpipe --help vs python -c pass ...")
-        report["startup"] = startup.run(profile.startup_runs)
     extra_env = {"TXPIPE_SYNC_BATCH_ROWS": "400"} if profile.name == "tiny" else {}
     saved = {k: os.environ.get(k) for k in extra_env}
     os.environ.update(extra_env)  # the runtime inherits it from `txpipe deploy`
@@ -123,6 +120,9 @@ def run_benchmarks(profile: Profile, only: tuple[str, ...] = PIPELINE, sync_cont
                 tempfile.TemporaryDirectory(prefix="txpipe-bench-work-", dir="/var/tmp") as work:
             workdir = Path(work)
             report["machine"] = machine(stack)
+            if "startup" in only:
+                log("startup: txpipe --help, --version, endpoint, status vs python -c pass ...")
+                report["startup"] = startup.run(profile.startup_runs, env=stack.env)
             if "ingest" in only:
                 log(f"ingest: {profile.ingest_txpipe} orders through txpipe, {profile.ingest_seed} through the "
                     "seed ...")
@@ -216,8 +216,12 @@ def table(report: dict[str, Any]) -> str:
 
     if "startup" in report:
         s = report["startup"]
-        rows.append(("startup: txpipe --help (s)", _fmt(s["txpipe_help_s"]),
-                     f"python -c pass {_fmt(s['python_floor_s'])}", "", goal("startup.txpipe_help_s")))
+        for name, words in (("help", "--help"), ("version", "--version"), ("endpoint", "endpoint"),
+                            ("status", "status")):
+            if f"txpipe_{name}_s" in s:
+                rows.append((f"startup: txpipe {words} (s)", _fmt(s[f"txpipe_{name}_s"]),
+                             f"python -c pass {_fmt(s['python_floor_s'])}", "",
+                             goal(f"startup.txpipe_{name}_s")))
     if "ingest" in report:
         i = report["ingest"]
         rows.append(("ingest: orders/s API -> OLTP", _fmt(i["txpipe_per_s"]), f"seed {_fmt(i['seed_per_s'])}",

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from txpipe_cli.errors import TxpipeError, aws_error, path_error
+from txpipe_cli.errors import ExitStatus, TxpipeError, aws_error, path_error
+
+try:  # Typer 0.29 carries its own Click (typer._click); an earlier Typer raises Click's own exceptions
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - the Typer pinned here has typer._click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,7 +29,9 @@ def print_json(data: Any) -> None:
 
 
 def fail(reason: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {reason}", highlight=False, soft_wrap=True)
+    """The one way an error is printed: `error: <reason>`, one line on stderr, then exit `code`.
+    The reason is printed as written: brackets in it (a path, a usage like [OPTIONS]) are not markup."""
+    err_console.print(f"[bold red]error:[/] {escape(reason)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -56,8 +64,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(exc.line(), int(exc.code))
         except KeyboardInterrupt:
             interrupted()
-        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
-            raise  # exits the command chose itself, and usage errors: Click prints them
+        except (typer.Exit, typer.Abort, click_exceptions.ClickException):
+            raise  # exits the command chose itself, and usage errors: one_line_usage_errors prints them
         except OSError as exc:  # a file or directory the operator named, or one txpipe writes
             fail(path_error(exc).line())
         except Exception as exc:  # AWS's own, or a bug: still one line, and the traceback on request
@@ -71,3 +79,59 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                              hint="run the command again with TXPIPE_DEBUG=1 for the traceback").line())
 
     return wrapper
+
+
+def usage_line(exc: click_exceptions.UsageError) -> str:
+    """Click's usage error as one line, in fail()'s words: the reason, then the help that shows the usage.
+
+    `no such option --show-keys (did you mean --show-key?); see: txpipe endpoint --help`
+    """
+    if isinstance(exc, click_exceptions.NoSuchOption):
+        reason = f"no such option {exc.option_name}"
+        if exc.possibilities:
+            reason += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+    else:
+        # Click's message, and what it puts before it: "Invalid value for '--rate': " + "Input should be ..."
+        message, full = exc.message, exc.format_message()
+        head = full[:len(full) - len(message)] if message and full.endswith(message) else ""
+        reason = " ".join((_lower_first(head) + _lower_first(full[len(head):])).split())  # one line
+        reason, _, suggestion = reason.partition(" Did you mean ")  # Typer's, for a mistyped command
+        reason = reason.rstrip(".")
+        if suggestion:
+            reason += f" (did you mean {suggestion.rstrip('?')}?)"
+    ctx = exc.ctx or _innermost_context(exc)
+    return f"{reason}; see: {ctx.command_path if ctx is not None else 'txpipe'} --help"
+
+
+def _lower_first(text: str) -> str:
+    """`Missing argument` -> `missing argument`, leaving `AWS ...` and `--rate` as they are."""
+    return text[:1].lower() + text[1:] if text[:1].isupper() and text[1:2].islower() else text
+
+
+def _innermost_context(exc: BaseException) -> Any:
+    """The context of the command being parsed when Click raised without naming one (an option missing
+    its value): the last `ctx` on the way down the traceback, so the hint names `txpipe dlq list`, not `txpipe`."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        ctx = tb.tb_frame.f_locals.get("ctx")
+        if ctx is not None and hasattr(ctx, "command_path"):
+            found = ctx
+        tb = tb.tb_next
+    return found
+
+
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    """Turns Click's errors into fail()'s one line on stderr, for the root command to wrap parsing and
+    invoking in: a usage error (unknown option or command, bad value, missing argument) exits 2, as Click's
+    own would, without Click's usage block and rich's box. Help shown for a group given no command stays."""
+    try:
+        yield
+    except click_exceptions.NoArgsIsHelpError:
+        raise
+    except click_exceptions.UsageError as exc:
+        fail(usage_line(exc), int(ExitStatus.USAGE))
+    except click_exceptions.ClickException as exc:  # e.g. a file Click could not open
+        fail(" ".join(exc.format_message().split()), exc.exit_code)
+    except typer.Abort:  # a confirmation answered no (or Ctrl-C at its prompt): Click's own says "Aborted!"
+        fail("aborted: not confirmed", int(ExitStatus.ERROR))

@@ -86,7 +86,7 @@ class Account:
 
     def doctor(self, *args: str, code: int) -> Any:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("txpipe_cli.commands.doctor.AwsClient", lambda: self.aws)
+            mp.setattr("txpipe_cli.aws.client.AwsClient", lambda: self.aws)  # doctor imports it when it runs
             params = [item for key, value in self.parameters.items() for item in ("--param", f"{key}={value}")]
             result = CliRunner().invoke(app, ["doctor", "--target", "aws", *params, *args])
         assert result.exit_code == code, result.output

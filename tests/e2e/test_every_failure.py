@@ -1,5 +1,7 @@
 """Every command, in every way it can fail for an operator: one line on stderr naming the reason and a
-command to run next, a non-zero exit, never a traceback."""
+command to run next, a non-zero exit, never a traceback. A usage error (an unknown option or command, a
+bad value, a missing argument) is that one line too, exit 2, naming the help to read: never Click's usage
+block in rich's box."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from tests.e2e.test_local_target import Cli, wait_for
 from txpipe_cli.app import app
+from txpipe_cli.commands import pipeline
 from txpipe_cli.local.pg import PgServer, find_bindir
 from txpipe_cli.local.target import pid_is_runtime
 
@@ -87,3 +91,92 @@ def test_no_aws_credentials(cli: Cli, args: list[str]) -> None:
     """No credentials anywhere (CliRunner's env: None unsets a variable)."""
     line = check(cli.home, [*args, "--target", "aws"], env=AWS_ENV)  # type: ignore[arg-type]
     assert "credential" in line or "deployment" in line, line
+
+
+def leaf_commands() -> list[list[str]]:
+    """Every command an operator can run, as its words after `txpipe` (dlq list, ...), read from the app."""
+    def walk(command: typer.main.TyperGroup, words: list[str]) -> list[list[str]]:
+        found = []
+        for name, sub in command.commands.items():
+            found += walk(sub, [*words, name]) if getattr(sub, "commands", None) else [[*words, name]]
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+def typed_option(words: list[str]) -> str | None:
+    """The command's first option that takes a number, if it has one (a bad value gets exit 2 from it)."""
+    command = typer.main.get_command(app)
+    for word in words:
+        command = command.commands[word]
+    for param in command.params:
+        if getattr(param, "type_descriptor", None) and param.type_descriptor.annotation in (int, float):
+            return param.opts[0]
+    return None
+
+
+COMMANDS = leaf_commands()
+TYPED = [[*words, typed_option(words), "not-a-number"] for words in COMMANDS if typed_option(words)]
+BOX = {chr(c) for c in range(0x2500, 0x2580)}  # rich's box drawing
+
+
+def check_usage(args: list[str], env: dict[str, str] | None = None) -> str:
+    """One line on stderr, `error: <reason>; see: txpipe <command> --help`, exit 2, nothing on stdout."""
+    result = runner.invoke(app, args, env=env)
+    err = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, f"{args}: exit {result.exit_code}\n{result.output}{result.stderr}"
+    assert len(err) == 1, f"{args}: {len(err)} lines on stderr:\n{result.stderr}"
+    assert err[0].startswith("error: ") and " --help" in err[0], f"{args}: {err[0]}"
+    assert not BOX & set(result.stderr + result.stdout), f"{args}: a box\n{result.stderr}"
+    assert "Usage:" not in result.stderr and not result.stdout.strip(), f"{args}:\n{result.output}"
+    return err[0]
+
+
+def test_every_command_is_covered() -> None:
+    assert len(COMMANDS) >= 20 and ["endpoint"] in COMMANDS and ["dlq", "list"] in COMMANDS, COMMANDS
+    assert [["send", "--rate", "not-a-number"], ["dashboard", "--port", "not-a-number"]] <= [
+        args for args in TYPED if args[0] in ("send", "dashboard")], TYPED
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=" ".join)
+def test_unknown_option(words: list[str]) -> None:
+    line = check_usage([*words, "--no-such-option"])
+    assert line == f"error: no such option --no-such-option; see: txpipe {' '.join(words)} --help", line
+
+
+@pytest.mark.parametrize("args", TYPED, ids=" ".join)
+def test_bad_value(args: list[str]) -> None:
+    line = check_usage(args)
+    assert line.startswith(f"error: invalid value for '{args[-2]}'") and ": input should be" in line, line
+    assert line.endswith(f"; see: txpipe {' '.join(args[:-2])} --help"), line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["endpoint", "--show-keys"],
+     "error: no such option --show-keys (did you mean --show-key?); see: txpipe endpoint --help"),
+    (["send", "x", "--rate", "0"], "error: invalid value for '--rate': input should be greater than or equal to "
+                                   "0.1; see: txpipe send --help"),
+    (["sendd"], "error: no such command 'sendd' (did you mean 'send', 'seed'?); see: txpipe --help"),
+    (["dlq", "lisst"], "error: no such command 'lisst' (did you mean 'list'?); see: txpipe dlq --help"),
+    (["send"], "error: missing argument 'file'; see: txpipe send --help"),
+    (["dlq", "list", "--limit"], "error: option '--limit' requires an argument; see: txpipe dlq list --help"),
+    (["status", "--json=yes"], "error: option '--json' does not take a value; see: txpipe status --help"),
+    (["endpoint", "extra"], "error: got unexpected extra argument(s) (extra); see: txpipe endpoint --help"),
+    (["--no-such-option"], "error: no such option --no-such-option; see: txpipe --help"),
+], ids=lambda value: " ".join(value) if isinstance(value, list) else "")
+def test_usage_error_lines(args: list[str], expected: str) -> None:
+    assert check_usage(args) == expected
+
+
+def test_debug_keeps_tracebacks_and_usage_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TXPIPE_DEBUG=1: a usage error is still its one line; an unexpected error is raised, for its traceback."""
+    check_usage(["endpoint", "--show-keys"], env={"TXPIPE_DEBUG": "1"})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, "get_target", broken)
+    plain = runner.invoke(app, ["endpoint"], env={"TXPIPE_DEBUG": None})
+    assert plain.exit_code == 1 and plain.stderr.startswith("error: unexpected RuntimeError: a bug"), plain.stderr
+    debug = runner.invoke(app, ["endpoint"], env={"TXPIPE_DEBUG": "1"})
+    assert isinstance(debug.exception, RuntimeError), (debug.exception, debug.stderr)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import os
-import secrets
-import threading
-import webbrowser
 from typing import Annotated
 
 import typer
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.warehouse import last_sync_label
-from txpipe_cli.dashboard.server import DashboardApp, Reader
 from txpipe_cli.errors import TxpipeError
-from txpipe_cli.local.server import Limits, build_server, listen_tcp
 from txpipe_cli.output import console, err_console, handle_errors, stopped
 from txpipe_cli.targets import get_target
 
@@ -43,6 +37,13 @@ def dashboard(
     /api/states/TX, /api/freshness). A read is reused for 5 s ($TXPIPE_DASHBOARD_CACHE_SECONDS): the views
     change only when refreshed. With --json, prints one line {"url": ...} (with the token) once it listens.
     """
+    import asyncio
+    import secrets
+    import threading
+
+    from txpipe_cli.dashboard.server import DashboardApp, Reader
+    from txpipe_cli.local.server import Limits, build_server, listen_tcp
+
     reader = Reader(get_target(target, stage=stage).invoke, ttl=float(os.environ.get(CACHE_VARIABLE, "5")),
                     last_sync_label=last_sync_label(target))
     reader.states()  # nothing deployed, or the runtime down: one line now, not a broken page later
@@ -73,6 +74,8 @@ def dashboard(
 
 
 def _open_browser(url: str) -> None:
+    import webbrowser
+
     if not webbrowser.open(url):
         # On stderr: with --json, stdout stays the one line a script reads.
         err_console.print(f"no browser found on this machine: open {url} in one", highlight=False)

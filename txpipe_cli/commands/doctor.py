@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from txpipe_cli.aws.client import AwsClient
-from txpipe_cli.aws.doctor import Doctor, Report
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.pipeline import _parameters
 from txpipe_cli.errors import OptionError
 from txpipe_cli.output import console, fail, handle_errors, print_json
+
+if TYPE_CHECKING:
+    from txpipe_cli.aws.doctor import Report
 
 SYMBOLS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
 
@@ -34,6 +35,9 @@ def doctor(
     if target != "aws":
         raise OptionError("doctor checks an AWS account before deploying to it; the local target needs no account",
                           hint="run: txpipe doctor --target aws")
+    from txpipe_cli.aws.client import AwsClient
+    from txpipe_cli.aws.doctor import Doctor
+
     report = Doctor(AwsClient(), stage, parameters=_parameters(param or [])).run()
     if as_json:
         print_json(report.to_dict())

@@ -8,19 +8,21 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from txpipe_cli import sender, synthetic
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError, aws_error
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
+
+if TYPE_CHECKING:  # imported where used: `txpipe --help` and the other commands start without them
+    from rich.progress import Progress
+
+    from txpipe_cli import sender
 
 CUSTOMER_CHUNK = 5000
 HISTORY_CHUNK = 200_000  # orders per ops call: one transaction of a few seconds, far inside a Lambda's limit
@@ -33,6 +35,8 @@ CONTINUE_HINT = ("the orders loaded so far stay; run the same command again to l
 
 
 def _progress(disabled: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err_console, disable=disabled, transient=True)
 
@@ -70,6 +74,8 @@ def send(
     Exits 0 when every order was accepted, 1 when any was refused or the API failed, 130 on Ctrl-C;
     the counts are printed in every case.
     """
+    from txpipe_cli import sender
+
     orders = dataclasses.replace(sender.read_orders(file), id_scope=file.stem if id_scope is None else id_scope)
     if not orders.items:
         raise TxpipeError(f"{file} holds no orders")
@@ -161,6 +167,8 @@ def seed(
     if history is not None:
         _seed_history(chosen, history, days, random_seed, as_json)
         return
+    from txpipe_cli import synthetic
+
     rows = synthetic.iter_csv_customers(customers) if customers else synthetic.iter_customers(generate or 0,
                                                                                                random_seed)
     load_id = f"seed-{uuid.uuid4().hex}"
@@ -227,6 +235,8 @@ def _load_history_chunks(chosen: Target, orders: int, load: dict[str, Any], load
     """Invokes history_load per chunk, at most HISTORY_PARALLEL in flight; calls loaded(result) as each ends.
     On the first failure no further chunk starts, the ones in flight end (each is one transaction), and it
     raises."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     starts = iter(range(0, orders, HISTORY_CHUNK))
     with ThreadPoolExecutor(HISTORY_PARALLEL, thread_name_prefix="txpipe-history") as pool:
         running: set[Future[Any]] = set()
@@ -287,6 +297,8 @@ def sample(
 ) -> None:
     """Generate realistic sample orders as a JSON array, ready for `txpipe send` (on stdout, or to a file;
     with --json and a file, a JSON summary of what was written)."""
+    from txpipe_cli import synthetic
+
     text = json.dumps(synthetic.generate_orders(orders, customers, random_seed), indent=1)
     if not output:
         typer.echo(text)

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from txpipe_cli import config
-from txpipe_cli.aws import package as packaging
 from txpipe_cli.commands.options import JsonOpt
 from txpipe_cli.output import console, err_console, handle_errors, print_json
 
@@ -29,6 +28,8 @@ def package(
     The zip is reproducible and named by its content hash; all five functions share it.
     Wheels are cached (~/.cache/txpipe/wheels, or $TXPIPE_WHEEL_CACHE), so a rebuild is offline.
     """
+    from txpipe_cli.aws import package as packaging
+
     with err_console.status("building the Lambda artifact...") as status:
         result = packaging.build(output or config.home() / "build", python_version=python_version,
                                  progress=status.update)

@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lambdas.core.warehouse import Warehouse
-from lambdas.core.warehouse.postgres import PostgresWarehouse
-from lambdas.core.warehouse.redshift import RedshiftWarehouse
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, OptionError
@@ -135,15 +132,17 @@ def sla_report(
         raise typer.Exit(int(ExitStatus.SLA_BREACH))
 
 
-# The warehouse each target deploys (the stack sets TXPIPE_WAREHOUSE_KIND=redshift; the local runtime, postgres).
-TARGET_WAREHOUSES: dict[str, type[Warehouse]] = {"aws": RedshiftWarehouse, "local": PostgresWarehouse}
-
-
 def last_sync_label(target: str) -> str:
     """What the warehouse's last recorded sync run is, said truly for the target. A warehouse that bills by wake
     (Redshift) is not touched by a sync with nothing to move, so it records only the runs that moved orders
     (lambdas.core.sync); PostgreSQL records every run."""
-    warehouse = TARGET_WAREHOUSES.get(target, PostgresWarehouse)
+    from lambdas.core.warehouse import Warehouse  # imported here, as every command's libraries: see app.py
+    from lambdas.core.warehouse.postgres import PostgresWarehouse
+    from lambdas.core.warehouse.redshift import RedshiftWarehouse
+
+    # The warehouse each target deploys (the stack sets TXPIPE_WAREHOUSE_KIND=redshift; the local runtime, postgres).
+    target_warehouses: dict[str, type[Warehouse]] = {"aws": RedshiftWarehouse, "local": PostgresWarehouse}
+    warehouse = target_warehouses.get(target, PostgresWarehouse)
     return "last sync that moved orders" if warehouse.capabilities.bills_by_wake else "last sync"
 
 
