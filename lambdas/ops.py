@@ -65,7 +65,8 @@ def _first_line(exc: Exception) -> str:
 
 def _sla_report(event: dict[str, Any]) -> dict[str, Any]:
     return reporting.sla_report(env.oltp(), env.warehouse(), sla_seconds=float(event["sla_seconds"]),
-                                since_seconds=event.get("since_seconds"))
+                                since_seconds=event.get("since_seconds"),
+                                include_history=bool(event.get("include_history")))
 
 
 def _status(event: dict[str, Any]) -> dict[str, Any]:

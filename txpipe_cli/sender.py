@@ -1,11 +1,13 @@
 """`txpipe send`: replay orders from a file through the HTTP API, safe to re-run.
 
-1. read_orders: the file (a JSON object, a JSON array, or NDJSON) becomes a list of items, each
-   with its position in the file (array index; 0 for a lone object; NDJSON line number, 1-based,
-   blank lines counted), read as the API reads a body (send_ids.loads: exact numbers, a repeated key kept).
+1. read_orders (txpipe_cli/order_file.py): the file (a JSON object, a JSON array, or NDJSON) becomes a
+   list of items, each with its position in the file (array index; 0 for a lone object; NDJSON line
+   number, 1-based, blank lines counted), read as the API reads a body (send_ids.loads: exact numbers, a
+   repeated key kept). An NDJSON line that is not JSON is an item too (order_file.Unreadable).
 2. Check: each order is checked with the API's own validator (lambdas.core.orders), plus a
-   duplicate order_id within the file (the later copy is refused). Refused orders are never
-   posted, so they cannot hold back valid ones in the same request.
+   duplicate order_id within the file (the later copy is refused); an unreadable line is refused as
+   "not valid JSON: ...". Refused orders are never posted, so they cannot hold back valid ones in the
+   same request.
 3. Ids: in each --repeat pass an order without an order_id gets one from its own content, the pass, and
    which of the identical orders in the file it is (send_ids says what each kind of edit does to them).
    Sent again, even appended to or re-formatted, the same orders get the same ids, and the API stores an
@@ -29,7 +31,7 @@ SendResult.to_dict() is the `--json` output; its keys are stable:
   not_sent     orders neither accepted nor refused: not posted yet, or posted in a request that got
                no answer (the API may have stored those; a re-run with the same ids stores them once)
   refusals     the first MAX_LISTED_REFUSALS refusals, each {"pass", "position", "position_kind"
-               ("line" or "index"), "order_id", "errors": [{"field", "reason"}]}
+               ("line" or "index"), "order_id" (null for a line that is not JSON), "errors": [{"field", "reason"}]}
   interrupted  null, or the reason the send stopped before every order was answered
 """
 
@@ -37,65 +39,24 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from txpipe_cli.errors import TxpipeError, path_error
-from txpipe_cli.send_ids import assign, dumps, loads, stamp, with_id
+from txpipe_cli.errors import TxpipeError
+from txpipe_cli.order_file import OrderFile, Unreadable, read_orders, write_rejects
+from txpipe_cli.send_ids import assign, dumps, stamp, with_id
 
 if TYPE_CHECKING:
     from lambdas.core.orders import OrderIn
 
 RETRIES = 4
 MAX_LISTED_REFUSALS = 1000  # in to_dict(); --rejects gets every one
-
-
-@dataclass(frozen=True)
-class OrderFile:
-    """The items of an orders file and where each one sits in it."""
-
-    items: list[Any]
-    positions: list[int]
-    position_kind: str  # "line" (NDJSON, 1-based) or "index" (a JSON array, or 0 for a lone object)
-    id_scope: str = ""  # what tells this file's orders from another's identical ones (send_ids.assign)
-
-
-def read_orders(path: Path) -> OrderFile:
-    """The items in a JSON object/array or NDJSON file, with their positions; each is checked later."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")  # tolerate the BOM spreadsheet exports write
-    except OSError as exc:
-        raise path_error(exc, "read") from None
-    except UnicodeDecodeError as exc:
-        raise TxpipeError(f"cannot read {path}: not UTF-8 ({exc.reason} at byte {exc.start})",
-                          hint=f"run: file {path}") from None
-    try:
-        data = loads(text)
-        items = data if isinstance(data, list) else [data]
-        return OrderFile(items, list(range(len(items))), "index")
-    except RecursionError:
-        raise TxpipeError(f"{path}: JSON nested too deep to be orders") from None
-    except json.JSONDecodeError as whole_error:
-        items, positions = [], []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append(loads(line))
-            except json.JSONDecodeError as exc:
-                if number == 1:
-                    raise TxpipeError(f"{path} is neither JSON nor NDJSON: {whole_error}") from None
-                raise TxpipeError(f"{path} line {number} is not valid JSON: {exc.msg}") from None
-            except RecursionError:
-                raise TxpipeError(f"{path} line {number}: JSON nested too deep to be an order") from None
-            positions.append(number)
-        return OrderFile(items, positions, "line")
+# read_orders and write_rejects live in order_file; `sender` re-exports them for the send command.
+__all__ = ["ApiClient", "OrderFile", "Refusal", "SendResult", "read_orders", "send", "write_rejects"]
 
 
 def check(orders: list[bytes]) -> list[OrderIn | list[dict[str, Any]]]:
@@ -145,7 +106,7 @@ class Refusal:
     position_kind: str
     order_id: Any
     errors: list[dict[str, Any]]  # [{"field": ..., "reason": ...}]
-    item: Any  # as in the file, with the order_id it was given: what --rejects writes
+    item: Any  # as in the file, with the order_id it was given (or an Unreadable line): what --rejects writes
 
     def to_dict(self) -> dict[str, Any]:
         return {"pass": self.pass_number, "position": self.position, "position_kind": self.position_kind,
@@ -180,8 +141,12 @@ class SendResult:
 def plan(orders: OrderFile, pass_number: int, *, fresh_ids: bool = False,
          ) -> tuple[list[Planned], list[Refusal]]:
     """One pass over the file: the orders to post, and those refused before sending, in file order."""
-    encoded = [dumps(item).encode() for item in orders.items]  # as in the file: ids come from the verdicts
-    verdicts = check(encoded)
+    # As in the file: ids come from the verdicts. A line that is not JSON has no order to check.
+    encoded = [b"" if isinstance(item, Unreadable) else dumps(item).encode() for item in orders.items]
+    checked = iter(check([data for data, item in zip(encoded, orders.items, strict=True)
+                          if not isinstance(item, Unreadable)]))
+    verdicts = [[{"field": None, "reason": item.reason}] if isinstance(item, Unreadable) else next(checked)
+                for item in orders.items]
     if fresh_ids:
         ids = [str(uuid.uuid4()) if isinstance(item, dict) and item.get("order_id") is None else None
                for item in orders.items]
@@ -386,15 +351,3 @@ def send(client: ApiClient, orders: OrderFile, *, batch_size: int = 500, repeat:
         result.cancelled = True
     result.refusals.sort(key=lambda refusal: (refusal.pass_number, refusal.position))  # file order
     return result
-
-
-def write_rejects(path: Path, refusals: list[Refusal]) -> None:
-    """The refused orders as NDJSON, as in the file plus their order_id; replaced atomically."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with temp.open("w", encoding="utf-8") as out:
-            out.writelines(dumps(refusal.item, compact=False) + "\n" for refusal in refusals)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -68,7 +68,8 @@ def stage_rows(conn: Any, load_id: str, rows: list[list[Any]], first: bool = Fal
 
 def commit_load(conn: Any, load_id: str, *, replace: bool) -> dict[str, Any]:
     """Applies the whole load in one transaction: new customers, names, and (with replace) moved states; returns
-    how many were loaded, new, updated and moved (moving changes no order already in the warehouse)."""
+    how many were loaded, new, updated (their state or name changed) and moved (moving changes no order already
+    in the warehouse). The rest, loaded - new - updated, were already as given and are left untouched."""
     with conn.cursor() as cur:
         cur.execute("""SELECT count(*) FROM customers_load l JOIN customers c ON c.customer_id = l.customer_id
                        WHERE l.load_id = %s AND c.state <> l.state""", (load_id,))
@@ -86,17 +87,19 @@ def commit_load(conn: Any, load_id: str, *, replace: bool) -> dict[str, Any]:
                              "warehouse stay reported in the old state)")
         cur.execute("SELECT count(*) FROM customers_load WHERE load_id = %s", (load_id,))
         staged = cur.fetchone()[0]
-        cur.execute("""SELECT count(*) FROM customers_load l JOIN customers c ON c.customer_id = l.customer_id
+        cur.execute("""SELECT count(*), count(*) FILTER (WHERE (c.state, c.name) IS DISTINCT FROM (l.state, l.name))
+                       FROM customers_load l JOIN customers c ON c.customer_id = l.customer_id
                        WHERE l.load_id = %s""", (load_id,))
-        existing = cur.fetchone()[0]
-        cur.execute(
+        existing, changed = cur.fetchone()
+        cur.execute(  # a customer already as given is not written again (no new row version, no "updated")
             """INSERT INTO customers (customer_id, state, name)
                SELECT customer_id, state, name FROM customers_load WHERE load_id = %s
-               ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state, name = EXCLUDED.name""",
+               ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state, name = EXCLUDED.name
+               WHERE (customers.state, customers.name) IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.name)""",
             (load_id,))
         cur.execute("DELETE FROM customers_load WHERE load_id = %s", (load_id,))
     conn.commit()
-    return {"loaded": int(staged), "new": int(staged - existing), "updated": int(existing),
+    return {"loaded": int(staged), "new": int(staged - existing), "updated": int(changed),
             "moved": int(count)}
 
 

@@ -62,6 +62,9 @@ LINE_ITEMS, LINE_ITEM_CUMULATIVE = _line_items()
 
 ID_DIGITS = 12  # the index zero-padded: the ids of a chunk are one range of the primary key, in load order
 MAX_INDEX = 10**ID_DIGITS - 1
+# Every order_id a load makes, as a SQL LIKE pattern ("hist-", the seed, "-", the index's 12 digits): how the SLA
+# report knows history from live orders (lambdas.core.reporting.sla_report), on Redshift as on PostgreSQL.
+ORDER_ID_LIKE = f"{ORDER_ID_PREFIX}-%-{'_' * ID_DIGITS}"
 STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS history_stage (
     order_id varchar(64), customer_id bigint, pizza_type varchar(32), qty integer, retail_price numeric(8, 2),
     before_end_ms bigint, delay_ms integer) ON COMMIT DELETE ROWS"""

@@ -162,7 +162,7 @@ def test_seed_send_sync_report(cli: Cli, tmp_path: Path) -> None:
 
     sla = cli.json("sla-report")
     assert set(sla) == {"sla_seconds", "oltp_orders", "warehouse_orders", "synced", "pending",
-                        "oldest_pending_seconds", "lag_seconds", "breaches", "last_sync_at"}
+                        "oldest_pending_seconds", "lag_seconds", "breaches", "last_sync_at", "history"}
     assert (sla["oltp_orders"], sla["warehouse_orders"], sla["synced"], sla["pending"]) == (120, 120, 120, 0)
     assert sla["breaches"] == 0 and 0 < sla["lag_seconds"]["p50"] <= sla["lag_seconds"]["max"] < 60
     assert cli("sla-report", "--sla", "0.001", code=3).exit_code == 3

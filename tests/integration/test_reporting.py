@@ -158,7 +158,7 @@ def test_refresh_handler_refreshes_views(handler_env):
 # --------------------------------------------------------------------------- SLA report
 
 SLA_KEYS = {"sla_seconds", "oltp_orders", "warehouse_orders", "synced", "pending", "oldest_pending_seconds",
-            "lag_seconds", "breaches", "last_sync_at"}
+            "lag_seconds", "breaches", "last_sync_at", "history"}
 
 
 def percentile_cont(values: list[float], fraction: float) -> float:
@@ -239,7 +239,8 @@ def test_sla_report_with_nothing(clean):
     assert result == {"sla_seconds": 60, "oltp_orders": 0, "warehouse_orders": 0, "synced": 0, "pending": 0,
                       "oldest_pending_seconds": 0.0,
                       "lag_seconds": {"p50": None, "p95": None, "p99": None, "max": None},
-                      "breaches": 0, "last_sync_at": None}
+                      "breaches": 0, "last_sync_at": None,
+                      "history": {"orders": 0, "pending": 0, "counted": False}}
 
 
 def test_sla_pending_breach_depends_on_age(clean):

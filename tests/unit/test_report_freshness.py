@@ -21,7 +21,7 @@ def test_never_refreshed_with_orders_pending_names_both_commands() -> None:
 
 def test_refreshed_and_complete_says_so_with_its_age() -> None:
     line = freshness_line(fresh("2026-12-02T09:30:00+00:00", 0, 0), NOW)
-    assert line == "views refreshed 2026-12-02 09:30:00 UTC (2 h ago); every stored order is in them"
+    assert line == "views refreshed 2026-12-02 09:30:00 UTC (2 h 30 min ago); every stored order is in them"
 
 
 def test_synced_but_not_refreshed_asks_for_a_refresh_only() -> None:

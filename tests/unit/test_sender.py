@@ -21,6 +21,7 @@ import pytest
 
 from lambdas.core.orders import RequestRejected, parse_json, validate_items
 from txpipe_cli.errors import TxpipeError
+from txpipe_cli.order_file import Unreadable
 from txpipe_cli.sender import RETRIES, ApiClient, OrderFile, read_orders, send
 
 
@@ -214,12 +215,14 @@ def test_read_orders_tolerates_a_bom_and_reads_as_the_api_does(tmp_path: Path) -
     assert item.pairs == [("retail_price", Decimal("16.990")), ("qty", 1), ("qty", 2)]  # type: ignore[attr-defined]
 
 
-def test_read_orders_ndjson_bad_line_is_named(tmp_path: Path) -> None:
-    """A bad NDJSON line raises TxpipeError naming its (1-based, blank lines counted) line number."""
+def test_read_orders_ndjson_bad_line_is_an_item_at_its_line(tmp_path: Path) -> None:
+    """A bad NDJSON line is an Unreadable item at its (1-based, blank lines counted) line number, with its text
+    and the parser's reason; the file is not refused (tests/unit/test_sender_unreadable.py sends it)."""
     path = tmp_path / "orders.ndjson"
     path.write_text(json.dumps(order(1)) + "\n\n" + '{"customer_id": 2, "type": \n')
-    with pytest.raises(TxpipeError, match=r"line 3 is not valid JSON"):
-        read_orders(path)
+    read = read_orders(path)
+    assert read.positions == [1, 3] and read.items[0] == exact(order(1))[0]
+    assert read.items[1] == Unreadable('{"customer_id": 2, "type": ', "not valid JSON: Expecting value (column 28)")
 
 
 def test_read_orders_garbage_after_blank_lines_names_the_line(tmp_path: Path) -> None:
@@ -238,15 +241,23 @@ def test_read_orders_invalid_first_line(tmp_path: Path) -> None:
         read_orders(path)
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": 1}\n' + "[" * 100_000 + "]" * 100_000,
-                                  "[" * 600 + "]" * 600, '{"a": 1}\n' + '{"a":' * 600 + "1" + "}" * 600])
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, "[" * 600 + "]" * 600])
 def test_read_orders_too_deep(tmp_path: Path, text: str) -> None:
-    """JSON nested 100,000 or 600 deep (whole file or one NDJSON line) is a TxpipeError, not a RecursionError
-    (600 levels parse, but writing them back would pass Python's recursion limit)."""
+    """A whole file nested 100,000 or 600 deep is a TxpipeError, not a RecursionError (600 levels parse, but
+    writing them back would pass Python's recursion limit)."""
     path = tmp_path / "deep.json"
     path.write_text(text)
     with pytest.raises(TxpipeError, match="nested too deep"):
         read_orders(path)
+
+
+@pytest.mark.parametrize("deep", ["[" * 100_000 + "]" * 100_000, '{"a":' * 600 + "1" + "}" * 600])
+def test_read_orders_too_deep_line_is_refused_alone(tmp_path: Path, deep: str) -> None:
+    """One NDJSON line nested too deep is refused at its line, as it was; the line before it stands."""
+    path = tmp_path / "deep.ndjson"
+    path.write_text('{"a": 1}\n' + deep)
+    read = read_orders(path)
+    assert read.positions == [1, 2] and read.items[1] == Unreadable(deep, "JSON nested too deep to be an order")
 
 
 def test_nan_and_infinity_are_refused_by_position(client: tuple[ApiClient, FakeApi, Sleeps], tmp_path: Path) -> None:

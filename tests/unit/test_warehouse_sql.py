@@ -20,7 +20,7 @@ from sqlglot.errors import ErrorLevel
 
 from lambdas.core import reporting, schema, sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
-from tests.fakes import SelfCursor
+from tests.fakes import ScriptedConnection, SelfCursor
 from tests.scripted_aws import null_s3
 
 STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
@@ -76,7 +76,8 @@ def _captured() -> dict[str, list[str]]:
     reporting.last_sync(conn)
     out["reporting.last_sync"] = conn.statements
 
-    oltp, conn = RecordingConnection(row=(0, None, 0)), RecordingConnection(row=(0, None, None, None, None, 0))
+    oltp = ScriptedConnection({"FROM orders WHERE": [(0, 0)], "FROM outbox": [(0, None, 0, 0, None, 0, 0)]})
+    conn = RecordingConnection(row=(0, None, None, None, None, 0))
     reporting.sla_report(oltp, conn, sla_seconds=900, since_seconds=3600, now=datetime(2024, 1, 1, tzinfo=UTC))
     out["reporting.sla_report"] = conn.statements
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError
+from txpipe_cli.humanize import duration, plural
 from txpipe_cli.output import console, err_console, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -28,13 +29,6 @@ rejected_app = typer.Typer(help="Orders kept aside by the store: an unknown cust
 
 def _ops(target: str, stage: str, payload: dict[str, Any]) -> Any:
     return get_target(target, stage=stage).invoke("ops", payload)
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 @dlq_app.command("list")
@@ -52,10 +46,10 @@ def dlq_list(
         console.print("The dead-letter queue is empty.")
         return
     table = Table("message id", "age", "receives", "bytes", "reason",
-                  title=f"{result['count']} dead letter(s)" + (f", {result['listed']} shown"
+                  title=plural(result["count"], "dead letter") + (f", {result['listed']} shown"
                                                                 if result["listed"] < result["count"] else ""))
     for message in result["messages"]:
-        table.add_row(message["message_id"], _age(message["age_seconds"]), str(message["receive_count"]),
+        table.add_row(message["message_id"], duration(message["age_seconds"]), str(message["receive_count"]),
                       str(message["bytes"]), message["reason"])
     console.print(table)
     console.print("txpipe dlq show ID prints one; txpipe dlq redrive puts them all back on the queue.")
@@ -90,9 +84,9 @@ def dlq_redrive(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: J
     if as_json:
         print_json(result)
     elif result["status"] == "COMPLETED":
-        console.print(f"moved {result['moved']} message(s) back to the orders queue")
+        console.print(f"moved {plural(result['moved'], 'message')} back to the orders queue")
     else:
-        console.print(f"moving about {result['moved']} message(s) back to the orders queue "
+        console.print(f"moving about {plural(result['moved'], 'message')} back to the orders queue "
                       f"(SQS move task {result.get('task_handle', '')}); txpipe dlq list shows what is left")
 
 
@@ -102,14 +96,23 @@ def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
 ) -> None:
-    """Delete every dead letter for good (look at them first with `txpipe dlq list`)."""
+    """Delete every dead letter for good (look at them first with `txpipe dlq list`).
+
+    An empty queue has nothing to purge: it says so and exits 0 without asking."""
     if not yes:
-        typer.confirm("Delete every message in the dead-letter queue for good?", abort=True)
-    result = _ops(target, stage, {"action": "dlq_purge"})
+        listed = _ops(target, stage, {"action": "dlq_list", "limit": 1})
+        waiting = max(listed["count"], listed["listed"])  # SQS's count is approximate; a message seen is there
+        if waiting:
+            typer.confirm(f"Delete the {plural(waiting, 'message')} in the dead-letter queue for good?", abort=True)
+        result = _ops(target, stage, {"action": "dlq_purge"}) if waiting else {"purged": 0}
+    else:
+        result = _ops(target, stage, {"action": "dlq_purge"})
     if as_json:
         print_json(result)
+    elif not result["purged"]:
+        console.print("the dead-letter queue is empty: nothing to purge")
     else:
-        console.print(f"purged {result['purged']} dead letter(s)")
+        console.print(f"purged {plural(result['purged'], 'dead letter')}")
 
 
 @rejected_app.command("list")

@@ -16,6 +16,7 @@ import typer
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError, aws_error
+from txpipe_cli.humanize import duration, plural
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -56,7 +57,8 @@ def send(
         "--fresh-ids", help="Give orders without an order_id random ids: a re-run then stores them all again, "
                             "so it is NOT safe to re-run.")] = False,
     rejects: Annotated[Path | None, typer.Option(
-        help="Write the refused orders here as NDJSON (with their order_id), to fix and send.")] = None,
+        help="Write the refused orders here as NDJSON (with their order_id; a line that is not JSON as it "
+             "was), to fix and send.")] = None,
     id_scope: Annotated[str | None, typer.Option(
         "--id-scope", show_default=False,
         help="What tells this file's orders from another file's identical ones [default: FILE's name without "
@@ -69,7 +71,9 @@ def send(
     --repeat pass and which of the identical orders in FILE it is: run again, after appending, editing
     other orders, re-formatting or turning a JSON array into NDJSON, the orders already sent keep their
     ids and the API stores each once. Each order is checked with the API's own rules first; invalid
-    ones are refused by line or index and never hold back the valid ones.
+    ones are refused by line or index and never hold back the valid ones. In NDJSON a line that is not
+    JSON is refused the same way, by its line (--rejects writes it as it was); a file that is one
+    broken JSON document is refused whole.
 
     Exits 0 when every order was accepted, 1 when any was refused or the API failed, 130 on Ctrl-C;
     the counts are printed in every case.
@@ -100,7 +104,7 @@ def _report_send(result: sender.SendResult, as_json: bool, rejects: Path | None,
     if as_json:
         print_json(result.to_dict())
     else:
-        console.print(f"{result.orders} orders: accepted {result.accepted}, refused {result.refused}, "
+        console.print(f"{plural(result.orders, 'order')}: accepted {result.accepted}, refused {result.refused}, "
                       f"not sent {result.not_sent}", highlight=False, soft_wrap=True)
         for refusal in result.refusals[:10]:
             where = f"{refusal.position_kind} {refusal.position}"
@@ -117,10 +121,10 @@ def _report_send(result: sender.SendResult, as_json: bool, rejects: Path | None,
                 "Re-running the same command is safe: it posts every order again with the same order_id, "
                 "and the API stores each order_id once.", highlight=False, soft_wrap=True)
     if result.interrupted:
-        fail(f"{result.interrupted}; {result.not_sent} orders not sent", 130 if result.cancelled else 1)
+        fail(f"{result.interrupted}; {plural(result.not_sent, 'order')} not sent", 130 if result.cancelled else 1)
     if result.refused:
         fix = f"fix them in {rejects} and send that file" if rejects else "--rejects FILE writes them out to fix"
-        fail(f"{result.refused} of {result.orders} orders refused and not stored ({fix})")
+        fail(f"{result.refused} of {plural(result.orders, 'order')} refused and not stored ({fix})")
 
 
 @handle_errors
@@ -159,7 +163,8 @@ def seed(
     warehouse as any other order. Types, sizes and quantities follow a menu's skew; accepted_at is spread over
     the --days days before the start of the load, rising with the index as live orders do. If a load stops,
     the chunks already loaded stay: run the same command again, and it loads only what is missing. The
-    orders reach the warehouse long after their accepted_at: sla-report counts those in its window as late.
+    orders reach the warehouse long after their accepted_at, by design: sla-report leaves them out (it
+    knows them by their order_ids) and says how many; sla-report --include-history counts them, as late.
     """
     if sum(option is not None for option in (customers, generate, history)) != 1:
         raise OptionError("give exactly one of --customers FILE, --generate N or --history N")
@@ -189,11 +194,22 @@ def seed(
         print_json({"customers": result["loaded"], "new": result["new"], "updated": result["updated"],
                     "moved": result.get("moved", 0)})
         return
-    console.print(f"loaded {result['loaded']} customers ({result['new']} new, {result['updated']} updated)")
+    console.print(_customers_line(result), highlight=False)
     if result.get("moved"):
         console.print(f"{result['moved']} moved to another state: their orders already in the warehouse stay "
                       "reported in the old state; orders not yet synced and all later ones go to the new one",
                       highlight=False, soft_wrap=True)
+
+
+def _customers_line(result: dict[str, Any]) -> str:
+    """What a customer load changed: new, updated (state or name), and the rest already as given."""
+    loaded, new, updated = int(result["loaded"]), int(result["new"]), int(result["updated"])
+    same = loaded - new - updated
+    if not new and not updated:
+        return f"nothing changed: {plural(loaded, 'customer')} already as given"
+    parts = [f"{count} {what}" for count, what in ((new, "new"), (updated, "updated"), (same, "already as given"))
+             if count]
+    return f"loaded {plural(loaded, 'customer')}: {', '.join(parts)}"
 
 
 def _seed_history(chosen: Target, orders: int, days: int, random_seed: int, as_json: bool) -> None:
@@ -224,9 +240,14 @@ def _seed_history(chosen: Target, orders: int, days: int, random_seed: int, as_j
     if as_json:
         print_json(result)
         return
+    spread = f"{plural(orders, 'order')} over {plural(days, 'day')}"
+    took = duration(result["seconds"])
+    if not result["inserted"]:
+        were = "was" if orders == 1 else "were"
+        console.print(f"nothing changed: the {spread} {were} already there (checked in {took})", highlight=False)
+        return
     present = f", {result['already_present']} already there" if result["already_present"] else ""
-    console.print(f"loaded {orders} orders over {days} days in {result['seconds']:.1f} s: {result['inserted']} "
-                  f"new{present}", highlight=False)
+    console.print(f"loaded {spread} in {took}: {result['inserted']} new{present}", highlight=False)
     console.print("They wait in OLTP's outbox for the warehouse (run: txpipe sync-now; the scheduled sync "
                   "moves them too)", highlight=False, soft_wrap=True)
 

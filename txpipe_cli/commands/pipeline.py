@@ -14,6 +14,7 @@ from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.health import human_size, next_step, problems
+from txpipe_cli.humanize import duration, moment
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -194,7 +195,8 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
     table = Table("part", "state", "detail", title=f"txpipe status --target {target}")
     for name, part in result["parts"].items():
         state = part.get("state", "alive" if part["alive"] else "dead")
-        detail = ", ".join(f"{k}={v}" for k, v in part.items() if k not in ("alive", "state", "pollers"))
+        detail = ", ".join(f"{k}={v}" for k, v in part.items()
+                           if k not in ("alive", "state", "pollers") and v is not None)
         table.add_row(name, f"[green]{state}[/]" if part["alive"] else f"[red]{state}[/]", detail)
     console.print(table)
     for name, fs in ((result.get("disk") or {}).get("filesystems") or {}).items():
@@ -207,25 +209,49 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
     for label, value in [
         ("queue: waiting", queue.get("visible")), ("queue: in flight", queue.get("in_flight")),
         ("dead letters", queue.get("dead_letters")), ("outbox backlog", pipeline.get("outbox_backlog")),
-        ("oldest pending since", pipeline.get("oldest_pending_at") or "-"),
+        ("oldest pending since", moment(pipeline["oldest_pending_at"]) if pipeline.get("oldest_pending_at")
+         else "none pending"),
         ("rejected orders pending", pipeline.get("rejected_orders")), ("orders (OLTP)", _about(pipeline, "orders")),
         ("customers", _about(pipeline, "customers")),
-        (last_sync_label(target), (pipeline.get("last_sync") or {}).get("finished_at", "never")),
+        (last_sync_label(target), moment(pipeline["last_sync"]["finished_at"]) if pipeline.get("last_sync")
+         else "never"),
     ]:
         facts.add_row(label, "?" if value is None else str(value))
     if pipeline:
         console.print(facts)
+    schedules = result.get("schedules") or {}
     if result.get("settings"):
-        console.print(_settings_line(result["settings"]), highlight=False, soft_wrap=True)
-    for name, schedule in (result.get("schedules") or {}).items():
-        last = schedule.get("last_run") or {}
-        outcome = "failed" if last.get("error") else ("ok" if last else "not run yet")
-        console.print(f"schedule [bold]{name}[/]: last run {outcome}, next {schedule['next_run_at']}", highlight=False)
+        # No time zone set: the local runtime follows the machine's (its refresh schedule says which); EventBridge, UTC.
+        zone = (schedules.get("refresh") or {}).get("timezone")
+        unset = "UTC" if target == "aws" else f"the machine's time zone ({zone})" if zone else "the machine's time zone"
+        console.print(_settings_line(result["settings"], unset), highlight=False, soft_wrap=True)
+    for name, schedule in schedules.items():
+        console.print(f"schedule [bold]{name}[/]: {_last_run(schedule.get('last_run'))}, "
+                      f"next {moment(schedule['next_run_at'])}", highlight=False)
 
 
-def _settings_line(settings: dict[str, Any]) -> str:
-    """The settings in force and which of them the operator chose (the rest follow the release's defaults)."""
-    values = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "chosen")
+def _last_run(last: dict[str, Any] | None) -> str:
+    if not last:
+        return "no run yet"
+    outcome = "failed" if last.get("error") else "ok"
+    at = last.get("finished_at") or last.get("started_at")
+    return f"last run {outcome}" + (f" {moment(at)}" if at else "")
+
+
+def _setting(name: str, value: Any, unset_zone: str) -> str:
+    """A setting's value as the operator reads it: a duration also in minutes or hours, and for no time zone
+    the one the refresh follows (`unset_zone`)."""
+    if name == "timezone" and value is None:
+        return unset_zone
+    if name.endswith("_seconds") and isinstance(value, int | float):
+        return f"{value:g}" + (f" ({duration(value)})" if value >= 60 else "")
+    return str(value)
+
+
+def _settings_line(settings: dict[str, Any], unset_zone: str = "the machine's time zone") -> str:
+    """The settings in force and which of them the operator chose (the rest follow the release's defaults);
+    `unset_zone`: what the refresh follows when no time zone is set."""
+    values = ", ".join(f"{k}={_setting(k, v, unset_zone)}" for k, v in settings.items() if k != "chosen")
     if "chosen" not in settings:  # recorded by an earlier release: the next deploy sorts them out
         return f"settings: {values}"
     chosen = ", ".join(settings["chosen"]) or "none"

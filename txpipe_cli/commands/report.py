@@ -13,6 +13,7 @@ from rich.table import Table
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError
+from txpipe_cli.humanize import duration
 from txpipe_cli.output import console, handle_errors, print_json
 from txpipe_cli.states import StateNotFound, resolve_codes
 from txpipe_cli.targets import get_target
@@ -84,7 +85,7 @@ def freshness_line(fresh: dict[str, Any], now: datetime | None = None) -> str:
     if fresh["views_refreshed_at"]:
         at = datetime.fromisoformat(fresh["views_refreshed_at"])
         age = max(0, int(((now or datetime.now(UTC)) - at).total_seconds()))
-        when = f"views refreshed {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({_age(age)} ago)"
+        when = f"views refreshed {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({duration(age)} ago)"
     else:
         when = "views not refreshed since they were created"
     waiting, syncing = fresh["awaiting_refresh"], fresh["awaiting_sync"]
@@ -96,13 +97,6 @@ def freshness_line(fresh: dict[str, Any], now: datetime | None = None) -> str:
     hint = "txpipe sync-now && txpipe refresh-views" if syncing else "txpipe refresh-views"
     return (f"{when}; {waiting + syncing:,} orders not in them yet ({waiting:,} in the warehouse, {syncing:,} "
             f"awaiting the sync) (run: {hint})")
-
-
-def _age(seconds: int) -> str:
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
 
 
 TOP = 3

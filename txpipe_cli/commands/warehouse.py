@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,6 +11,7 @@ from rich.table import Table
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, OptionError
+from txpipe_cli.humanize import duration, moment, plural
 from txpipe_cli.output import console, err_console, handle_errors, interrupted, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -99,37 +100,63 @@ def sla_report(
     since: Annotated[str, typer.Option(help="Orders accepted within this window, e.g. 1h, 7d, or all (the whole "
                                             "history; slower on a large one). Pending ones count whenever "
                                             "accepted.")] = "24h",
+    include_history: Annotated[bool, typer.Option(
+        "--include-history", help="Count the orders loaded by `seed --history` too: they are old by design, so "
+                                  "they show as late.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Per-order lag from API accept to warehouse load: synced, pending, percentiles, breaches.
 
-    Exits 3 if any order was synced later than the SLA or has been pending longer than it.
+    Counts live orders: those loaded by `txpipe seed --history` (order_ids hist-<seed>-<n>) are old by design,
+    so they are left out and only counted (--include-history counts them). Exits 3 if any order counted was
+    synced later than the SLA or has been pending longer than it.
     """
     if sla is not None and not sla > 0:
         raise OptionError(f"--sla {sla:g} must be a positive number of seconds")
     chosen = get_target(target, stage=stage)
     sla_seconds = sla if sla is not None else _deployed_sla(chosen)
     since_seconds = None if since.strip().lower() == "all" else config.parse_duration(since)
-    report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds, "since_seconds": since_seconds})
+    report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds, "since_seconds": since_seconds,
+                                   "include_history": include_history})
     if as_json:
         print_json(report)
     else:
-        lag = report["lag_seconds"]
-        window = ", all orders" if since_seconds is None else f", orders of the last {since}"
-        table = Table("measure", "value", title=f"SLA report (SLA {sla_seconds:g} s{window})")
-        for label, value in [
-            ("orders in OLTP", report["oltp_orders"]), ("orders in warehouse", report["warehouse_orders"]),
-            ("synced", report["synced"]), ("pending", report["pending"]),
-            ("oldest pending", f"{report['oldest_pending_seconds']:.1f} s"),
-            *[(f"lag {k}", "-" if v is None else f"{v:.2f} s") for k, v in lag.items()],
-            ("breaches", f"[red]{report['breaches']}[/]" if report["breaches"] else "[green]0[/]"),
-            (last_sync_label(target), report["last_sync_at"] or "never"),
-        ]:
-            table.add_row(label, str(value))
-        console.print(table)
+        _render_sla(report, target, since if since_seconds is not None else None)
     if report["breaches"]:
-        err_console.print(f"SLA breached by {report['breaches']} order(s)")
+        err_console.print(f"SLA breached by {plural(report['breaches'], 'order')}", highlight=False)
         raise typer.Exit(int(ExitStatus.SLA_BREACH))
+
+
+def _render_sla(report: dict[str, Any], target: str, since: str | None) -> None:
+    """The report as a table, then what it left out (orders of seed --history)."""
+    window = ", all orders" if since is None else f", orders of the last {since}"
+    table = Table("measure", "value", title=f"SLA report (SLA {duration(report['sla_seconds'])}{window})")
+    oldest = duration(report["oldest_pending_seconds"]) if report["pending"] else "none pending"
+    last_sync = moment(report["last_sync_at"]) if report["last_sync_at"] else "never"
+    for label, value in [
+        ("orders in OLTP", report["oltp_orders"]), ("orders in warehouse", report["warehouse_orders"]),
+        ("synced", report["synced"]), ("pending", report["pending"]), ("oldest pending", oldest),
+        *[(f"lag {k}", "-" if v is None else duration(v)) for k, v in report["lag_seconds"].items()],
+        ("breaches", f"[red]{report['breaches']}[/]" if report["breaches"] else "[green]0[/]"),
+        (last_sync_label(target), last_sync),
+    ]:
+        table.add_row(label, str(value))
+    console.print(table)
+    line = history_line(report.get("history"))
+    if line:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def history_line(history: dict[str, Any] | None) -> str | None:
+    """What the report says of the orders loaded by seed --history (None: there are none in it)."""
+    if not history or not history["orders"]:
+        return None
+    orders = plural(history["orders"], "historical order")
+    pending = f", {history['pending']} of them pending the sync" if history["pending"] else ""
+    verb = "is" if history["orders"] == 1 else "are"
+    if history["counted"]:
+        return f"{orders} loaded by seed --history {verb} counted{pending} (old by design, so late)"
+    return f"{orders} loaded by seed --history {verb} not counted{pending} (--include-history counts them)"
 
 
 def last_sync_label(target: str) -> str:
