@@ -205,7 +205,15 @@ class SettingChange:
         return {"from": self.before, "to": self.after, "default": True, "reason": self.reason}
 
     def line(self) -> str:
-        return f"setting {self.name}: {self.before} -> {self.after}" + (f" ({self.reason})" if self.reason else "")
+        return (f"setting {self.name}: {shown_setting(self.name, self.before)} -> "
+                f"{shown_setting(self.name, self.after)}" + (f" ({self.reason})" if self.reason else ""))
+
+
+def shown_setting(name: str, value: Any) -> str:
+    """A setting's value for people: no bare None (a time zone not set is the machine's)."""
+    if value is None:
+        return "the machine's time zone" if name == "timezone" else "not set"
+    return str(value)
 
 
 def resolve_settings(target: str, given: dict[str, Any],

@@ -179,3 +179,11 @@ def test_status_says_which_settings_were_chosen() -> None:
     assert "max_receive_count=1000" in line and "chosen=" not in line
     assert line.endswith("(chosen: refresh_at, visibility_timeout_seconds; the rest are the release's defaults)")
     assert pipeline._settings_line(LOCAL).endswith("max_receive_count=5")  # an earlier release's record, as it is
+
+
+def test_a_setting_line_never_shows_a_bare_none() -> None:
+    from txpipe_cli.config import SettingChange
+
+    line = SettingChange("timezone", None, "America/Chicago", given=True).line()
+    assert line == "setting timezone: the machine's time zone -> America/Chicago"
+    assert SettingChange("sla_seconds", 900.0, 600.0, given=True).line() == "setting sla_seconds: 900.0 -> 600.0"

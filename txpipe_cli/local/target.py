@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import os
 import shutil
 import signal
@@ -46,8 +48,20 @@ RUNTIME_MODULE = "txpipe_cli.local.runtime"
 # The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
 RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 10, "batch_window": 0.5, "sync_max_seconds": 100}
 # Bumped when a runtime of an earlier release must be replaced on the next deploy (here: uvicorn, the
-# control socket and per-function database users).
+# control socket and per-function database users). A change of the code it runs replaces it too (runtime_code).
 RUNTIME_VERSION = 2
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def runtime_code() -> str:
+    """A fingerprint of the code a runtime runs (the handlers in lambdas/ and the CLI package it imports): a
+    deploy after an upgrade replaces a runtime that still runs the earlier code, settings unchanged or not."""
+    digest = hashlib.sha256()
+    for package in ("lambdas", "txpipe_cli"):
+        for path in sorted((_PACKAGE_ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(_PACKAGE_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def free_port() -> int:
@@ -208,7 +222,8 @@ class LocalTarget:
         strays = [pid for pid in runtime_pids(self.home) if pid != state.runtime_pid]
         # The runtime's handlers were given the database port at start: a moved server needs a restart.
         current = (state.settings == wanted and state.runtime.get("pg_port") == state.pg_port
-                   and state.runtime.get("version") == RUNTIME_VERSION)
+                   and state.runtime.get("version") == RUNTIME_VERSION
+                   and state.runtime.get("code") == runtime_code())
         if alive and current and not strays:
             return "running"
         if alive:
@@ -219,7 +234,9 @@ class LocalTarget:
             action = "restarted" if state.runtime_pid else "started"
         self._stop_runtimes(state)
         state.settings = wanted
-        state.runtime = {**RUNTIME_DEFAULTS, **state.runtime, "pg_port": state.pg_port, "version": RUNTIME_VERSION}
+        # This release's runtime options (none is the operator's to choose): an earlier release's stay not.
+        state.runtime = {**state.runtime, **RUNTIME_DEFAULTS, "pg_port": state.pg_port, "version": RUNTIME_VERSION,
+                         "code": runtime_code()}
         state.runtime["invoke_socket"] = str(state.choose_invoke_socket())
         if not state.api_port or not port_free(state.api_port):
             state.api_port = free_port()
