@@ -17,7 +17,7 @@ The usage model (each Estimate lists it in its assumptions):
   own at no cost: the guard. Provisioned mode: node-hours x 730 instead.
 - per order: one API request (point-of-sale clients post one order at a time: the worst case); one ingest
   invocation of 50 ms; one store invocation of 100 ms (at ~0.4 orders a second its 1-second batching window
-  rarely gathers two); three SQS requests (send, receive, delete); 500 bytes of logs; 100 bytes of warehouse
+  rarely gathers two); three SQS requests (send, receive, delete); 1,100 bytes of logs; 100 bytes of warehouse
   and of OLTP storage growth (the OLTP's fits in its allocated storage, which is billed whole).
 - per sync run: one staged object PUT and read once by COPY; the sync function runs as long as the warehouse
   does and logs 2 KB (the refresh too). An idle SQS trigger long-polls with 5 pollers (20 s each).
@@ -45,7 +45,9 @@ from txpipe_cli.errors import TxpipeError
 PRICES_FILE = "txpipe_cli/aws/prices.json"
 SYNC_BASE_SECONDS, SYNC_ORDERS_PER_SECOND, REFRESH_SECONDS = 30.0, 10_000, 120.0
 ORDER_SECONDS = {"ingest": 0.05, "store": 0.1}  # the functions invoked once per order, and for how long
-LOG_BYTES_PER_ORDER, LOG_BYTES_PER_RUN = 500, 2_000
+# Per order: ingest's and store's invocations each log Lambda's START/END/REPORT lines (~300 B) and one structured
+# line of what they did (~250 B: lambdas/core/log.py).
+LOG_BYTES_PER_ORDER, LOG_BYTES_PER_RUN = 1_100, 2_000
 SQS_REQUESTS_PER_ORDER, IDLE_POLLERS, LONG_POLL_SECONDS = 3, 5, 20
 STORAGE_BYTES_PER_ORDER, GB, SECRETS = 100, 1e9, "Secrets Manager"
 
