@@ -79,6 +79,9 @@ app = typer.Typer(
     help="Operate the pizza-order pipeline: HTTP API -> queue -> PostgreSQL -> warehouse, within a 15-minute SLA.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # tracebacks with locals could print connection secrets
+    # Click's own help: wrapped to the terminal's width, never cut with an ellipsis (rich's boxed help cut the
+    # env var names and examples at 80 columns), and it imports no rich help machinery.
+    rich_markup_mode=None,
     add_completion=False,
 )
 

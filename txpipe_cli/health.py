@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from txpipe_cli.humanize import plural
+
 MIB = 1024 * 1024
 # A filesystem PostgreSQL writes to is low under both of these (a small disk is not always low, a large one
 # is not low while gigabytes are free), and full under DISK_FULL_BYTES: less than one WAL segment, which
@@ -121,5 +123,6 @@ def problems(status: dict[str, Any]) -> list[str]:
         found.append(f"alarm {alarm} is firing ({reason})")
     dead_letters = (status.get("pipeline", {}).get("queue") or {}).get("dead_letters")
     if dead_letters:
-        found.append(f"{dead_letters} dead letter(s) wait (txpipe dlq list)")
+        verb = "waits" if dead_letters == 1 else "wait"
+        found.append(f"{plural(dead_letters, 'dead letter')} {verb} (txpipe dlq list)")
     return [" ".join(problem.split()) for problem in found]

@@ -62,7 +62,8 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
             reader = csv.DictReader(handle)
             missing = {"customer_id", "state"} - set(reader.fieldnames or [])
             if missing:
-                raise TxpipeError(f"{path} lacks column(s) {', '.join(sorted(missing))}",
+                columns = "column" if len(missing) == 1 else "columns"
+                raise TxpipeError(f"{path} lacks {columns} {', '.join(sorted(missing))}",
                                   hint="expected a header: customer_id,state[,name]")
             for row in reader:
                 line = reader.line_num

@@ -82,7 +82,8 @@ def commit_load(conn: Any, load_id: str, *, replace: bool) -> dict[str, Any]:
             examples = ", ".join(f"{cid} {old}->{new}" for cid, old, new in cur.fetchall())
             cur.execute("DELETE FROM customers_load WHERE load_id = %s", (load_id,))
             conn.commit()
-            raise ValueError(f"{count} existing customer(s) would move to another state (e.g. {examples}); "
+            raise ValueError(f"{count} existing {'customer' if count == 1 else 'customers'} "
+                             f"would move to another state (e.g. {examples}); "
                              "nothing was changed: pass --replace to move them (their orders already in the "
                              "warehouse stay reported in the old state)")
         cur.execute("SELECT count(*) FROM customers_load WHERE load_id = %s", (load_id,))

@@ -318,7 +318,7 @@ def test_dlq_and_rejected_commands_go_through_the_ops_function(env: dict[str, st
     waiting = {"orders": 0, "customers": 0, "outbox_backlog": 0, "oldest_pending_at": None, "rejected_orders": 0,
                "last_sync": None, "errors": {}, "queue": {"visible": 0, "in_flight": 0, "dead_letters": 2}}
     with invocations_answer(moto_url, waiting):
-        assert "2 dead letter(s) wait" in cli("status", code=1).output
+        assert "2 dead letters wait" in cli("status", code=1).output
 
 
 def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: str) -> None:

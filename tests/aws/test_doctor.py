@@ -115,7 +115,7 @@ def test_a_healthy_account_passes_every_check_and_only_reads(aws: None) -> None:
     output = lines(account.doctor(code=0))
     assert [line.split(":")[0] for line in output] == [
         "✓ credentials", "✓ services", "✓ network", "✓ permissions", "✓ quota", "✓ quota", "✓ quota", "✓ quota",
-        "✓ quota", "✓ bucket", "ready to deploy, 0 warning(s)"]
+        "✓ quota", "✓ bucket", "ready to deploy, 0 warnings"]
     assert output[0] == f"✓ credentials: account {ACCOUNT} in {REGION} as arn:aws:iam::{ACCOUNT}:user/alice"
     assert f"{BUCKET} is free: deploy creates it" in output[-2]
     assert "quota: VPCs: 1 taken + 1 for txpipe, of 5" in output[5]  # moto's default VPC
@@ -159,7 +159,7 @@ def test_missing_region_is_a_blocker_not_aws_global(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 1, result.output
     hint = "run: export AWS_DEFAULT_REGION=us-east-1, or set region in your AWS profile"
     assert lines(result) == [f"✗ region: no AWS region configured ({hint})"]
-    assert result.stderr.strip() == f"error: not ready to deploy: 1 blocker(s), first region: no AWS region " \
+    assert result.stderr.strip() == f"error: not ready to deploy: 1 blocker, first region: no AWS region " \
                                     f"configured ({hint})"
     assert "aws-global" not in result.output and "txpipe doctor" not in result.output
     report = json.loads(CliRunner().invoke(app, ["doctor", "--target", "aws", "--json"]).stdout)
@@ -175,7 +175,7 @@ def test_a_denied_action_is_a_blocker_that_names_it(aws: None) -> None:
     [line] = [line for line in output if line.startswith("✗")]
     assert line.startswith("✗ permissions: 1 of ")
     assert f"cloudformation:CreateChangeSet on arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/txpipe-dev/*" in line
-    assert output[-1] == "not ready: 1 blocker(s) (permissions), 0 warning(s)"
+    assert output[-1] == "not ready: 1 blocker (permissions), 0 warnings"
 
 
 def test_a_caller_that_may_not_simulate_gets_a_warning_not_a_blocker(aws: None) -> None:
@@ -185,7 +185,7 @@ def test_a_caller_that_may_not_simulate_gets_a_warning_not_a_blocker(aws: None) 
     account.quotas()
     output = lines(account.doctor(code=0))
     assert "! permissions: cannot check permissions: iam:SimulatePrincipalPolicy failed (AccessDenied)" in output[3]
-    assert output[-1] == "ready to deploy, 1 warning(s)"
+    assert output[-1] == "ready to deploy, 1 warning"
 
 
 def test_an_assumed_role_is_simulated_as_its_role_with_its_path(aws: None) -> None:
@@ -214,7 +214,7 @@ def test_a_bucket_of_another_account_is_a_blocker(aws: None) -> None:
                                          expected_params={"Bucket": BUCKET, "ExpectedBucketOwner": ACCOUNT})
     output = lines(account.doctor(code=1))
     assert output[-2].startswith(f"✗ bucket: {BUCKET} belongs to another account (S3 answers 403)")
-    assert output[-1] == "not ready: 1 blocker(s) (bucket), 0 warning(s)"
+    assert output[-1] == "not ready: 1 blocker (bucket), 0 warnings"
 
 
 def test_our_own_bucket_is_reused(aws: None) -> None:
@@ -338,7 +338,7 @@ def test_an_existing_vpc_without_routes_or_azs_is_a_blocker(aws: None) -> None:
     output = lines(result)
     network = [line for line in output if line.startswith("✗ network")]
     assert len(network) == 4 and any("secretsmanager (called by ops)" in line for line in network), network
-    assert output[-1].startswith("not ready: 4 blocker(s) (network")
+    assert output[-1].startswith("not ready: 4 blockers (network")
     public = ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.100.0/24")["Subnet"]["SubnetId"]
     nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
     main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]

@@ -315,6 +315,8 @@ def _largest_rows(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
                ("percentile_cont", [(BIG, 1e308, 1e308, 1e308, 1e308, BIG)]),
                ("SELECT finished_at, synced, pending", [(WHEN, BIG, BIG)]),
                ("SELECT max(finished_at)", [(WHEN,)]),
+               ("count(*) FILTER (WHERE order_id LIKE", [(BIG, BIG)]),  # sla_report: orders, of them history
+               ("count(*) FILTER (WHERE NOT h)", [(BIG, WHEN, BIG, BIG, WHEN, BIG, BIG)]),  # sla_report: the outbox
                ("SELECT count(*), min(accepted_at), sum(", [(BIG, WHEN - timedelta(days=3650), BIG)]),
                ("SELECT count(*), min(accepted_at)", [(BIG, WHEN)]),
                ("SELECT count(*)", [(BIG,)]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from tests.aws.sqs_helpers import REGION
 from txpipe_cli.app import app
 from txpipe_cli.aws import logs as aws_logs
 from txpipe_cli.aws.client import AwsClient
-from txpipe_cli.commands.logs import _line
+from txpipe_cli.commands.logs import _lines
 from txpipe_cli.local import logs as local_logs
 from txpipe_cli.local import runtime
 
@@ -64,20 +65,32 @@ def lambda_day(now: int) -> dict[str, Any]:
     return record
 
 
+def records(out: str) -> list[str]:
+    """The printed records, each with what folded under it (its figures, a wrapped message) joined back."""
+    joined: list[str] = []
+    for line in out.splitlines():
+        if re.match(r"\d{4}-\d\d-\d\d ", line) or not joined:
+            joined.append(line)
+        else:
+            joined[-1] += " " + line.strip()
+    return joined
+
+
 def test_the_functions_json_lines_are_shown_with_their_figures_and_lambdas_own_at_debug(aws: None) -> None:
     now = int(time.time() * 1000)
     record = lambda_day(now)
     shown = txpipe("sync")
     assert shown.exit_code == 0, shown.output
-    lines = shown.stdout.splitlines()
+    assert all(len(line) <= 80 for line in shown.stdout.splitlines())  # folded, not cut, at 80 columns
+    lines = records(shown.stdout)
     assert len(lines) == 3, lines  # the warning, the sync's line, the timed-out REPORT
     assert "WARNING" in lines[0] and lines[0].endswith("sync    batch failed; storing one by one")
-    assert " INFO    sync    moved 600 orders  moved=600 already_present=0 pending=0 seconds=0.139 " \
+    assert " INFO    sync    moved 600 orders moved=600 already_present=0 pending=0 seconds=0.139 " \
            "rows_per_second=4317 batches=1 trigger=schedule" in lines[1]
     assert "ERROR" in lines[2] and "Status: timeout" in lines[2]
-    everything = txpipe("sync", "--debug").stdout.splitlines()
+    everything = records(txpipe("sync", "--debug").stdout)
     assert len(everything) == 7
-    assert any("metrics  Stage=dev OldestPendingSeconds=0.0 PendingOrders=0" in line for line in everything)
+    assert any("metrics Stage=dev OldestPendingSeconds=0.0 PendingOrders=0" in line for line in everything)
     as_json = [json.loads(line) for line in txpipe("sync", "--json").stdout.splitlines()]
     assert as_json[1] == record  # the structured record as the function wrote it
 
@@ -102,7 +115,7 @@ def test_aws_and_local_render_the_same_record_alike(aws: None, tmp_path: Path) -
             handler.close()
         root.handlers[:], root.level = saved
     [from_local] = local_logs.read(tmp_path)
-    assert _line(from_aws) == _line(from_local)
+    assert _lines(from_aws, 80) == _lines(from_local, 80)
     assert from_aws.to_dict() == from_local.to_dict() == record
 
 
@@ -116,4 +129,4 @@ def test_an_empty_window_says_so(aws: None) -> None:
     assert (hidden.exit_code, hidden.stdout) == (0, "")
     assert hidden.stderr.strip() == ("no lines in the last 10m for ops "
                                      "(1 line at debug level hidden: --debug shows them)")
-    assert "status  action=status" in txpipe("ops", "--level", "debug").stdout
+    assert records(txpipe("ops", "--level", "debug").stdout)[0].endswith("ops     status action=status")

@@ -80,7 +80,7 @@ def test_dead_letters_are_listed_shown_redriven_and_purged(cli: Cli) -> None:
     assert listed["count"] == 1 and list(listed["reasons"].values()) == [1]
     [message] = listed["messages"]
     assert message["reason"].startswith("not a valid order message") and message["age_seconds"] >= 0
-    assert "1 dead letter(s) wait" in cli.json("status", code=1)["problems"][-1]
+    assert "1 dead letter waits" in cli.json("status", code=1)["problems"][-1]
     shown = cli.json("dlq", "show", message["message_id"])
     assert shown["body"] == '{"not": "an order"}'
     assert "no dead letter" in cli("dlq", "show", "999999999", code=1).output

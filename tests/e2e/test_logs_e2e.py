@@ -61,7 +61,7 @@ def test_ingest_says_accepted_and_refused_per_request(cli: Cli) -> None:
     assert lines[2]["message"].startswith("refused a request of 2 orders: index 1 qty")
     assert {r["service"] for r in lines} == {"ingest"}
     text = cli("logs", "ingest").stdout
-    assert "accepted 500 orders  orders=500 accepted=500 refused=0 status=202" in text
+    assert "accepted 500 orders\n    orders=500 accepted=500 refused=0 status=202" in text  # figures folded under
 
 
 def test_store_says_what_became_of_each_batch(cli: Cli) -> None:
@@ -78,7 +78,7 @@ def test_sync_says_what_moved(cli: Cli) -> None:
         f"moved {STORED} orders", STORED, 0, 0)
     assert line["seconds"] > 0 and line["rows_per_second"] == round(STORED / line["seconds"])
     text = cli("logs", "sync").stdout
-    assert f"moved {STORED} orders  moved={STORED} already_present=0 pending=0" in text and "invoked in" not in text
+    assert f"moved {STORED} orders\n    moved={STORED} already_present=0 pending=0" in text and "invoked in" not in text
 
 
 def test_refresh_names_the_views(cli: Cli) -> None:
@@ -95,7 +95,7 @@ def test_ops_hides_the_clis_own_reads_unless_asked(cli: Cli) -> None:
         every = records(cli, "ops", *flags)
         assert {"status", "queue_depth"} <= {r.get("action") for r in every}
         assert {r["level"] for r in every if r.get("action") == "status"} == {"DEBUG"}
-    assert "status  action=status" in cli("logs", "ops", "--debug").stdout
+    assert "ops     status\n    action=status" in cli("logs", "ops", "--debug").stdout
 
 
 def test_an_empty_window_says_so(cli: Cli) -> None:

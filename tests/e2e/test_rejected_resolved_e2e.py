@@ -50,7 +50,7 @@ def test_a_fixed_order_is_resolved_and_purged_and_an_unfixed_one_stays(cli: Cli,
     assert [(row["order_id"], row["resolved"]) for row in everything] == [("rej-fixed", True), ("rej-still", False)]
     assert cli.json("status")["pipeline"]["rejected_orders"] == 1
     text = cli("rejected", "list").stdout
-    assert "1 rejected order(s) pending" in text and "rej-still" in text and "rej-fixed" not in text
+    assert "1 rejected order pending" in text and "rej-still" in text and "rej-fixed" not in text
     assert "1 resolved (stored since; --all lists them): txpipe rejected purge --resolved deletes them." in text
     left = tmp_path / "left.ndjson"
     assert cli.json("rejected", "export", str(left))["written"] == 1  # what is left to fix: rej-still only
@@ -59,10 +59,10 @@ def test_a_fixed_order_is_resolved_and_purged_and_an_unfixed_one_stays(cli: Cli,
     assert "give --resolved" in cli("rejected", "purge", "--yes", code=2).output
     env = {"TXPIPE_HOME": str(cli.home)}
     declined = runner.invoke(app, ["rejected", "purge", "--resolved"], input="n\n", env=env)
-    assert declined.exit_code == 1 and "Delete the 1 resolved rejected order(s) for good?" in declined.output
+    assert declined.exit_code == 1 and "Delete the 1 resolved rejected order for good?" in declined.output
     assert cli.sql("oltp", "SELECT count(*) FROM rejected_orders") == [(2,)]
     assert cli.json("rejected", "purge", "--resolved", "--yes") == {"purged": 1}
     assert cli.sql("oltp", "SELECT order_id FROM rejected_orders") == [("rej-still",)]
     after = cli.json("rejected", "list", "--all")
     assert (after["count"], after["resolved"], {row["order_id"] for row in after["rows"]}) == (1, 0, {"rej-still"})
-    assert "purged 0 resolved rejected order(s)" in cli("rejected", "purge", "--resolved", "--yes").stdout
+    assert "purged 0 resolved rejected orders" in cli("rejected", "purge", "--resolved", "--yes").stdout

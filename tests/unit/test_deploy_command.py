@@ -90,7 +90,7 @@ def test_plan_and_params_go_to_the_target_factory_not_to_deploy(built: Any) -> N
         "parameters": {"WarehouseMode": "provisioned", "StoreBatchSize": "20"}}
     assert "change set for stack txpipe-dev" in result.stdout and "OrdersQueue" in result.stdout
     assert "A deploy would upload: lambdas/a.zip, templates/txpipe-b.json." in result.stdout
-    assert "Plan only: 1 change(s); nothing was created or changed." in result.stdout
+    assert "Plan only: 1 change; nothing was created or changed." in result.stdout
 
 
 def test_a_converging_result_is_shown_part_by_part_whatever_the_target_is_called(built: Any) -> None:

@@ -23,7 +23,7 @@ def test_every_problem_is_named_on_one_line() -> None:
     assert problems(status) == [
         "postgres dead", "runtime hung", "warehouse unreachable (connection refused DETAIL: x)",
         "the last scheduled sync failed (warehouse away)",
-        "alarm txpipe-prod-sync-errors is firing (Threshold Crossed)", "4 dead letter(s) wait (txpipe dlq list)"]
+        "alarm txpipe-prod-sync-errors is firing (Threshold Crossed)", "4 dead letters wait (txpipe dlq list)"]
 
 
 def test_figures_that_could_not_be_read_are_a_problem() -> None:

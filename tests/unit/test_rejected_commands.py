@@ -55,11 +55,11 @@ def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]
 def test_list_shows_the_pending_and_counts_the_resolved(ops: list[dict[str, Any]]) -> None:
     text = runner.invoke(app, ["rejected", "list", "--target", "aws"])
     assert text.exit_code == 0, text.output
-    assert "1 rejected order(s) pending" in text.stdout and "rej-still" in text.stdout
+    assert "1 rejected order pending" in text.stdout and "rej-still" in text.stdout
     assert "1 resolved (stored since; --all lists them): txpipe rejected purge --resolved deletes them." in text.stdout
     every = runner.invoke(app, ["rejected", "list", "--target", "aws", "--all"])
     assert every.exit_code == 0, every.output
-    assert "1 rejected order(s) pending, 1 resolved" in every.stdout and "resolved" in every.stdout
+    assert "1 rejected order pending, 1 resolved" in every.stdout and "resolved" in every.stdout
     as_json = runner.invoke(app, ["rejected", "list", "--target", "aws", "--all", "--json"])
     assert json.loads(as_json.stdout)["rows"] == [FIXED, STILL]
     assert [p.get("all") for p in ops] == [False, True, True] and {p["action"] for p in ops} == {"rejected"}
@@ -76,6 +76,6 @@ def test_purge_resolved_goes_through_the_ops_function(ops: list[dict[str, Any]])
     assert ops == [{"action": "rejected_purge", "resolved": True}]
     asked = runner.invoke(app, ["rejected", "purge", "--resolved", "--target", "aws"], input="y\n")
     assert asked.exit_code == 0, asked.output
-    assert "Delete the 1 resolved rejected order(s) for good?" in asked.output
-    assert "purged 1 resolved rejected order(s)" in asked.output
+    assert "Delete the 1 resolved rejected order for good?" in asked.output
+    assert "purged 1 resolved rejected order" in asked.output
     assert [p["action"] for p in ops] == ["rejected_purge", "rejected", "rejected_purge"]

@@ -151,7 +151,7 @@ def test_read_customers_missing_column(tmp_path: Path, text: str, missing: str) 
     """A CSV lacking customer_id or state raises TxpipeError naming the missing column(s) and the header."""
     with pytest.raises(TxpipeError) as info:
         read_customers(write_csv(tmp_path, text))
-    assert f"lacks column(s) {missing}" in info.value.reason
+    assert f"lacks {'columns' if ',' in missing else 'column'} {missing}" in info.value.reason
     assert info.value.hint and "customer_id,state" in info.value.hint
 
 

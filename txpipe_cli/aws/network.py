@@ -16,6 +16,7 @@ from typing import Any
 
 from lambdas.functions import FUNCTIONS
 from txpipe_cli.errors import TxpipeError
+from txpipe_cli.humanize import plural
 
 # Redshift Serverless wants subnets in at least three AZs; an RDS subnet group (and a cluster's) two.
 # https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-usage-considerations.html
@@ -58,8 +59,8 @@ def check_subnet_ids(subnet_ids: Sequence[str], warehouse: str) -> None:
     ids = [s for s in subnet_ids if s]
     need = MIN_AZS.get(warehouse, 3)
     if len(ids) < need:
-        raise TxpipeError(f"ExistingSubnetIds names {len(ids)} subnet(s); the {warehouse} warehouse needs {need} "
-                          f"in {need} Availability Zones",
+        raise TxpipeError(f"ExistingSubnetIds names {plural(len(ids), 'subnet')}; the {warehouse} warehouse needs "
+                          f"{need} in {need} Availability Zones",
                           hint=f"--param ExistingSubnetIds=subnet-a,subnet-b{',subnet-c' if need > 2 else ''} "
                                "(private subnets of ExistingVpcId, one per AZ)")
 
@@ -78,7 +79,7 @@ def existing_vpc_problems(ec2: Any, region: str, vpc_id: str, subnet_ids: Sequen
     zones = {s["AvailabilityZone"] for s in subnets}
     need = MIN_AZS.get(warehouse, 3)
     if len(zones) < need:
-        problems.append(f"the subnets span {len(zones)} Availability Zone(s) ({', '.join(sorted(zones))}); the "
+        problems.append(f"the subnets span {plural(len(zones), 'Availability Zone')} ({', '.join(sorted(zones))}); the "
                         f"{warehouse} warehouse needs {need}")
     tables = _route_tables(ec2, vpc_id, ids)
     endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
@@ -88,8 +89,9 @@ def existing_vpc_problems(ec2: Any, region: str, vpc_id: str, subnet_ids: Sequen
         if unrouted:
             fix = ("a gateway endpoint on their route tables" if service == "s3"
                    else "an interface endpoint with private DNS")
-            problems.append(f"subnet(s) {', '.join(unrouted)} have no route to {service} (called by "
-                            f"{', '.join(callers)}): add a NAT gateway route (0.0.0.0/0) or {fix} for {name}")
+            which = f"subnet {unrouted[0]} has" if len(unrouted) == 1 else f"subnets {', '.join(unrouted)} have"
+            problems.append(f"{which} no route to {service} (called by {', '.join(callers)}): add a NAT gateway "
+                            f"route (0.0.0.0/0) or {fix} for {name}")
     return problems
 
 

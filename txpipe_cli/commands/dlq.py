@@ -141,7 +141,7 @@ def rejected_list(
     for name, count in result["reasons"].items():
         console.print(f"{count} x {name}", highlight=False)
     table = Table("order_id", "rejected at", "reason", "order", *(["resolved"] if show_all else []),
-                  title=f"{result['count']} rejected order(s) pending" + (f", {resolved} resolved" if show_all
+                  title=f"{plural(result['count'], 'rejected order')} pending" + (f", {resolved} resolved" if show_all
                                                                           else ""))
     for row in result["rows"]:
         table.add_row(row["order_id"] or "-", row["rejected_at"], row["reason"],
@@ -176,12 +176,12 @@ def rejected_purge(
     if not yes:
         count = _ops(target, stage, {"action": "rejected", "limit": 1})["resolved"]
         if count:
-            typer.confirm(f"Delete the {count} resolved rejected order(s) for good?", abort=True)
+            typer.confirm(f"Delete the {plural(count, 'resolved rejected order')} for good?", abort=True)
     result = _ops(target, stage, {"action": "rejected_purge", "resolved": True})
     if as_json:
         print_json(result)
     else:
-        console.print(f"purged {result['purged']} resolved rejected order(s)")
+        console.print(f"purged {plural(result['purged'], 'resolved rejected order')}")
 
 
 @rejected_app.command("export")
@@ -222,4 +222,4 @@ def rejected_export(
     if as_json:
         print_json({"written": written, "file": str(output)})
     else:
-        console.print(f"wrote {written} rejected order(s) to {output}")
+        console.print(f"wrote {plural(written, 'rejected order')} to {output}")

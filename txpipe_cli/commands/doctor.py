@@ -9,6 +9,7 @@ import typer
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.pipeline import _parameters
 from txpipe_cli.errors import OptionError
+from txpipe_cli.humanize import plural
 from txpipe_cli.output import console, fail, handle_errors, print_json
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ def doctor(
         first = report.blockers[0]
         # The blocker's own way out: never "run txpipe doctor", which is the command that just ran.
         fix = f" ({first.fix})" if first.fix else ""
-        fail(f"not ready to deploy: {len(report.blockers)} blocker(s), first {first.check}: {first.reason}{fix}")
+        blockers = plural(len(report.blockers), "blocker")
+        fail(f"not ready to deploy: {blockers}, first {first.check}: {first.reason}{fix}")
 
 
 def _render(report: Report) -> None:
@@ -56,6 +58,6 @@ def _render(report: Report) -> None:
         console.print(f"{SYMBOLS[check.status]} {check.check}: {check.reason}{fix}", highlight=False, soft_wrap=True)
     if len(report.checks) > 1:  # stopped at the first check, its line says it all
         blockers, warnings = report.blockers, report.warnings
-        verdict = (f"[red]not ready[/]: {len(blockers)} blocker(s) ({', '.join(c.check for c in blockers)})"
+        verdict = (f"[red]not ready[/]: {plural(len(blockers), 'blocker')} ({', '.join(c.check for c in blockers)})"
                    if blockers else "[green]ready to deploy[/]")
-        console.print(f"{verdict}, {len(warnings)} warning(s)", highlight=False, soft_wrap=True)
+        console.print(f"{verdict}, {plural(len(warnings), 'warning')}", highlight=False, soft_wrap=True)

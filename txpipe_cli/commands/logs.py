@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -68,7 +69,8 @@ def logs(
             if as_json:
                 typer.echo(json.dumps(record.to_dict(), default=str))
             else:
-                console.print(_line(record), highlight=False, soft_wrap=True)
+                for line in _lines(record, console.width):
+                    console.print(line, highlight=False)
     except KeyboardInterrupt:
         if not follow:
             raise
@@ -88,12 +90,19 @@ def _nothing(window: str, hidden: int, least: str) -> str:
     return line
 
 
-def _line(record: LogRecord) -> str:
-    """`2026-12-01 22:30:58 INFO    sync    moved 600 orders  moved=600 already_present=0 ...` (rich markup)."""
+FIGURES_INDENT = " " * 4
+
+
+def _lines(record: LogRecord, width: int) -> list[str]:
+    """`2026-12-01 22:30:58 INFO    sync    moved 600 orders`, then its figures (`moved=600 pending=0 ...`)
+    folded to the terminal's width under it, each whole (rich markup)."""
     colour = COLOURS.get(record.level, "dim")
-    figures = " ".join(f"{key}={_value(value)}" for key, value in record.figures.items())
-    return (f"[{colour}]{record.at:%Y-%m-%d %H:%M:%S} {record.level:<7}[/] [bold]{record.function:<7}[/] "
-            f"{escape(record.message)}" + (f"  [dim]{escape(figures)}[/]" if figures else ""))
+    head = (f"[{colour}]{record.at:%Y-%m-%d %H:%M:%S} {record.level:<7}[/] [bold]{record.function:<7}[/] "
+            f"{escape(record.message)}")
+    figures = [f"{key}={_value(value)}" for key, value in record.figures.items()]
+    folded = textwrap.wrap(" ".join(figures), width=max(20, width - len(FIGURES_INDENT)), break_long_words=False,
+                           break_on_hyphens=False)
+    return [head, *(f"{FIGURES_INDENT}[dim]{escape(line)}[/]" for line in folded)]
 
 
 def _value(value: Any) -> str:

@@ -14,7 +14,7 @@ from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.health import human_size, next_step, problems
-from txpipe_cli.humanize import duration, moment
+from txpipe_cli.humanize import duration, moment, plural
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -164,7 +164,7 @@ def _render_change_set(result: dict[str, Any]) -> None:
     if result["action"] == "planned":
         if result.get("uploads"):
             console.print(f"A deploy would upload: {', '.join(result['uploads'])}.", highlight=False)
-        console.print(f"Plan only: {len(result['changes'])} change(s); nothing was created or changed.")
+        console.print(f"Plan only: {plural(len(result['changes']), 'change')}; nothing was created or changed.")
     elif result["action"] == "unchanged":
         console.print(f"Nothing to change: stack {result['stack']} is up to date.")
     else:
@@ -224,7 +224,7 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         # No time zone set: the local runtime follows the machine's (its refresh schedule says which); EventBridge, UTC.
         zone = (schedules.get("refresh") or {}).get("timezone")
         unset = "UTC" if target == "aws" else f"the machine's time zone ({zone})" if zone else "the machine's time zone"
-        console.print(_settings_line(result["settings"], unset), highlight=False, soft_wrap=True)
+        console.print(_settings_line(result["settings"], unset), highlight=False)
     for name, schedule in schedules.items():
         console.print(f"schedule [bold]{name}[/]: {_last_run(schedule.get('last_run'))}, "
                       f"next {moment(schedule['next_run_at'])}", highlight=False)

@@ -55,7 +55,7 @@ def sync_now(
     else:
         present = (f", {moved['already_present']} were already in the warehouse (an earlier run stopped after "
                    "loading them)") if moved["already_present"] else ""
-        queue = (f"; {queued} message(s) still on the queue after {queue_wait:g} s (txpipe status says why)"
+        queue = (f"; {plural(queued, 'message')} still on the queue after {queue_wait:g} s (txpipe status says why)"
                  if queued else "")
         # Another run may hold orders this one skipped: they are on their way, not pending.
         others = (f"; a scheduled sync (or another sync-now) is moving {moved['being_moved']} orders right now, "
