@@ -135,3 +135,16 @@ def one_line_usage_errors() -> Iterator[None]:
         fail(" ".join(exc.format_message().split()), exc.exit_code)
     except typer.Abort:  # a confirmation answered no (or Ctrl-C at its prompt): Click's own says "Aborted!"
         fail("aborted: not confirmed", int(ExitStatus.ERROR))
+
+
+def folding_table(*headers: Any, **options: Any) -> Any:
+    """A rich Table whose columns fold what does not fit onto more lines, never cutting it with an ellipsis:
+    an id, a timestamp or a figure is read whole at 80 columns. A header may be a rich Column (its own
+    settings kept, overflow folded)."""
+    from rich.table import Column, Table
+
+    columns = [h if isinstance(h, Column) else Column(h) for h in headers]
+    for column in columns:
+        column.overflow = "fold"
+    made = Table(*columns, **options)
+    return made

@@ -103,5 +103,24 @@ def test_every_help_fits_and_every_mistake_is_one_line(newcomer: Newcomer, args:
     readable(mistake.stderr, "a mistake")
 
 
+def test_long_ids_and_timestamps_fold_whole_in_a_narrow_table(newcomer: Newcomer, tmp_path: Path) -> None:
+    """A point-of-sale id of 64 characters, rejected (its customer unknown): listed whole, folded, never cut."""
+    long_id = "pos-terminal-0042-" + "9" * 46
+    orders = tmp_path / "unknown.ndjson"
+    orders.write_text(json.dumps({"customer_id": 987654321, "type": "cheese", "qty": 1, "retail_price": 9.5,
+                                  "order_id": long_id}) + "\n")
+    newcomer("send", str(orders), code=0)
+    for _ in range(100):
+        listed = newcomer("rejected", "list").stdout
+        if "rejected order pending" in listed:
+            break
+        import time
+
+        time.sleep(0.1)
+    readable(listed, "txpipe rejected list")
+    first_column = "".join(line.split("│")[1].strip() for line in listed.splitlines() if line.startswith("│"))
+    assert long_id in first_column, listed  # whole, though folded onto several lines
+
+
 def test_a_second_seed_says_nothing_changed(newcomer: Newcomer) -> None:
     assert "nothing changed" in newcomer("seed", "--generate", "5000").stdout

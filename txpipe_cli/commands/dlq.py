@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.humanize import duration, plural
-from txpipe_cli.output import console, err_console, handle_errors, print_json
+from txpipe_cli.output import console, err_console, folding_table, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
 dlq_app = typer.Typer(help="The dead-letter queue: messages the store could never store, with their reasons.",
@@ -45,7 +44,7 @@ def dlq_list(
     if not result["count"]:
         console.print("The dead-letter queue is empty.")
         return
-    table = Table("message id", "age", "receives", "bytes", "reason",
+    table = folding_table("message id", "age", "receives", "bytes", "reason",
                   title=plural(result["count"], "dead letter") + (f", {result['listed']} shown"
                                                                 if result["listed"] < result["count"] else ""))
     for message in result["messages"]:
@@ -140,18 +139,30 @@ def rejected_list(
         return
     for name, count in result["reasons"].items():
         console.print(f"{count} x {name}", highlight=False)
-    table = Table("order_id", "rejected at", "reason", "order", *(["resolved"] if show_all else []),
+    table = folding_table("order_id", "rejected at", "reason", "order", *(["resolved"] if show_all else []),
                   title=f"{plural(result['count'], 'rejected order')} pending" + (f", {resolved} resolved" if show_all
                                                                           else ""))
     for row in result["rows"]:
-        table.add_row(row["order_id"] or "-", row["rejected_at"], row["reason"],
-                      json.dumps(row["order"], separators=(",", ":")),
+        table.add_row(row["order_id"] or "-", _when(row["rejected_at"]), row["reason"], _order(row["order"]),
                       *([f"stored {row['stored_at']}" if row.get("resolved") else "pending"] if show_all else []))
     console.print(table)
     if resolved:
         console.print(_resolved_line(resolved), highlight=False, soft_wrap=True)
     if result["count"]:
         console.print("txpipe rejected export FILE writes the pending ones as orders to fix and re-send.")
+
+
+def _when(iso: str) -> str:
+    """`2026-12-02 21:25:30` from an ISO instant (UTC): what a person reads in a narrow column."""
+    return iso.replace("T", " ")[:19]
+
+
+def _order(order: Any) -> str:
+    """`customer 12: 3 x cheese at 16.99`; anything not an order as compact JSON (`rejected show` has it all)."""
+    try:
+        return f"customer {order['customer_id']}: {order['qty']} x {order['type']} at {order['retail_price']}"
+    except (KeyError, TypeError):
+        return json.dumps(order, separators=(",", ":"))
 
 
 def _resolved_line(resolved: int) -> str:

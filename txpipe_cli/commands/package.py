@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt
-from txpipe_cli.output import console, err_console, handle_errors, print_json
+from txpipe_cli.output import console, err_console, folding_table, handle_errors, print_json
 
 
 @handle_errors
@@ -36,7 +35,7 @@ def package(
     if as_json:
         print_json(result)
         return
-    table = Table("function", "handler", "zip", title=f"Lambda artifact (CPython {result['python']}, "
+    table = folding_table("function", "handler", "zip", title=f"Lambda artifact (CPython {result['python']}, "
                   f"{result['platform']}, {result['bytes'] / 1_048_576:.1f} MiB)")
     for name, function in result["functions"].items():
         table.add_row(name, function["handler"], Path(function["zip"]).name)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 
 from lambdas.core.failures import MAX_RECEIVE_COUNT
 from txpipe_cli import config
@@ -15,7 +15,7 @@ from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.health import human_size, next_step, problems
 from txpipe_cli.humanize import duration, moment, plural
-from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
+from txpipe_cli.output import console, err_console, fail, folding_table, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
 
@@ -136,7 +136,7 @@ def _print_event(event: dict[str, Any]) -> None:
 def render_estimate(estimate: dict[str, Any], out: Console, assumptions: bool = True) -> None:
     """The monthly cost, line by line (pricing.Estimate.to_dict), then the total and the cost per million orders."""
     title = f"monthly cost at {estimate['orders_per_month']:,} orders (list prices of {estimate['prices_date']})"
-    table = Table("part", "detail", Column("$/month", justify="right"), title=title)
+    table = folding_table("part", "detail", Column("$/month", justify="right"), title=title)
     for line in estimate["lines"]:
         table.add_row(line["part"], line["detail"], f"{line['monthly_usd']:,.2f}")
     out.print(table)
@@ -147,7 +147,7 @@ def render_estimate(estimate: dict[str, Any], out: Console, assumptions: bool = 
 
 
 def _render_actions(result: dict[str, Any]) -> None:
-    table = Table("part", "state", title=f"txpipe deploy --target {result['target']}")
+    table = folding_table("part", "state", title=f"txpipe deploy --target {result['target']}")
     for part, action in result["actions"].items():
         table.add_row(part, action)
     console.print(table)
@@ -156,7 +156,7 @@ def _render_actions(result: dict[str, Any]) -> None:
 
 
 def _render_change_set(result: dict[str, Any]) -> None:
-    table = Table("action", "resource", "type", "replacement", title=f"change set for stack {result['stack']}")
+    table = folding_table("action", "resource", "type", "replacement", title=f"change set for stack {result['stack']}")
     for change in result["changes"]:
         table.add_row(change["action"], change["resource"], change["type"], change["replacement"])
     if result["changes"]:
@@ -192,7 +192,7 @@ def status(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOp
 
 
 def _render_status(target: str, result: dict[str, Any]) -> None:
-    table = Table("part", "state", "detail", title=f"txpipe status --target {target}")
+    table = folding_table("part", "state", "detail", title=f"txpipe status --target {target}")
     for name, part in result["parts"].items():
         state = part.get("state", "alive" if part["alive"] else "dead")
         detail = ", ".join(f"{k}={v}" for k, v in part.items()
@@ -205,7 +205,7 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
                       f"({fs['free_percent']:g}%) on {fs['path']} [{colour}]{fs['state']}[/]", highlight=False)
     pipeline = result.get("pipeline") or {}
     queue = pipeline.get("queue") or {}
-    facts = Table("measure", "value", title="pipeline")
+    facts = folding_table("measure", "value", title="pipeline")
     for label, value in [
         ("queue: waiting", queue.get("visible")), ("queue: in flight", queue.get("in_flight")),
         ("dead letters", queue.get("dead_letters")), ("outbox backlog", pipeline.get("outbox_backlog")),

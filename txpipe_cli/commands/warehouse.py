@@ -6,13 +6,12 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, OptionError
 from txpipe_cli.humanize import duration, moment, plural
-from txpipe_cli.output import console, err_console, handle_errors, interrupted, print_json
+from txpipe_cli.output import console, err_console, folding_table, handle_errors, interrupted, print_json
 from txpipe_cli.targets import Target, get_target
 
 
@@ -130,7 +129,7 @@ def sla_report(
 def _render_sla(report: dict[str, Any], target: str, since: str | None) -> None:
     """The report as a table, then what it left out (orders of seed --history)."""
     window = ", all orders" if since is None else f", orders of the last {since}"
-    table = Table("measure", "value", title=f"SLA report (SLA {duration(report['sla_seconds'])}{window})")
+    table = folding_table("measure", "value", title=f"SLA report (SLA {duration(report['sla_seconds'])}{window})")
     oldest = duration(report["oldest_pending_seconds"]) if report["pending"] else "none pending"
     last_sync = moment(report["last_sync_at"]) if report["last_sync_at"] else "never"
     for label, value in [
