@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.core import customers, env, log, rejections, reporting, schema
+from lambdas.core.reasons import one_line
 
 
 def _migrate(event: dict[str, Any]) -> dict[str, Any]:
@@ -54,13 +55,8 @@ def _freshness(event: dict[str, Any] | None = None) -> dict[str, Any]:
         result["awaiting_sync"] = reporting.awaiting_sync(env.oltp())
     except Exception as exc:  # noqa: BLE001 - the report reads the warehouse; OLTP down leaves this one count out
         env.drop_connections()
-        result.update(awaiting_sync=None, awaiting_sync_error=_first_line(exc))
+        result.update(awaiting_sync=None, awaiting_sync_error=one_line(exc))
     return result
-
-
-def _first_line(exc: Exception) -> str:
-    """A driver's error as one line (psycopg2 adds DETAIL and HINT lines), bounded."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _sla_report(event: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +78,7 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
             result.update(read())
         except Exception as exc:  # noqa: BLE001 - reported to the operator, with the others still shown
             env.drop_connections()
-            result["errors"][name] = _first_line(exc)
+            result["errors"][name] = one_line(exc)
     return result
 
 

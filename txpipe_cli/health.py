@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lambdas.core.reasons import one_line
 from txpipe_cli.humanize import plural
 
 MIB = 1024 * 1024
@@ -50,7 +51,7 @@ def filesystem(path: Path, statvfs: Callable[[str], Any] = os.statvfs) -> dict[s
 def no_space_reported(text: str) -> str | None:
     """The last line of `text` (a server log's tail, an error) in which PostgreSQL says the disk is full."""
     lines = [line for line in text.splitlines() if any(m in line.lower() for m in NO_SPACE_MARKERS)]
-    return " ".join(lines[-1].split())[:300] if lines else None
+    return one_line(lines[-1]) if lines else None
 
 
 def human_size(count: int) -> str:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lambdas.core.reasons import one_line
 from txpipe_cli.errors import ExitStatus, TxpipeError, aws_error, path_error
 
 try:  # Typer 0.29 carries its own Click (typer._click); an earlier Typer raises Click's own exceptions
@@ -74,8 +75,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             known = aws_error(exc)
             if known is not None:
                 fail(known.line())
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            fail(TxpipeError(f"unexpected {type(exc).__name__}: {first}",
+            fail(TxpipeError(f"unexpected {type(exc).__name__}: {one_line(str(exc))}",
                              hint="run the command again with TXPIPE_DEBUG=1 for the traceback").line())
 
     return wrapper

@@ -34,6 +34,7 @@ from typing import Any
 from lambdas.core.failures import Failure, backoff_seconds, classify
 from lambdas.core.orders import Order, unpack_message
 from lambdas.core.queue import Message, Queue, message_from_record
+from lambdas.core.reasons import one_line
 from lambdas.core.rejections import DETAIL_SEPARATOR, conflict_reason
 
 log = logging.getLogger("txpipe.store")
@@ -204,11 +205,11 @@ def _store(parsed: list[tuple[Message, list[Order]]], connection: Callable[[], A
         except Exception as exc:  # noqa: BLE001
             _rollback(conn, reset)
             if classify(exc) is Failure.TERMINAL:
-                log.warning("batch failed (%s); storing its %d messages one by one", _one_line(exc), len(parsed))
+                log.warning("batch failed (%s); storing its %d messages one by one", one_line(exc), len(parsed))
                 _one_by_one(connection, reset, parsed, result, outcome)
                 return
             if attempt == 2:  # transient twice: back off
-                log.warning("database unavailable, %d messages wait to be retried: %s", len(parsed), _one_line(exc))
+                log.warning("database unavailable, %d messages wait to be retried: %s", len(parsed), one_line(exc))
                 outcome.retry += [message for message, _ in parsed]
 
 
@@ -225,8 +226,8 @@ def _one_by_one(connection: Callable[[], Any], reset: Callable[[], None], parsed
             _rollback(conn, reset)
             if classify(exc) is Failure.TERMINAL:
                 log.error("message %s (%d orders, first %s) can never be stored: %s",
-                          message.message_id, len(orders), orders[0].order_id, _one_line(exc))
-                outcome.dead.append((message, f"the database refused it: {_one_line(exc)}"))
+                          message.message_id, len(orders), orders[0].order_id, one_line(exc))
+                outcome.dead.append((message, f"the database refused it: {one_line(exc)}"))
                 continue
             outcome.retry += [m for m, _ in parsed[index:]]  # the database went away mid-way: the rest waits
             return
@@ -260,8 +261,3 @@ def _rollback(conn: Any, reset: Callable[[], None]) -> None:
             return
     reset()
 
-
-def _one_line(exc: BaseException) -> str:
-    """psycopg2's messages span lines (DETAIL, CONTEXT, a caret line); logs and reasons want the first."""
-    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
-    return " ".join(str(primary or exc).split())[:500]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lambdas.core.reasons import one_line
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError, aws_error
 from txpipe_cli.humanize import duration, plural
@@ -294,7 +295,7 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, TxpipeError):
         return exc.reason
     known = aws_error(exc)
-    return known.reason if known else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return known.reason if known else one_line(exc)
 
 
 def _chunks(rows: Iterator[list[Any]], size: int) -> Iterator[list[list[Any]]]:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from lambdas.core.reasons import one_line
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.server import respond
 from txpipe_cli.states import StateNotFound, resolve
@@ -132,7 +133,7 @@ class Reader:
             self.invoke("refresh", {"source": "txpipe.dashboard"})
             self.refresh_error = None
         except Exception as exc:  # noqa: BLE001 - shown on the page; the next refresh may succeed
-            self.refresh_error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            self.refresh_error = one_line(exc)
             log.warning("refresh failed: %s", self.refresh_error)
         finally:
             with self._lock:
@@ -265,7 +266,7 @@ class DashboardApp:
             return
         except Exception as exc:  # noqa: BLE001 - one line for the page, the traceback in the log
             log.exception("read failed")
-            await self._json(send, 502, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+            await self._json(send, 502, {"error": f"{type(exc).__name__}: {one_line(exc)}"})
             return
         await self._json(send, 200, data)
 

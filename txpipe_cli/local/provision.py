@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lambdas.core.reasons import one_line
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.state import DATABASES, QUEUE_NAME, SUPERUSER, LocalState
 
@@ -46,7 +47,7 @@ def provision(state: LocalState) -> str:
     try:
         conn = admin("postgres")
     except psycopg2.OperationalError as exc:
-        raise TxpipeError(f"cannot reach the local PostgreSQL server: {_first_line(exc)}",
+        raise TxpipeError(f"cannot reach the local PostgreSQL server: {one_line(exc)}",
                           hint="run txpipe deploy again; txpipe status shows the server") from None
     try:
         with conn.cursor() as cur:
@@ -72,7 +73,7 @@ def provision(state: LocalState) -> str:
                     cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database),
                                                                                sql.Identifier(OWNER)))
     except psycopg2.Error as exc:
-        raise TxpipeError(f"could not provision the local databases: {_first_line(exc)}") from None
+        raise TxpipeError(f"could not provision the local databases: {one_line(exc)}") from None
     finally:
         conn.close()
     for database in DATABASES.values():
@@ -126,7 +127,3 @@ def _queue(state: LocalState) -> None:
         queue.run_statements(QUEUE_GRANTS)
     finally:
         queue.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 from lambdas.core.env import function_environment
 from lambdas.core.queue import PgQueue
+from lambdas.core.reasons import one_line
 from lambdas.functions import FUNCTIONS
 from txpipe_cli.config import parse_clock
 from txpipe_cli.local.events import LambdaContext, queue_arn, scheduled_event
@@ -129,7 +130,7 @@ class Schedules:
         try:
             record["result"] = self.invoke(name, scheduled_event(f"txpipe-{name}", started))
         except Exception as exc:  # noqa: BLE001 - a failed run is recorded and retried next slot
-            reason = " ".join(str(exc).split())[:300]  # drivers' messages span lines
+            reason = one_line(exc)
             log.error("scheduled %s failed: %s", name, reason)
             record["error"] = reason
         record["finished_at"] = datetime.now(UTC).isoformat()
@@ -157,7 +158,7 @@ class Poller:
             try:
                 self.poll_once()
             except Exception as exc:  # noqa: BLE001 - the queue or database is down: back off, keep polling
-                log.warning("poller: %s", " ".join(str(exc).split())[:300])
+                log.warning("poller: %s", one_line(exc))
                 self.queue.close()
                 self.stop.wait(1.0)
 

@@ -36,6 +36,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lambdas.core.reasons import one_line
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.health import filesystem, no_space_reported
@@ -360,10 +361,10 @@ class LocalTarget:
             message = body.get("errorMessage") or body.get("message") if isinstance(body, dict) else body
             raise TxpipeError(f"the local runtime refused to invoke {function}: {message}")
         if headers.get("x-amz-function-error"):
-            raise TxpipeError(f"the {function} function failed: {_one_line(body.get('errorMessage'))}",
+            raise TxpipeError(f"the {function} function failed: {one_line(body.get('errorMessage'))}",
                               hint=f"see {state.log_dir / 'runtime.log'}")
         if isinstance(body, dict) and "error" in body:
-            raise TxpipeError(_one_line(body["error"]))
+            raise TxpipeError(one_line(body["error"]))
         return body
 
 
@@ -375,11 +376,6 @@ def _no_space_logged(log_file: Path, tail: int = 64 * 1024) -> str | None:
             return no_space_reported(handle.read().decode(errors="replace"))
     except OSError:
         return None
-
-
-def _one_line(text: Any) -> str:
-    """Driver messages span lines (DETAIL, HINT, a caret line): the operator gets the first sentence's line."""
-    return " ".join(str(text).split())[:400]
 
 
 def _signal(pid: int, sig: int) -> None:
