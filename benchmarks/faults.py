@@ -264,7 +264,7 @@ class Harness:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-        from txpipe_cli.local.target import runtime_pids
+        from txpipe_cli.local.processes import runtime_pids
 
         alive = runtime_pids(self.stack.home)
         again = self.send(path)

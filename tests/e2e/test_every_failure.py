@@ -18,7 +18,7 @@ from tests.e2e.test_local_target import Cli, wait_for
 from txpipe_cli.app import app
 from txpipe_cli.commands import pipeline
 from txpipe_cli.local.pg import PgServer, find_bindir
-from txpipe_cli.local.target import pid_is_runtime
+from txpipe_cli.local.processes import pid_is_runtime
 
 runner = CliRunner()
 MISSING = "/nonexistent-txpipe/dir"

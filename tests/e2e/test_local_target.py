@@ -26,8 +26,8 @@ from lambdas.core.db import connect_postgres
 from lambdas.core.queue import PgQueue
 from txpipe_cli.app import app
 from txpipe_cli.local.pg import PgServer, find_bindir
+from txpipe_cli.local.processes import pid_is_runtime
 from txpipe_cli.local.state import LocalState
-from txpipe_cli.local.target import pid_is_runtime
 from txpipe_cli.synthetic import generate_customers
 
 runner = CliRunner()

@@ -15,7 +15,8 @@
 5. schema    - migrations applied through the ops function, as on AWS.
 
 `destroy` stops every process it started (found by pid and command line) and
-removes every file it created.
+removes every file it created. How a runtime is started, found, asked and stopped is
+txpipe_cli/local/processes.py's.
 """
 
 from __future__ import annotations
@@ -26,11 +27,7 @@ import functools
 import hashlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -40,12 +37,11 @@ from lambdas.core.reasons import one_line
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.health import filesystem, no_space_reported
-from txpipe_cli.local import control
+from txpipe_cli.local import control, processes
 from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_user
 from txpipe_cli.local.provision import provision
 from txpipe_cli.local.state import SUPERUSER, LocalState, private_dir, private_home
 
-RUNTIME_MODULE = "txpipe_cli.local.runtime"
 # The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
 RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 10, "batch_window": 0.5, "sync_max_seconds": 100}
 # Bumped when a runtime of an earlier release must be replaced on the next deploy (here: uvicorn, the
@@ -82,34 +78,6 @@ def port_free(port: int) -> bool:
         return True
 
 
-HEALTH_TIMEOUT = 2.0  # a runtime that does not answer /health within this is hung
-STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
-
-
-def _cmdline(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
-def pid_is_runtime(pid: int, home: Path | None = None) -> bool:
-    """True if pid is alive and is our runtime (for this home): a recycled pid must not be killed."""
-    args = _cmdline(pid) if pid > 0 else []
-    if RUNTIME_MODULE.encode() not in args:
-        return False
-    return home is None or str(home).encode() in args
-
-
-def runtime_pids(home: Path) -> list[int]:
-    """Every runtime process serving this home, recorded or not (e.g. one a crashed deploy left)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid() and pid_is_runtime(int(entry.name), home):
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
 class LocalTarget:
     name = "local"
 
@@ -126,13 +94,6 @@ class LocalTarget:
 
     def _server(self, state: LocalState) -> PgServer:
         return PgServer(Path(state.pg_root), state.pg_port, state.pg_user, find_bindir())
-
-    def _health(self, state: LocalState, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
-        try:
-            status, _, body = control.call(state.invoke_socket, "GET", "/health", timeout=timeout, what="/health")
-        except TxpipeError:
-            return None
-        return body if status == 200 and isinstance(body, dict) else None
 
     @property
     def api_url(self) -> str:
@@ -218,9 +179,9 @@ class LocalTarget:
 
     def _ensure_runtime(self, state: LocalState, settings: PipelineSettings) -> str:
         wanted = asdict(settings)
-        running = pid_is_runtime(state.runtime_pid, self.home)
-        alive = running and self._health(state) is not None
-        strays = [pid for pid in runtime_pids(self.home) if pid != state.runtime_pid]
+        running = processes.pid_is_runtime(state.runtime_pid, self.home)
+        alive = running and processes.health(state) is not None
+        strays = [pid for pid in processes.runtime_pids(self.home) if pid != state.runtime_pid]
         # The runtime's handlers were given the database port at start: a moved server needs a restart.
         current = (state.settings == wanted and state.runtime.get("pg_port") == state.pg_port
                    and state.runtime.get("version") == RUNTIME_VERSION
@@ -233,7 +194,7 @@ class LocalTarget:
             action = "updated" if state.runtime.get("version") != RUNTIME_VERSION else "replaced a hung runtime"
         else:
             action = "restarted" if state.runtime_pid else "started"
-        self._stop_runtimes(state)
+        processes.stop_runtimes(self.home, state.runtime_pid)
         state.settings = wanted
         # This release's runtime options (none is the operator's to choose): an earlier release's stay not.
         state.runtime = {**state.runtime, **RUNTIME_DEFAULTS, "pg_port": state.pg_port, "version": RUNTIME_VERSION,
@@ -242,65 +203,19 @@ class LocalTarget:
         if not state.api_port or not port_free(state.api_port):
             state.api_port = free_port()
         state.save()
-        proc = self._spawn_runtime(state)
+        proc = processes.spawn(state)
         state.runtime_pid = proc.pid
         state.save()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = self._start_output(state).strip().splitlines()[-1:]
-                raise TxpipeError(f"the local runtime exited at start: {tail[0] if tail else proc.returncode}",
-                                  hint=f"see {state.log_dir / 'runtime.out'}")
-            if self._health(state, timeout=0.5):
-                return action
-            time.sleep(0.1)
-        raise TxpipeError("the local runtime did not answer within 20 s", hint=f"see {state.log_dir}")
-
-    def _spawn_runtime(self, state: LocalState) -> subprocess.Popen[bytes]:
-        """Starts the runtime detached; what it prints before its own log is set up (an import error, say)
-        goes to logs/runtime.out, 0600, emptied at each start."""
-        state.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(state.log_dir, 0o700)
-        out = os.open(state.log_dir / "runtime.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                [sys.executable, "-m", RUNTIME_MODULE, "--home", str(self.home)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, cwd=str(self.home),
-            )
-        finally:
-            os.close(out)
-
-    def _start_output(self, state: LocalState) -> str:
-        try:
-            return (state.log_dir / "runtime.out").read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _stop_runtimes(self, state: LocalState) -> list[int]:
-        """Stops every runtime of this home: SIGTERM, then SIGKILL after STOP_GRACE (a hung or stopped
-        process only yields to that). Returns the pids stopped."""
-        pids = sorted(set(runtime_pids(self.home)) | ({state.runtime_pid}
-                                                      if pid_is_runtime(state.runtime_pid, self.home) else set()))
-        for pid in pids:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline and any(pid_is_runtime(p, self.home) for p in pids):
-            for pid in pids:
-                _reap(pid)
-            time.sleep(0.05)
-        for pid in pids:
-            if pid_is_runtime(pid, self.home):
-                _signal(pid, signal.SIGKILL)
-                _reap(pid)
-        return pids
+        processes.wait_until_answering(proc, state)
+        return action
 
     # ------------------------------------------------------------------ status / destroy
 
     def status(self) -> dict[str, Any]:
         state = self._state()
         server = self._server(state)
-        running = pid_is_runtime(state.runtime_pid, self.home)
-        health = self._health(state) if running else None
+        running = processes.pid_is_runtime(state.runtime_pid, self.home)
+        health = processes.health(state) if running else None
         runtime_state = "alive" if health is not None else ("hung" if running else "dead")
         result: dict[str, Any] = {
             "target": "local",
@@ -332,7 +247,7 @@ class LocalTarget:
             return self._destroy(self._state())
 
     def _destroy(self, state: LocalState) -> dict[str, Any]:
-        stopped = self._stop_runtimes(state)
+        stopped = processes.stop_runtimes(self.home, state.runtime_pid)
         if state.pg_root:
             self._server(state).remove()
         socket_dir = state.invoke_socket.parent
@@ -376,18 +291,3 @@ def _no_space_logged(log_file: Path, tail: int = 64 * 1024) -> str | None:
             return no_space_reported(handle.read().decode(errors="replace"))
     except OSError:
         return None
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int) -> None:
-    """Collects the runtime if this process started it, so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
