@@ -15,20 +15,12 @@ from lambdas.core.reasons import one_line
 
 
 def _migrate(event: dict[str, Any]) -> dict[str, Any]:
-    oltp, warehouse = env.oltp(), env.warehouse()
-    applied = {"oltp": schema.migrate(oltp, schema.OLTP_MIGRATIONS),
-               "warehouse": schema.migrate(warehouse, schema.WAREHOUSE_MIGRATIONS)}
+    """Both databases' pending migrations, then who may do what in each (the warehouse's users and grants are
+    its own: Warehouse.grant), then the reference population."""
+    oltp, warehouse, destination = env.oltp(), env.warehouse(), env.warehouse_backend()
+    applied = {"oltp": schema.migrate(oltp, schema.OLTP_MIGRATIONS), "warehouse": destination.migrate(warehouse)}
     schema.apply_statements(oltp, schema.OLTP_ACCESS)
-    if env.warehouse_kind() == "postgres":
-        schema.apply_statements(warehouse, schema.WAREHOUSE_INDEXES_POSTGRES)
-        schema.apply_statements(warehouse, schema.WAREHOUSE_ACCESS_POSTGRES)
-    else:
-        users = env.environ()
-        # Set by the stack (IAMR:<role>); absent where nothing logs in with IAM (the shim in the tests).
-        if users.get("TXPIPE_WAREHOUSE_SYNC_USER") and users.get("TXPIPE_WAREHOUSE_REFRESH_USER"):
-            schema.redshift_access(warehouse, users["TXPIPE_WAREHOUSE_SYNC_USER"],
-                                   users["TXPIPE_WAREHOUSE_REFRESH_USER"])
-            schema.redshift_keys(warehouse)
+    destination.grant(warehouse, env.environ())
     return {"applied": applied, "state_population_rows": schema.load_state_population(warehouse)}
 
 

@@ -6,6 +6,7 @@ dicts of JSON-ready values: they travel back from the ops function as JSON.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,6 @@ from lambdas.core.schema import (
     NOT_IN_VIEWS_SQL,
     RECORD_REFRESH_SQL,
     REFRESH_STATEMENTS,
-    REFRESH_STATEMENTS_POSTGRES,
     TAKE_SNAPSHOT_SQL,
     state_populations,
 )
@@ -24,23 +24,26 @@ from lambdas.core.schema import (
 STATE_CODES = frozenset(code for code, _, _ in state_populations())
 
 
-def refresh_views(warehouse: Any, concurrently: bool = False) -> list[str]:
+def refresh_views(warehouse: Any, statements: Sequence[str] = REFRESH_STATEMENTS, *,
+                  each_commits: bool = True) -> list[str]:
     """Takes a snapshot of the fact table (stamps the rows no refresh has taken yet), refreshes both views from
-    it, and records the refresh under the snapshot's time (schema.TAKE_SNAPSHOT_SQL): the views agree whatever
-    the sync commits meanwhile.
+    it with `statements`, and records the refresh under the snapshot's time (schema.TAKE_SNAPSHOT_SQL): the
+    views agree whatever the sync commits meanwhile.
 
-    `concurrently` (PostgreSQL): one transaction, REFRESH ... CONCURRENTLY, so readers are never locked out and
-    see the old views, and the old count of what they lack, until it commits. Otherwise (Redshift) each
-    statement is committed as Redshift runs it, each REFRESH a transaction of its own; the stamp commits
-    first, so each REFRESH sees it."""
+    Which statements run, and in what transactions, is the warehouse's to say (Warehouse.refresh passes its
+    refresh_statements and Capabilities.refresh_commits). `each_commits` (Redshift, where each REFRESH is a
+    transaction of its own; the default, which every warehouse allows): each statement is committed as it
+    runs, the stamp first, so each REFRESH sees it. Otherwise one transaction (PostgreSQL, with REFRESH ...
+    CONCURRENTLY), so readers are never locked out and see the old views, and the old count of what they
+    lack, until it commits."""
     taken_at = datetime.now(UTC)
     with warehouse.cursor() as cur:
         cur.execute(TAKE_SNAPSHOT_SQL, (taken_at,))
-        for statement in REFRESH_STATEMENTS_POSTGRES if concurrently else REFRESH_STATEMENTS:
-            if not concurrently:
+        for statement in statements:
+            if each_commits:
                 warehouse.commit()
             cur.execute(statement)
-        if not concurrently:
+        if each_commits:
             warehouse.commit()
         cur.execute(RECORD_REFRESH_SQL, (taken_at,))
     warehouse.commit()

@@ -64,8 +64,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.core.schema import MERGE_SQL, RECORD_RUN_SQL, STAGE_CLEAR, STAGE_DDL
-from lambdas.core.warehouse import CopyRows, Warehouse
-from lambdas.core.warehouse.postgres import PostgresWarehouse
+from lambdas.core.warehouse import DEFAULT_KIND, CopyRows, Warehouse, warehouse_class
 
 # OLTP statements (PostgreSQL only).
 _TYPED_COLUMNS = "o.order_id, o.customer_id, c.state, o.pizza_type, o.qty, o.retail_price, o.accepted_at, o.stored_at"
@@ -233,10 +232,10 @@ def run_sync(
     """Runs batches from `oltp` (psycopg2) into `warehouse` until the outbox is drained or max_seconds is spent;
     see the module docstring.
 
-    `warehouse` is a connection of `backend`'s kind (PostgreSQL by default), or a function that returns one,
-    called only when the run first needs the warehouse. Either way, on a warehouse that bills by wake a run
-    that claims nothing sends it nothing (and so records no run there)."""
-    backend = backend or PostgresWarehouse()
+    `warehouse` is a connection of `backend`'s kind (by default warehouse.DEFAULT_KIND's: PostgreSQL), or a
+    function that returns one, called only when the run first needs the warehouse. Either way, on a warehouse
+    that bills by wake a run that claims nothing sends it nothing (and so records no run there)."""
+    backend = backend or warehouse_class(DEFAULT_KIND)()
     connection = None if _opens_lazily(warehouse) else warehouse
 
     def connection_now() -> Any:  # the warehouse connection, opened on first use

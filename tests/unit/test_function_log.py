@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -152,7 +153,8 @@ def test_sync_says_what_moved_apart_from_its_metric_line(monkeypatch: pytest.Mon
 
 
 def test_refresh_names_its_views(monkeypatch: pytest.MonkeyPatch, lines: list[dict[str, Any]]) -> None:
-    monkeypatch.setattr(refresh, "refresh_views", lambda *args, **kwargs: ["sales_by_state", "state_sales"])
+    refreshing = SimpleNamespace(refresh=lambda conn: ["sales_by_state", "state_sales"])
+    monkeypatch.setattr(refresh.env, "warehouse_backend", lambda: refreshing)
     monkeypatch.setattr(refresh.env, "warehouse", lambda: None)
     assert refresh.handler({}, None) == {"refreshed": ["sales_by_state", "state_sales"]}
     assert lines[0]["message"] == "refreshed 2 views" and lines[0]["views"] == ["sales_by_state", "state_sales"]

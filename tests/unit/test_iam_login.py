@@ -11,8 +11,9 @@ import boto3
 import pytest
 import sqlglot
 
-from lambdas.core import db, schema, warehouse
+from lambdas.core import db, schema
 from lambdas.core.db import Endpoint
+from lambdas.core.warehouse import redshift
 from tests.fakes import SelfCursor
 
 RDS = Endpoint("txpipe-dev-oltp.abc.us-east-1.rds.amazonaws.com", 5432, "txpipe", "iam:txpipe_store")
@@ -59,12 +60,12 @@ def test_a_file_secret_never_touches_iam(monkeypatch: pytest.MonkeyPatch, tmp_pa
      {"iam": True, "group_federation": True, "cluster_identifier": "txpipe-dev", "region": "eu-west-1"}),
 ])
 def test_redshift_iam_login_settings(target: dict[str, str], expected: dict[str, Any]) -> None:
-    assert warehouse.iam_login(target) == expected
+    assert redshift.iam_login(target) == expected
 
 
 def test_redshift_iam_login_needs_a_workgroup_or_a_cluster() -> None:
     with pytest.raises(RuntimeError, match="WORKGROUP or TXPIPE_WAREHOUSE_CLUSTER"):
-        warehouse.iam_login({"region": "us-east-1"})
+        redshift.iam_login({"region": "us-east-1"})
 
 
 def test_connect_redshift_with_iam_passes_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,8 +73,8 @@ def test_connect_redshift_with_iam_passes_no_password(monkeypatch: pytest.Monkey
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(redshift_connector, "connect", lambda **kwargs: seen.update(kwargs) or type("C", (), {})())
-    warehouse.connect_redshift(Endpoint("wg.123.us-east-1.redshift-serverless.amazonaws.com", 5439, "txpipe",
-                                        "iam:role"), iam_target={"workgroup": "txpipe-dev", "region": "us-east-1"})
+    redshift.connect_redshift(Endpoint("wg.123.us-east-1.redshift-serverless.amazonaws.com", 5439, "txpipe",
+                                       "iam:role"), iam_target={"workgroup": "txpipe-dev", "region": "us-east-1"})
     assert seen["iam"] is True and seen["serverless_work_group"] == "txpipe-dev"
     assert "password" not in seen and "user" not in seen
     assert (seen["ssl"], seen["sslmode"]) == (True, "verify-full")

@@ -87,12 +87,13 @@ def warehouse_timeline(backend: Warehouse, rows: list[Any]) -> list[str]:
 
 
 def test_each_backend_declares_its_capabilities() -> None:
-    """PostgreSQL takes COPY text and truncates inside the transaction; Redshift takes typed rows, its
-    TRUNCATE commits, and each time a query wakes it (Serverless) it bills at least 60 s."""
+    """PostgreSQL takes COPY text, truncates inside the transaction and refreshes the views in one; Redshift
+    takes typed rows, its TRUNCATE commits, each time a query wakes it (Serverless) it bills at least 60 s, and
+    each REFRESH is a transaction of its own."""
     assert PostgresWarehouse.capabilities == Capabilities(copy_text=True, truncate_commits=False,
-                                                          bills_by_wake=False)
+                                                          bills_by_wake=False, refresh_commits=False)
     assert RedshiftWarehouse.capabilities == Capabilities(copy_text=False, truncate_commits=True,
-                                                          bills_by_wake=True)
+                                                          bills_by_wake=True, refresh_commits=True)
     assert (PostgresWarehouse.kind, RedshiftWarehouse.kind) == ("postgres", "redshift")
 
 

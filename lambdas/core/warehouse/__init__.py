@@ -1,38 +1,98 @@
-"""The warehouse behind one interface, as dlt's destinations: what sync may ask of a warehouse.
+"""The warehouse as a complete destination, as dlt's: everything txpipe asks of a warehouse, one class per kind.
 
-A warehouse is PostgreSQL or "PostgreSQL with differences" (Redshift). The SQL they share lives in
-schema.py (the fact table, the staging table, the merge), and run_sync drives both the same way:
-per batch, clear the stage, `load_stage` the claimed rows into it, merge, commit, then `unstage`
-whatever the load left outside the warehouse. What differs is behind this interface:
+A warehouse is PostgreSQL or "PostgreSQL with differences" (Redshift). The SQL they share lives in schema.py
+(the migrations, the stage and the merge, the views' snapshot and REFRESH statements, the grants); each
+`Warehouse` class decides which of it runs and in what transactions, and owns what differs:
 
+- `from_env(variables)`: the warehouse built from a function's environment (its endpoint, and whatever else it
+  reads; `settings` lists those variables, and a warm function reuses one object per distinct set of values);
 - `connect()`: a DB-API connection with autocommit off (psycopg2, or redshift-connector);
-- `load_stage(cursor, rows)`: how a batch gets into `orders_stage` (PostgreSQL: COPY FROM STDIN;
-  Redshift: gzipped CSV to S3 and COPY with an IAM role, or multi-row INSERTs without a bucket);
-- `unstage(staged)`: removes the batch's copy outside the warehouse once the warehouse has committed it;
-- `capabilities`: what run_sync must know to drive it (the rows it takes, whether TRUNCATE commits,
-  whether waking it costs money).
+- `capabilities`: what the code driving it must know, as data (`Capabilities`);
+- `migrate(conn)`: the versioned schema migrations (schema.WAREHOUSE_MIGRATIONS, shared);
+- `grant(conn, variables)`: re-applied after every migrate: its function users, what each may do, and the
+  physical design that goes with them (PostgreSQL's indexes, Redshift's keys);
+- `load_stage(cursor, rows)` and `unstage(staged)`: how run_sync's batch gets into `orders_stage` (PostgreSQL:
+  COPY FROM STDIN; Redshift: gzipped CSV to S3 and COPY with an IAM role, or multi-row INSERTs without a
+  bucket), and how the copy the load left outside the warehouse is removed once the warehouse has committed;
+- `refresh(conn)`: both reporting views from one snapshot of the fact table (the stamp, each REFRESH in
+  `refresh_statements`, the record), in the transactions its capabilities say;
+- `is_connection_error(exc)`: whether a driver error means the connection is gone (transient: retried once
+  on a fresh connection, env.fresh_connections_on_error) rather than a statement that failed (terminal).
 
-The implementations: `postgres.PostgresWarehouse` (the local stand-in) and `redshift.RedshiftWarehouse`.
-env.py picks one by TXPIPE_WAREHOUSE_KIND.
+run_sync (sync.py) drives every warehouse alike: per batch, clear the stage, `load_stage` the claimed rows,
+merge, commit, then `unstage`. The ops function's migrate calls `migrate` and `grant`; the refresh function
+calls `refresh`. None of them, nor env.py, names a kind: they find the class in `WAREHOUSES` by
+TXPIPE_WAREHOUSE_KIND (`warehouse_class`), importing its module on first use, so the local target never
+imports Redshift's module, nor redshift-connector.
+
+Adding a warehouse (Snowflake, DuckDB, ...): one module, one registry line, the template.
+
+1. One module, lambdas/core/warehouse/<kind>.py, with one class (the template below). Its SQL goes in schema.py
+   if it is statements the other warehouses share or that the grammar tests should see; its driver is imported
+   inside `connect`, never at the module's top (a function that does not use it must not pay for it).
+2. One registry line in `WAREHOUSES` below: "<kind>": "lambdas.core.warehouse.<kind>:<Class>" (or, from a
+   plugin or a test, `register("<kind>", Class)`).
+3. The deployment sets TXPIPE_WAREHOUSE_KIND=<kind> and the variables its `from_env` reads. Nothing else
+   changes: env, the sync, ops and refresh functions and the CLI reach it through this interface
+   (tests/unit/test_warehouse_registry.py shows it with a warehouse defined in the test).
+
+    class ExampleWarehouse(Warehouse):  # its docstring: the driver, its bulk load, what differs from PostgreSQL
+        kind = "example"
+        capabilities = Capabilities(copy_text=False, truncate_commits=False, bills_by_wake=False,
+                                    refresh_commits=False)
+        settings = (*ENDPOINT_SETTINGS, "TXPIPE_WAREHOUSE_EXAMPLE_OPTION")  # every variable from_env reads
+
+        def __init__(self, endpoint: Endpoint | None = None, *, option: str = "") -> None:
+            self.endpoint, self.option = endpoint, option  # None: a loader only (run_sync's caller connects)
+
+        @classmethod
+        def from_env(cls, variables: Mapping[str, str]) -> ExampleWarehouse:
+            # Refuse a bad setting here, with the variable's name: it is checked before anything connects.
+            return cls(Endpoint.from_env("warehouse", dict(variables)),
+                       option=variables.get("TXPIPE_WAREHOUSE_EXAMPLE_OPTION", ""))
+
+        def connect(self) -> Any:
+            import exampledb  # the driver, lazily: see step 1
+
+            conn = exampledb.connect(...)  # the endpoint's host, port, database and secret (db.read_secret)
+            conn.autocommit = False
+            return conn
+
+        def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
+            schema.apply_statements(conn, schema.WAREHOUSE_ACCESS_EXAMPLE)  # its users and their grants
+
+        def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
+            ...  # fill orders_stage with rows (STAGE_COLUMNS, in order) in the open transaction, its fastest way
+            return None
+
+        @staticmethod
+        def is_connection_error(exc: BaseException) -> bool:
+            driver = sys.modules.get("exampledb")  # not loaded: it made no connection to lose
+            return driver is not None and isinstance(exc, driver.OperationalError)  # "the connection is gone"
+
+    `migrate`, `refresh` (with `refresh_statements`) and `unstage` are inherited: override what differs only.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, overload
 
+from lambdas.core import schema
+from lambdas.core.reporting import refresh_views
 from lambdas.core.schema import STAGE_COLUMNS
 
-__all__ = ["STAGE_COLUMNS", "Capabilities", "CopyRows", "Staged", "Warehouse", "connect_redshift", "iam_login",
-           "is_connection_error"]
+__all__ = ["DEFAULT_KIND", "ENDPOINT_SETTINGS", "STAGE_COLUMNS", "WAREHOUSES", "Capabilities", "CopyRows", "Staged",
+           "Warehouse", "is_connection_error", "register", "warehouse_class"]
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What run_sync relies on (dlt's DestinationCapabilitiesContext, in small)."""
+    """What the code driving a warehouse relies on (dlt's DestinationCapabilitiesContext, in small)."""
 
     # load_stage takes rows as PostgreSQL's COPY text (tuples of text, or CopyRows straight from the OLTP
     # database's COPY TO STDOUT), so run_sync claims them as text and parses nothing. Otherwise typed rows
@@ -43,8 +103,14 @@ class Capabilities:
     truncate_commits: bool
     # Each wake is billed (Redshift Serverless: at least 60 s of its base capacity per query that wakes it). A
     # run that claims nothing then never connects to it, and records no run in its sync_runs: there, sync_runs
-    # lists the runs that moved orders. A warehouse that does not (PostgreSQL) records every run.
+    # lists the runs that moved orders. A warehouse that does not (PostgreSQL) records every run. The CLI says
+    # which its last recorded run is from this (txpipe_cli/commands/warehouse.py, last_sync_label).
     bills_by_wake: bool
+    # Each REFRESH MATERIALIZED VIEW runs as a transaction of its own (Redshift). `refresh` then commits the
+    # snapshot's stamp before the first, so each REFRESH sees it, and each statement as it runs. Otherwise the
+    # stamp, the refreshes and the record are one transaction: readers see the old views, and the old count of
+    # what they lack, until it commits (PostgreSQL, which refreshes CONCURRENTLY inside it).
+    refresh_commits: bool
 
 
 @dataclass(frozen=True)
@@ -54,15 +120,40 @@ class Staged:
     uri: str
 
 
+# The variables of a warehouse endpoint (db.Endpoint.from_env("warehouse", ...)).
+ENDPOINT_SETTINGS = ("TXPIPE_WAREHOUSE_HOST", "TXPIPE_WAREHOUSE_PORT", "TXPIPE_WAREHOUSE_DB", "TXPIPE_WAREHOUSE_SECRET")
+
+
 class Warehouse(ABC):
-    """One kind of warehouse: how to connect, how to fill the staging table, what it can do."""
+    """One kind of warehouse, complete: built from the environment, connected to, migrated, granted, loaded,
+    refreshed, and its errors told apart. Only what differs is abstract; the rest runs schema.py's shared SQL."""
 
     kind: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # Every variable from_env reads: a warm function builds one warehouse per distinct set of their values.
+    settings: ClassVar[tuple[str, ...]] = ENDPOINT_SETTINGS
+    # The views' REFRESH statements, in order (schema.py's); `refresh` runs them after the snapshot's stamp.
+    refresh_statements: ClassVar[tuple[str, ...]] = schema.REFRESH_STATEMENTS
+
+    @classmethod
+    @abstractmethod
+    def from_env(cls, variables: Mapping[str, str]) -> Warehouse:
+        """The warehouse a function's environment describes; a missing or unsafe setting is refused here
+        (RuntimeError naming the variable), before anything connects."""
 
     @abstractmethod
     def connect(self) -> Any:
         """A new DB-API connection to the warehouse, autocommit off."""
+
+    def migrate(self, conn: Any) -> list[int]:
+        """Applies the warehouse migrations not yet applied, each in its own transaction; returns their versions."""
+        return schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS)
+
+    @abstractmethod
+    def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
+        """Re-applied after every migrate (idempotent, so what a release adds reaches a deployment): the
+        functions' users on this warehouse, what each may do, and the physical design that goes with them.
+        `variables`: the ops function's environment (where the deployment names the users, if it does)."""
 
     @abstractmethod
     def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
@@ -71,6 +162,54 @@ class Warehouse(ABC):
 
     def unstage(self, staged: Staged) -> None:  # noqa: B027 - a no-op unless the kind stages outside
         """Removes a batch's outside copy; run_sync calls it once the warehouse has committed that batch."""
+
+    def refresh(self, conn: Any) -> list[str]:
+        """Both reporting views from one snapshot of the fact table (reporting.refresh_views: the stamp, then
+        `refresh_statements`, then the record), in the transactions Capabilities.refresh_commits says. Returns
+        the views refreshed."""
+        return refresh_views(conn, self.refresh_statements, each_commits=self.capabilities.refresh_commits)
+
+    @staticmethod
+    @abstractmethod
+    def is_connection_error(exc: BaseException) -> bool:
+        """True when `exc`, raised by this warehouse's driver, means the connection is unusable: transient, so
+        the invocation is retried once on a fresh connection. Any other error is the statement's: terminal."""
+
+
+# --------------------------------------------------------------------------- the registry
+DEFAULT_KIND = "postgres"  # a function whose environment names no TXPIPE_WAREHOUSE_KIND (the local stand-in)
+# Every warehouse by TXPIPE_WAREHOUSE_KIND, as "module:Class": a module is imported when its kind is first asked
+# for, so a function never imports a warehouse it does not use (the local target: not Redshift's, nor its driver).
+WAREHOUSES: dict[str, str | type[Warehouse]] = {
+    "postgres": "lambdas.core.warehouse.postgres:PostgresWarehouse",
+    "redshift": "lambdas.core.warehouse.redshift:RedshiftWarehouse",
+}
+_imported: dict[str, type[Warehouse]] = {}
+
+
+def register(kind: str, warehouse: str | type[Warehouse]) -> None:
+    """Adds (or replaces) a warehouse kind: its class, or "module:Class" to import on first use."""
+    WAREHOUSES[kind] = warehouse
+
+
+def warehouse_class(kind: str) -> type[Warehouse]:
+    """The class of a warehouse kind, its module imported on first use."""
+    entry = WAREHOUSES.get(kind)
+    if entry is None:
+        raise RuntimeError(f"warehouse kind {kind!r} is not supported: use one of {', '.join(WAREHOUSES)}")
+    if not isinstance(entry, str):
+        return entry
+    if entry not in _imported:
+        module, _, name = entry.partition(":")
+        _imported[entry] = getattr(importlib.import_module(module), name)
+    return _imported[entry]
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when any warehouse in use says `exc` means its connection is gone (Warehouse.is_connection_error).
+    A kind whose module was never imported has made no connection, so it is not asked."""
+    in_use = [*_imported.values(), *(entry for entry in WAREHOUSES.values() if not isinstance(entry, str))]
+    return any(warehouse.is_connection_error(exc) for warehouse in in_use)
 
 
 class CopyRows(Sequence[tuple[str | None, ...]]):
@@ -114,7 +253,3 @@ def unescape_copy_text(value: str) -> str:
         return value
     return re.sub(r"\\[\\tnrbfv]", lambda m: _UNESCAPES[m.group(0)], value)
 
-
-# The Redshift login helpers at the package level too (the AWS functions' IAM login is tested here, and
-# env.py retries on is_connection_error). Imported last: redshift.py builds on the interface above.
-from lambdas.core.warehouse.redshift import connect_redshift, iam_login, is_connection_error  # noqa: E402

@@ -1,5 +1,11 @@
 """The local warehouse: PostgreSQL through psycopg2, the stand-in for Redshift.
 
+Built from TXPIPE_WAREHOUSE_HOST/_PORT/_DB/_SECRET; its users are the fixed txpipe_* roles (schema.ENSURE_USERS),
+granted schema.WAREHOUSE_ACCESS_POSTGRES after its indexes (schema.WAREHOUSE_INDEXES_POSTGRES: the windowed reads'
+and the unique ones a concurrent refresh needs); its views are refreshed CONCURRENTLY in one transaction with the
+snapshot's stamp, so readers are never locked out; a lost connection is psycopg2's OperationalError or
+InterfaceError.
+
 Its bulk load is COPY FROM STDIN in the text format, which Redshift does not have (its COPY reads
 S3). It takes rows as PostgreSQL's own text output (Capabilities.copy_text), so run_sync claims
 them as text, and in the pipelined path streams them with COPY TO STDOUT from the OLTP database:
@@ -10,10 +16,12 @@ those bytes go into the stage as they are, with no Python object per value. Type
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from lambdas.core import schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.warehouse import STAGE_COLUMNS, Capabilities, CopyRows, Staged, Warehouse
 
@@ -49,19 +57,39 @@ class PostgresWarehouse(Warehouse):
     """PostgreSQL: psycopg2, COPY FROM STDIN into the stage, TRUNCATE inside the batch's transaction."""
 
     kind = "postgres"
-    capabilities = Capabilities(copy_text=True, truncate_commits=False, bills_by_wake=False)
+    capabilities = Capabilities(copy_text=True, truncate_commits=False, bills_by_wake=False, refresh_commits=False)
+    # Redshift knows no CONCURRENTLY; here a plain refresh would lock readers out for its whole run (seconds at
+    # millions of orders). It needs each view's unique index, made in `grant` (schema.WAREHOUSE_INDEXES_POSTGRES).
+    refresh_statements = schema.REFRESH_STATEMENTS_POSTGRES
 
     def __init__(self, endpoint: Endpoint | None = None, *, application_name: str = "txpipe-warehouse") -> None:
         self.endpoint = endpoint  # None: a loader only (the caller brings its own connection)
         self.application_name = application_name
+
+    @classmethod
+    def from_env(cls, variables: Mapping[str, str]) -> PostgresWarehouse:
+        return cls(Endpoint.from_env("warehouse", dict(variables)))
 
     def connect(self) -> Any:
         if self.endpoint is None:
             raise RuntimeError("this PostgresWarehouse has no endpoint to connect to")
         return connect_postgres(self.endpoint, application_name=self.application_name)
 
+    def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
+        """Its indexes, then the function users and their grants (the views handed to txpipe_refresh, which alone
+        may refresh them); the users are the fixed txpipe_* roles, so `variables` names none."""
+        schema.apply_statements(conn, schema.WAREHOUSE_INDEXES_POSTGRES)
+        schema.apply_statements(conn, schema.WAREHOUSE_ACCESS_POSTGRES)
+
     def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
         """COPY FROM STDIN: CopyRows as they came from the OLTP database, other rows formatted as COPY text."""
         data = rows.data if isinstance(rows, CopyRows) else copy_text(rows).encode()
         cur.copy_expert(COPY_SQL, io.BytesIO(data), size=1 << 20)
         return None
+
+    @staticmethod
+    def is_connection_error(exc: BaseException) -> bool:
+        """psycopg2's OperationalError (the server went away, a connect failed) or InterfaceError (a closed
+        connection used); psycopg2 is loaded whenever one of its connections raised."""
+        psycopg2 = sys.modules.get("psycopg2")
+        return psycopg2 is not None and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)

@@ -40,6 +40,13 @@ written for both (schema.py: no ON CONFLICT, no SKIP LOCKED). The differences th
   in Secrets Manager ({"username", "password"}, the same shape as the local secret file),
   with `read_secret`; it is never logged (the driver masks it in its own debug log) nor
   put in argv or env. The S3 client (boto3, built lazily) signs with the function's role.
+- Users and grants (`grant`). The functions' users are named by the stack (TXPIPE_WAREHOUSE_SYNC_USER and
+  _REFRESH_USER, IAMR:<role>); the migration creates them, grants them schema.redshift_access's privileges,
+  re-creates the views as the refresh user (only an owner may refresh a view, and Redshift cannot hand one
+  over), and gives the tables their distribution and sort keys (schema.redshift_keys). Where nothing names
+  the users (the test shim, which is PostgreSQL), none of that runs.
+- The refresh. Each REFRESH MATERIALIZED VIEW is a transaction of its own (Capabilities.refresh_commits), and
+  there is no CONCURRENTLY (readers see the old contents while it runs, by snapshot isolation).
 """
 
 from __future__ import annotations
@@ -50,14 +57,15 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from lambdas.core import schema
 from lambdas.core.db import Endpoint, iam_user, read_secret
-from lambdas.core.warehouse import STAGE_COLUMNS, Capabilities, Staged, Warehouse
+from lambdas.core.warehouse import ENDPOINT_SETTINGS, STAGE_COLUMNS, Capabilities, Staged, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,11 @@ BASE_SERVER_PROTOCOL = 0  # redshift_connector.config.ClientProtocolVersion.BASE
 # SQLSTATEs that mean the session is gone: class 08 (connection exception), and the
 # server shutting the backend down (admin_shutdown, crash_shutdown, cannot_connect_now).
 _CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# What the S3 staging reads (set by the stack; absent: the multi-row INSERT load).
+STAGE_VARIABLES = ("TXPIPE_WAREHOUSE_STAGE_BUCKET", "TXPIPE_WAREHOUSE_STAGE_PREFIX", "TXPIPE_WAREHOUSE_COPY_ROLE")
+# The functions' database users (IAMR:<role name>), set by the stack on the ops function: see `grant`.
+USER_VARIABLES = ("TXPIPE_WAREHOUSE_SYNC_USER", "TXPIPE_WAREHOUSE_REFRESH_USER")
 
 
 def connect_redshift(
@@ -232,7 +245,9 @@ class RedshiftWarehouse(Warehouse):
     """Amazon Redshift: redshift-connector; COPY from S3 with a stage, multi-row INSERTs without one."""
 
     kind = "redshift"
-    capabilities = Capabilities(copy_text=False, truncate_commits=True, bills_by_wake=True)
+    capabilities = Capabilities(copy_text=False, truncate_commits=True, bills_by_wake=True, refresh_commits=True)
+    settings = (*ENDPOINT_SETTINGS, *STAGE_VARIABLES, "TXPIPE_WAREHOUSE_SSL", "TXPIPE_WAREHOUSE_WORKGROUP",
+                "TXPIPE_WAREHOUSE_CLUSTER", "AWS_REGION", "AWS_DEFAULT_REGION")
 
     def __init__(self, endpoint: Endpoint | None = None, *, stage: S3Stage | None = None, s3: Any = None,
                  ssl: bool = True, iam_target: dict[str, str] | None = None,
@@ -254,11 +269,48 @@ class RedshiftWarehouse(Warehouse):
             self._s3 = boto3.client("s3")
         return self._s3
 
+    @classmethod
+    def from_env(cls, variables: Mapping[str, str]) -> RedshiftWarehouse:
+        """TLS unless TXPIPE_WAREHOUSE_SSL=false (a loopback host only: the test shim), IAM login for the
+        workgroup or cluster, and S3 staging when TXPIPE_WAREHOUSE_STAGE_BUCKET is set (then
+        TXPIPE_WAREHOUSE_COPY_ROLE too; TXPIPE_WAREHOUSE_STAGE_PREFIX may be empty)."""
+        endpoint = Endpoint.from_env("warehouse", dict(variables))
+        value = variables.get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
+        if value not in ("true", "false"):
+            raise RuntimeError("TXPIPE_WAREHOUSE_SSL must be true or false")
+        ssl = value == "true"
+        # Plain text exists for the loopback test shim only: credentials never cross a network without TLS.
+        if not ssl and endpoint.host not in LOOPBACK_HOSTS:
+            raise RuntimeError("TXPIPE_WAREHOUSE_SSL=false is allowed only for a loopback warehouse host "
+                               "(the test shim)")
+        target = {"workgroup": variables.get("TXPIPE_WAREHOUSE_WORKGROUP", ""),
+                  "cluster": variables.get("TXPIPE_WAREHOUSE_CLUSTER", ""),
+                  "region": variables.get("AWS_REGION") or variables.get("AWS_DEFAULT_REGION", "")}
+        stage = None
+        bucket, prefix, role = (variables.get(k, "") for k in STAGE_VARIABLES)
+        if bucket:
+            if not role:
+                raise RuntimeError("TXPIPE_WAREHOUSE_STAGE_BUCKET is set but TXPIPE_WAREHOUSE_COPY_ROLE is not: "
+                                   "Redshift's COPY needs the role it reads the staged batches with")
+            try:
+                stage = S3Stage(bucket, prefix, role)
+            except ValueError as exc:
+                raise RuntimeError(str(exc)) from None
+        return cls(endpoint, stage=stage, ssl=ssl, iam_target=target)
+
     def connect(self) -> Any:
         if self.endpoint is None:
             raise RuntimeError("this RedshiftWarehouse has no endpoint to connect to")
         return connect_redshift(self.endpoint, ssl=self.ssl, application_name=self.application_name,
                                 iam_target=self.iam_target)
+
+    def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
+        """The users the stack names (IAMR:<role>), their grants and the views' owner, then the tables' keys.
+        Nothing where it names none (nothing logs in with IAM: the shim in the tests)."""
+        sync_user, refresh_user = (variables.get(name, "") for name in USER_VARIABLES)
+        if sync_user and refresh_user:
+            schema.redshift_access(conn, sync_user, refresh_user)
+            schema.redshift_keys(conn)
 
     def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
         """With a stage: the batch to S3 as gzipped CSV, then COPY. Without: multi-row INSERTs."""
@@ -290,6 +342,11 @@ class RedshiftWarehouse(Warehouse):
             self.s3.delete_object(Bucket=bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - reported, see above
             log.warning("could not delete staged %s (%s): %s", staged.uri, why, exc)
+
+    @staticmethod
+    def is_connection_error(exc: BaseException) -> bool:
+        """The driver's lost connection, told by its error class or SQLSTATE (the module's is_connection_error)."""
+        return is_connection_error(exc)
 
 
 def is_connection_error(exc: BaseException) -> bool:
