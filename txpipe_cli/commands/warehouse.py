@@ -162,14 +162,13 @@ def last_sync_label(target: str) -> str:
     """What the warehouse's last recorded sync run is, said truly for the target. A warehouse that bills by wake
     (Redshift) is not touched by a sync with nothing to move, so it records only the runs that moved orders
     (lambdas.core.sync); PostgreSQL records every run."""
-    from lambdas.core.warehouse import Warehouse  # imported here, as every command's libraries: see app.py
-    from lambdas.core.warehouse.postgres import PostgresWarehouse
-    from lambdas.core.warehouse.redshift import RedshiftWarehouse
+    # imported here, as every command's libraries: see app.py
+    from lambdas.core.warehouse import DEFAULT_KIND, warehouse_class
 
-    # The warehouse each target deploys (the stack sets TXPIPE_WAREHOUSE_KIND=redshift; the local runtime, postgres).
-    target_warehouses: dict[str, type[Warehouse]] = {"aws": RedshiftWarehouse, "local": PostgresWarehouse}
-    warehouse = target_warehouses.get(target, PostgresWarehouse)
-    return "last sync that moved orders" if warehouse.capabilities.bills_by_wake else "last sync"
+    # The kind of warehouse each target deploys (the stack sets TXPIPE_WAREHOUSE_KIND=redshift; the local runtime,
+    # the default kind), and what it can do as its class declares it (lambdas.core.warehouse's registry).
+    kind = {"aws": "redshift"}.get(target, DEFAULT_KIND)
+    return "last sync that moved orders" if warehouse_class(kind).capabilities.bills_by_wake else "last sync"
 
 
 def _deployed_sla(target: Target) -> float:
