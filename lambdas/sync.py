@@ -5,25 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdas.core import env, log
+from lambdas.core import defaults, env, log
 from lambdas.core.metrics import publish_backlog
 from lambdas.core.sync import run_sync
 
 
 @env.fresh_connections_on_error
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # Leave headroom before the function's timeout: a batch in flight must finish and commit.
-    # The deploy-time SLA check assumes a run ends within 120 s: 100 s of batches plus the last one.
-    budget = env.setting("SYNC_MAX_SECONDS", 100)
+    # Leave headroom before the function's timeout: a batch in flight must finish and commit (the budget and
+    # the batch size: lambdas/core/defaults.py).
+    budget = env.setting("SYNC_MAX_SECONDS", defaults.SYNC_MAX_SECONDS)
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         budget = min(budget, context.get_remaining_time_in_millis() / 1000 * 0.5)
-    # 50,000-row batches: a 1M-row backlog went from 122k to 139k rows/s against 20,000 (fewer warehouse
-    # commits and merges; benchmarks/README.md), at ~90 MB peak memory.
     # env.warehouse, not env.warehouse(): run_sync connects only when it has orders to move, so a run with the
     # outbox empty does not wake a warehouse billed by the wake (Redshift Serverless; see lambdas.core.sync).
     # The backend is built first all the same: a bad warehouse setting is refused before anything is claimed.
     result = run_sync(env.oltp(), env.warehouse, backend=env.warehouse_backend(),
-                      batch_rows=int(env.setting("SYNC_BATCH_ROWS", 50_000)), max_seconds=budget)
+                      batch_rows=int(env.setting("SYNC_BATCH_ROWS", defaults.SYNC_BATCH_ROWS)), max_seconds=budget)
     # feeds the SLA-at-risk alarm on AWS: one Embedded Metric Format line on stdout, every run
     publish_backlog(result.oldest_pending_seconds, result.pending, env=env.environ())
     # and, apart from the metric, what the run did: one log line

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lambdas.core.failures import MAX_RECEIVE_COUNT
+from lambdas.core import defaults
 from txpipe_cli.errors import OptionError
 
-DEFAULT_SLA_SECONDS = 900.0
-DEFAULT_SYNC_EVERY = "5m"  # the local target's; AWS derives its own from the SLA (default_sync_every)
-SYNC_TIMEOUT_SECONDS = 120.0  # one sync run's budget; the worst lag is one interval plus this
-DEFAULT_ORDERS_PER_MONTH = 1_000_000  # what deploy's cost estimate is for, unless --orders-per-month says
+# The release's defaults live in lambdas/core/defaults.py; these names are what the deployer, the pricing and
+# the commands import.
+DEFAULT_SLA_SECONDS = defaults.SLA_SECONDS
+DEFAULT_ORDERS_PER_MONTH = defaults.ORDERS_PER_MONTH
 MIN_SYNC_EVERY_SECONDS = 1.0  # the shortest schedule the local target runs (AWS: a minute, EventBridge's floor)
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
@@ -83,7 +83,7 @@ def parse_clock(text: str) -> tuple[int, int]:
 
 
 def check_schedule(sync_every_seconds: float, sla_seconds: float,
-                   sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS) -> None:
+                   sync_timeout_seconds: float = defaults.SYNC_RUN_SECONDS) -> None:
     """Refuses a sync schedule that cannot meet the SLA even when every run succeeds."""
     worst = sync_every_seconds + sync_timeout_seconds
     if worst > sla_seconds:
@@ -97,14 +97,15 @@ def check_schedule(sync_every_seconds: float, sla_seconds: float,
             f"({worst:g} s)", hint=hint)
 
 
-def default_sync_every(target: str, sla_seconds: float, sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS) -> float:
+def default_sync_every(target: str, sla_seconds: float,
+                       sync_timeout_seconds: float = defaults.SYNC_RUN_SECONDS) -> float:
     """A first deploy's sync interval when --sync-every is not given. AWS: the longest whole-minute interval
     (EventBridge's unit) that still meets the SLA with a run's budget, 13 minutes for 900 s: each run that
     finds orders wakes the warehouse, billed at least 60 s (txpipe_cli/aws/pricing.py), so the fewer the
     cheaper. An SLA too short for any gets a minute, which `check_schedule` then refuses with the reason.
-    Local: 5 minutes (a run costs nothing there)."""
+    Local: defaults.LOCAL_SYNC_EVERY_SECONDS (a run costs nothing there)."""
     if target != "aws":
-        return parse_duration(DEFAULT_SYNC_EVERY)
+        return defaults.LOCAL_SYNC_EVERY_SECONDS
     return max(1, int((sla_seconds - sync_timeout_seconds) // 60)) * 60.0
 
 
@@ -112,14 +113,14 @@ def default_sync_every(target: str, sla_seconds: float, sync_timeout_seconds: fl
 class PipelineSettings:
     """What `deploy` sets up; recorded in the target's state."""
 
-    sla_seconds: float = DEFAULT_SLA_SECONDS
-    sync_every_seconds: float = 300.0
-    refresh_at: str = "02:00"
+    sla_seconds: float = defaults.SLA_SECONDS
+    sync_every_seconds: float = defaults.LOCAL_SYNC_EVERY_SECONDS  # AWS: release_defaults derives it from the SLA
+    refresh_at: str = defaults.REFRESH_AT
     timezone: str | None = None  # None: the machine's local time zone
-    visibility_timeout_seconds: float = 30.0  # how long a received order message stays hidden
+    visibility_timeout_seconds: float = defaults.VISIBILITY_TIMEOUT_SECONDS  # how long a received order stays hidden
     # Receives before a message goes to the dead-letter queue: a backstop for deliveries that crash,
     # set so that an outage never reaches it (lambdas/core/failures.py).
-    max_receive_count: int = MAX_RECEIVE_COUNT
+    max_receive_count: int = defaults.MAX_RECEIVE_COUNT
     # The settings the operator gave (a flag or TXPIPE_ variable, at this deploy or an earlier one), sorted;
     # every other one is the release's default. A list, not a tuple: it is recorded as JSON and compared with
     # what was read back.
@@ -134,9 +135,9 @@ class PipelineSettings:
             raise OptionError(f"--sla {self.sla_seconds:g} must be a positive number of seconds")
         check_schedule(self.sync_every_seconds, self.sla_seconds)
         parse_clock(self.refresh_at)
-        if self.visibility_timeout_seconds <= 0 or not 1 <= self.max_receive_count <= MAX_RECEIVE_COUNT:
+        if self.visibility_timeout_seconds <= 0 or not 1 <= self.max_receive_count <= defaults.SQS_MAX_RECEIVE_COUNT:
             raise OptionError("the visibility timeout must be positive and max receive count 1 to "
-                              f"{MAX_RECEIVE_COUNT} (as SQS allows)")
+                              f"{defaults.SQS_MAX_RECEIVE_COUNT} (as SQS allows)")
         if self.timezone:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -7,7 +7,7 @@ The policy, on both targets (README, "When an order cannot be stored"):
   message's fault. It goes back to the queue hidden for a backoff that doubles
   with each receive up to a cap, so an outage is ridden out, the database is not
   hammered when it returns, and the message stays in the queue for as long as the
-  queue keeps messages (see `MAX_RECEIVE_COUNT`).
+  queue keeps messages (see `MAX_RECEIVE_COUNT`, lambdas/core/defaults.py).
 - **Terminal** (a body that can never be stored: not an order, or data the
   database refuses on its own): dead-lettered at once, with its reason.
 
@@ -22,6 +22,8 @@ import random
 from enum import Enum
 from typing import Any
 
+from lambdas.core.defaults import MAX_RECEIVE_COUNT
+
 # SQS keeps a message at most 14 days; the orders queue keeps them that long (infra/template.yaml).
 RETENTION_SECONDS = 14 * 24 * 3600
 # A message is hidden for BASE * 2^(receives - 1) seconds after a transient failure, capped at CAP:
@@ -32,10 +34,10 @@ BACKOFF_CAP_SECONDS = 1800
 # Each backoff is scaled by a random factor in [JITTER_FLOOR, 1] so that after an outage the
 # waiting messages come back spread out rather than all at once.
 JITTER_FLOOR = 0.75
-# SQS's largest maxReceiveCount. With the backoff above, a message failing transiently on every
-# receive reaches it only after more than RETENTION_SECONDS (tests/unit/test_failures.py checks
-# the sum), so no outage the queue can ride out sends an order to the dead-letter queue.
-MAX_RECEIVE_COUNT = 1000
+# MAX_RECEIVE_COUNT (lambdas/core/defaults.py) is SQS's largest maxReceiveCount. With the backoff above, a
+# message failing transiently on every receive reaches it only after more than RETENTION_SECONDS
+# (tests/unit/test_failures.py checks the sum), so no outage the queue can ride out sends an order to the
+# dead-letter queue.
 
 # SQLSTATE classes that name the data, not the environment: the same row fails every time.
 # 22: data exception (out of range, bad encoding); 23: integrity constraint violation.

@@ -26,7 +26,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from lambdas.core.db import read_secret
-from lambdas.core.failures import MAX_RECEIVE_COUNT
+from lambdas.core.defaults import MAX_RECEIVE_COUNT
 from txpipe_cli.app import app
 from txpipe_cli.aws.package import compile_template
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdas.core.failures import MAX_RECEIVE_COUNT
+from lambdas.core.defaults import MAX_RECEIVE_COUNT
 from tests.e2e.test_local_target import Cli, local_home
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "release-ab5771d" / "local.json"

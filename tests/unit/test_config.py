@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lambdas.core.defaults import SYNC_RUN_SECONDS
 from txpipe_cli.config import (
     DEFAULT_SLA_SECONDS,
-    SYNC_TIMEOUT_SECONDS,
     PipelineSettings,
     check_schedule,
     default_sync_every,
@@ -97,14 +97,14 @@ def test_fifteen_minute_sync_misses_900s_sla() -> None:
 
 def test_schedule_exactly_at_sla_passes() -> None:
     """Boundary: interval + 120 s timeout == SLA is allowed."""
-    assert SYNC_TIMEOUT_SECONDS == 120.0
-    check_schedule(900.0 - SYNC_TIMEOUT_SECONDS, 900.0)
+    assert SYNC_RUN_SECONDS == 120.0
+    check_schedule(900.0 - SYNC_RUN_SECONDS, 900.0)
 
 
 def test_schedule_just_over_sla_fails() -> None:
     """Boundary: one second over the SLA is refused."""
     with pytest.raises(TxpipeError, match="SLA"):
-        check_schedule(900.0 - SYNC_TIMEOUT_SECONDS + 1, 900.0)
+        check_schedule(900.0 - SYNC_RUN_SECONDS + 1, 900.0)
 
 
 def test_schedule_uses_given_timeout() -> None:

@@ -9,7 +9,7 @@ import psycopg2.errors
 import pytest
 from cfnlint.decode.cfn_yaml import loads
 
-from lambdas.core import failures
+from lambdas.core import defaults, failures
 from lambdas.core.failures import Failure, backoff_seconds, classify
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
@@ -57,7 +57,7 @@ def test_the_template_queue_matches_the_policy() -> None:
     resources = loads(TEMPLATE.read_text())["Resources"]
     queue, dlq = resources["OrdersQueue"]["Properties"], resources["OrdersDeadLetterQueue"]["Properties"]
     assert queue["MessageRetentionPeriod"] == failures.RETENTION_SECONDS <= 1_209_600
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == failures.MAX_RECEIVE_COUNT <= 1000
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == defaults.MAX_RECEIVE_COUNT <= 1000
     assert dlq["MessageRetentionPeriod"] >= queue["MessageRetentionPeriod"]
     assert failures.BACKOFF_CAP_SECONDS <= 43200 - 900  # within SQS's 12-hour visibility ceiling
 

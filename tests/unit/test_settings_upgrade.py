@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lambdas.core.failures import MAX_RECEIVE_COUNT
+from lambdas.core.defaults import MAX_RECEIVE_COUNT
 from tests.scripted_aws import StackCloud
 from txpipe_cli.app import app
 from txpipe_cli.aws.client import AwsClient

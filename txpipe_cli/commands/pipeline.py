@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Column
 
-from lambdas.core.failures import MAX_RECEIVE_COUNT
+from lambdas.core import defaults
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.warehouse import last_sync_label
@@ -29,24 +29,28 @@ def deploy(
         "--param", help="AWS: template parameter KEY=VALUE (repeatable), e.g. WarehouseMode=provisioned.")] = None,
     sync_every: Annotated[str | None, typer.Option(
         envvar="TXPIPE_SYNC_EVERY", show_default=False,
-        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [until given: local 5m; aws the longest "
-             "whole minutes the SLA allows with a run's time, 13m for 900 s]")] = None,
+        help="Warehouse sync schedule: 5m, 90s, rate(5 minutes)... [until given: local "
+             f"{defaults.LOCAL_SYNC_EVERY_SECONDS / 60:g}m; aws the longest whole minutes the SLA allows with a "
+             f"run's time, {config.default_sync_every('aws', defaults.SLA_SECONDS) / 60:g}m for "
+             f"{defaults.SLA_SECONDS:g} s]")] = None,
     sla: Annotated[float | None, typer.Option(
         "--sla", envvar="TXPIPE_SLA_SECONDS", show_default=False,
-        help="Freshness SLA in seconds (OLTP accept -> warehouse load). [until given: 900]")] = None,
-    refresh_at: Annotated[str | None, typer.Option(
-        envvar="TXPIPE_REFRESH_AT", show_default=False, help="Daily view refresh time, HH:MM. [until given: 02:00]")
+        help=f"Freshness SLA in seconds (OLTP accept -> warehouse load). [until given: {defaults.SLA_SECONDS:g}]")
     ] = None,
+    refresh_at: Annotated[str | None, typer.Option(
+        envvar="TXPIPE_REFRESH_AT", show_default=False,
+        help=f"Daily view refresh time, HH:MM. [until given: {defaults.REFRESH_AT}]")] = None,
     timezone: Annotated[str | None, typer.Option(
         envvar="TXPIPE_TIMEZONE", show_default=False,
         help="IANA time zone for the refresh. [until given: the machine's]")] = None,
     visibility_timeout: Annotated[float | None, typer.Option(
         min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT", show_default=False,
-        help="Seconds a received order stays hidden. [until given: 30]")] = None,
+        help=f"Seconds a received order stays hidden. [until given: {defaults.VISIBILITY_TIMEOUT_SECONDS:g}]")
+    ] = None,
     max_receive_count: Annotated[int | None, typer.Option(
-        min=1, max=MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT", show_default=False,
+        min=1, max=defaults.SQS_MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT", show_default=False,
         help="Deliveries that crash before an order goes to the DLQ (a backstop: a failure the store "
-             f"reports is retried with backoff or dead-lettered at once). [until given: {MAX_RECEIVE_COUNT}]")
+             f"reports is retried with backoff or dead-lettered at once). [until given: {defaults.MAX_RECEIVE_COUNT}]")
     ] = None,
     orders_per_month: Annotated[int, typer.Option(
         min=0, help="Orders a month the cost estimate is for (--plan; AWS: also printed before deploying).")

@@ -82,7 +82,7 @@ def _wait_for_queue(target: Target, seconds: float) -> int:
 
 @handle_errors
 def refresh_views(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False) -> None:
-    """Refresh the reporting materialized views now (they also refresh daily at 02:00)."""
+    """Refresh the reporting materialized views now (they also refresh daily, at deploy's --refresh-at)."""
     result = get_target(target, stage=stage).invoke("refresh", {"source": "txpipe.refresh-views"})
     if as_json:
         print_json(result)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdas.core import defaults
 from lambdas.core.db import Endpoint
 from lambdas.functions import FUNCTIONS
 from txpipe_cli.errors import TxpipeError
@@ -136,10 +137,12 @@ class LocalState:
             env["TXPIPE_WAREHOUSE_KIND"] = "postgres"
         if "queue" in function.databases:
             env["TXPIPE_QUEUE_URL"] = f"pgqueue://{QUEUE_NAME}"
-            env["TXPIPE_QUEUE_VISIBILITY_TIMEOUT"] = str(self.settings.get("visibility_timeout_seconds", 30))
-            env["TXPIPE_QUEUE_MAX_RECEIVE_COUNT"] = str(self.settings.get("max_receive_count", 1000))
+            env["TXPIPE_QUEUE_VISIBILITY_TIMEOUT"] = str(self.settings.get("visibility_timeout_seconds",
+                                                                           defaults.VISIBILITY_TIMEOUT_SECONDS))
+            env["TXPIPE_QUEUE_MAX_RECEIVE_COUNT"] = str(self.settings.get("max_receive_count",
+                                                                          defaults.MAX_RECEIVE_COUNT))
         if name == "sync":
-            env["TXPIPE_SYNC_MAX_SECONDS"] = str(self.runtime.get("sync_max_seconds", 100))
+            env["TXPIPE_SYNC_MAX_SECONDS"] = str(self.runtime.get("sync_max_seconds", defaults.SYNC_MAX_SECONDS))
             # A tuning knob the runtime passes on from its own environment (the benchmarks shrink it).
             if os.environ.get("TXPIPE_SYNC_BATCH_ROWS"):
                 env["TXPIPE_SYNC_BATCH_ROWS"] = os.environ["TXPIPE_SYNC_BATCH_ROWS"]

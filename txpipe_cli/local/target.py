@@ -33,6 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lambdas.core import defaults
 from lambdas.core.reasons import one_line
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
@@ -42,8 +43,9 @@ from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_
 from txpipe_cli.local.provision import provision
 from txpipe_cli.local.state import SUPERUSER, LocalState, private_dir, private_home
 
-# The event source mapping: 2 concurrent pollers bound the database load, as maximum concurrency does on AWS.
-RUNTIME_DEFAULTS = {"pollers": 2, "batch_size": 10, "batch_window": 0.5, "sync_max_seconds": 100}
+# The event source mapping's and the sync's options (why each: lambdas/core/defaults.py).
+RUNTIME_DEFAULTS = {"pollers": defaults.LOCAL_POLLERS, "batch_size": defaults.STORE_BATCH_SIZE,
+                    "batch_window": defaults.LOCAL_BATCH_WINDOW_SECONDS, "sync_max_seconds": defaults.SYNC_MAX_SECONDS}
 # Bumped when a runtime of an earlier release must be replaced on the next deploy (here: uvicorn, the
 # control socket and per-function database users). A change of the code it runs replaces it too (runtime_code).
 RUNTIME_VERSION = 2

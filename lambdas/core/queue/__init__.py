@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from lambdas.core import defaults
 from lambdas.core.db import Endpoint
 from lambdas.core.queue.base import (
     ATTR_REASON,
@@ -48,8 +49,8 @@ def queue_from_env(env: dict[str, str] | None = None) -> Queue:
     if url.startswith("pgqueue://"):
         return PgQueue.from_endpoint(
             Endpoint.from_env("queue", env), url.removeprefix("pgqueue://"),
-            visibility_timeout=float(env.get("TXPIPE_QUEUE_VISIBILITY_TIMEOUT", "30")),
-            max_receive_count=int(env.get("TXPIPE_QUEUE_MAX_RECEIVE_COUNT", "5")),
+            visibility_timeout=float(env.get("TXPIPE_QUEUE_VISIBILITY_TIMEOUT", defaults.VISIBILITY_TIMEOUT_SECONDS)),
+            max_receive_count=int(env.get("TXPIPE_QUEUE_MAX_RECEIVE_COUNT", defaults.MAX_RECEIVE_COUNT)),
         )
     if url.startswith(("https://", "http://")):
         return SqsQueue(url, dlq_url=env.get("TXPIPE_DLQ_URL") or None)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from lambdas.core import defaults
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.queue.base import REASON_LIMIT, DeadLetter, Message, QueueError, QueueStats, reason_of_redrive
 
@@ -39,8 +40,8 @@ class PgQueue:
         connect: Callable[[], Any],
         name: str = "orders",
         *,
-        visibility_timeout: float = 30.0,
-        max_receive_count: int = 5,
+        visibility_timeout: float = defaults.VISIBILITY_TIMEOUT_SECONDS,
+        max_receive_count: int = defaults.MAX_RECEIVE_COUNT,
         poll_interval: float = 0.05,
     ) -> None:
         self._connect = connect
