@@ -223,7 +223,6 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
 # added here reaches an existing deployment. The users are created here where they are missing (on
 # RDS, by the master user, and given rds_iam so they log in with IAM tokens); the local target
 # creates them beforehand with passwords (txpipe_cli/local/provision.py).
-FUNCTION_USERS = ("txpipe_ingest", "txpipe_store", "txpipe_sync", "txpipe_refresh", "txpipe_esm")
 ENSURE_USERS = """DO $$
 DECLARE
     u text;
