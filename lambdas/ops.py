@@ -121,10 +121,6 @@ def _rejected_purge(event: dict[str, Any]) -> dict[str, Any]:
     return {"purged": rejections.purge_resolved(env.oltp())}
 
 
-def _load_customers(event: dict[str, Any]) -> dict[str, Any]:
-    return {"loaded": customers.upsert_customers(env.oltp(), event["rows"])}
-
-
 def _customers_stage(event: dict[str, Any]) -> dict[str, Any]:
     return {"staged": customers.stage_rows(env.oltp(), str(event["load_id"]), event["rows"],
                                            first=bool(event.get("first")))}
@@ -155,7 +151,7 @@ def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
     return _queue_stats()
 
 
-ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate, "load_customers": _load_customers,
+ACTIONS = {"queue_depth": _queue_depth, "migrate": _migrate,
            "customers_stage": _customers_stage, "customers_commit": _customers_commit,
            "customers_abort": _customers_abort, "report": _report, "freshness": _freshness,
            "sla_report": _sla_report, "status": _status, "dlq_list": _dlq_list, "dlq_show": _dlq_show,

@@ -42,20 +42,10 @@ def iter_customers(count: int, seed: int = 42) -> Iterator[list[Any]]:
             yield [start + offset, state, f"{rng.choice(FIRST)} {rng.choice(LAST)}"]
 
 
-def generate_customers(count: int, seed: int = 42) -> list[list[Any]]:
-    """iter_customers as a list (small counts: tests, the sample)."""
-    return list(iter_customers(count, seed))
-
-
 def iter_csv_customers(path: Path) -> Iterator[list[Any]]:
     """customer_id,state[,name] rows from a CSV with a header, streamed (state codes in any case). Bad rows
     stop it with a TxpipeError naming the first five by line and counting the rest; a customer_id given
     twice is caught by the load itself (which refuses the whole load)."""
-    for _, row in _csv_rows(path):
-        yield row
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
     problems: list[str] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -74,7 +64,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
                 elif state not in STATE_CODES:
                     problems.append(f"line {line}: state {row.get('state')!r} is not a USPS state code")
                 elif not problems:  # after a problem, read on only to count the others
-                    yield line, [int(raw_id), state, (row.get("name") or "").strip() or None]
+                    yield [int(raw_id), state, (row.get("name") or "").strip() or None]
     except OSError as exc:
         raise path_error(exc, "read") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -82,17 +72,6 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise TxpipeError(f"{path}: {'; '.join(problems[:5])}{more}", hint="nothing was loaded")
-
-
-def read_customers(path: Path) -> list[list[Any]]:
-    """The rows of a CSV as a list, a customer_id given twice refused by line (small files: tests)."""
-    rows, seen = [], set()
-    for line, row in _csv_rows(path):
-        if row[0] in seen:
-            raise TxpipeError(f"{path}: line {line}: customer_id {row[0]} appears twice", hint="nothing was loaded")
-        seen.add(row[0])
-        rows.append(row)
-    return rows
 
 
 def generate_orders(count: int, customers: int, seed: int = 7) -> list[dict[str, Any]]:

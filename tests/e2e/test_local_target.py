@@ -28,7 +28,7 @@ from txpipe_cli.app import app
 from txpipe_cli.local.pg import PgServer, find_bindir
 from txpipe_cli.local.processes import pid_is_runtime
 from txpipe_cli.local.state import LocalState
-from txpipe_cli.synthetic import generate_customers
+from txpipe_cli.synthetic import iter_customers
 
 runner = CliRunner()
 CUSTOMERS = 300
@@ -168,7 +168,7 @@ def test_seed_send_sync_report(cli: Cli, tmp_path: Path) -> None:
     assert cli("sla-report", "--sla", "0.001", code=3).exit_code == 3
 
     assert cli.json("refresh-views")["refreshed"] == ["sales_by_state", "state_sales"]
-    state_of = {c[0]: c[1] for c in generate_customers(CUSTOMERS)}
+    state_of = {c[0]: c[1] for c in iter_customers(CUSTOMERS)}
     state = state_of[orders[0]["customer_id"]]
     mine = [o for o in orders if state_of[o["customer_id"]] == state]
     report = cli.json("report", "--state", state)["states"][0]

@@ -322,9 +322,13 @@ def test_ops_sla_report_action(handler_env):
     assert result["lag_seconds"]["max"] >= 300
 
 
-def test_ops_status_and_load_customers(handler_env):
-    """load_customers upserts rows; status reports OLTP counts, the last sync and the queue depth."""
-    assert ops.handler({"action": "load_customers", "rows": CUSTOMERS}, None) == {"loaded": 5}
+def test_ops_status_after_a_customer_load(handler_env):
+    """Customers loaded as `txpipe seed` loads them (customers_stage, customers_commit); status reports OLTP
+    counts, the last sync and the queue depth."""
+    assert ops.handler({"action": "customers_stage", "load_id": "t", "rows": CUSTOMERS, "first": True},
+                       None) == {"staged": 5}
+    assert ops.handler({"action": "customers_commit", "load_id": "t"}, None) == {
+        "loaded": 5, "new": 5, "updated": 0, "moved": 0}
     store_directly(handler_env, [order("a", 1), order("b", 2)])
     status = ops.handler({"action": "status"}, None)
     assert status["orders"] == 2 and status["customers"] == 5 and status["outbox_backlog"] == 2
