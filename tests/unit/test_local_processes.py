@@ -57,6 +57,9 @@ def test_stop_is_term_then_kill_for_every_runtime_of_the_home(tmp_path: Path, st
     began = time.monotonic()
     assert stop_runtimes(home, recorded) == sorted([recorded, stray])
     assert time.monotonic() - began >= 0.5  # the stray held out until the grace ran out
+    deadline = time.monotonic() + 5  # SIGKILL is delivered, not awaited: the stray dies a moment later
+    while (pid_is_runtime(recorded) or pid_is_runtime(stray)) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not pid_is_runtime(recorded) and not pid_is_runtime(stray)  # both gone
     assert pid_is_runtime(other)  # another home's runtime is left alone
     assert stop_runtimes(home, recorded) == []  # a recorded pid no runtime holds any more is not signalled
