@@ -1,7 +1,8 @@
 """What `status` calls a problem, for either target: the reasons it exits non-zero.
 
 Pure: reads the dict a target's status() returns and lists one short reason per problem,
-so the operator (and a monitoring script reading the exit code) learns why in one line.
+so the operator (and a monitoring script reading the exit code) learns why in one line. Each problem
+carries its kind, and next_step chooses the command to run first from the kinds, never from the words.
 Only filesystem() looks at the machine (statvfs, injectable): the local target's status measures
 with it the disk PostgreSQL writes to.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,30 @@ DISK_LOW_FRACTION = 0.05
 DISK_FULL_BYTES = 16 * MIB
 # How PostgreSQL says it could not write (ENOSPC): a table could not grow, or any file (WAL) not be written.
 NO_SPACE_MARKERS = ("no space left on device", "could not extend file")
+
+
+class Kind(StrEnum):
+    """What a problem is about, in the order next_step weighs them."""
+
+    DISK = "disk"  # a filesystem PostgreSQL writes to is full or low
+    PART_DOWN = "part down"  # a part (PostgreSQL, the runtime, the stack) is dead or hung
+    UNREACHABLE = "unreachable"  # a store the status could not read
+    NO_FIGURES = "no figures"  # none of the pipeline's figures could be read (the ops function failed)
+    SYNC_FAILED = "sync failed"  # the last scheduled sync failed
+    ALARM = "alarm"  # a CloudWatch alarm fires (AWS)
+    DEAD_LETTERS = "dead letters"  # dead letters wait
+
+
+class Problem(str):
+    """One problem as the operator reads it, on one line, and its kind. A str, so JSON, joins and comparisons
+    take it as the line it is."""
+
+    kind: Kind
+
+    def __new__(cls, kind: Kind, text: str) -> Problem:
+        made = super().__new__(cls, " ".join(text.split()))
+        made.kind = kind
+        return made
 
 
 def disk_state(free_bytes: int, size_bytes: int, free_inodes: int | None = None) -> str:
@@ -71,7 +97,7 @@ def _short_of_space(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _disk_problems(status: dict[str, Any]) -> list[str]:
+def _disk_problems(status: dict[str, Any]) -> list[Problem]:
     """One problem per filesystem that is full or low; low is called full when PostgreSQL says so. What the
     server's log says counts only then (it keeps an old complaint after space was freed); an error of this
     status's own reads (or of the last sync) counts on its own, as where no disk is measured (aws: RDS)."""
@@ -83,47 +109,47 @@ def _disk_problems(status: dict[str, Any]) -> list[str]:
     for name, fs in _short_of_space(status):
         full = fs["state"] == "full" or reported is not None
         inodes = " and no inode" if fs.get("free_inodes") == 0 else ""
-        found.append(f"disk {'full' if full else 'low'}: {name} {fs['path']} has {human_size(fs['free_bytes'])} "
-                     f"free of {human_size(fs['size_bytes'])} ({fs['free_percent']:g}%){inodes}"
-                     + (f" (PostgreSQL: {reported})" if reported else ""))
+        found.append(Problem(Kind.DISK, f"disk {'full' if full else 'low'}: {name} {fs['path']} has "
+                             f"{human_size(fs['free_bytes'])} free of {human_size(fs['size_bytes'])} "
+                             f"({fs['free_percent']:g}%){inodes}" + (f" (PostgreSQL: {reported})" if reported else "")))
     if now and not found:
-        found.append(f"disk full (PostgreSQL: {now})")
+        found.append(Problem(Kind.DISK, f"disk full (PostgreSQL: {now})"))
     return found
 
 
-def next_step(status: dict[str, Any], found: list[str]) -> str:
-    """The command to run first about what `problems` found."""
-    if any(p.startswith("disk ") for p in found):  # nothing helps before there is room again
+def next_step(status: dict[str, Any], found: list[Problem]) -> str:
+    """The command to run first about what `problems` found, chosen by the problems' kinds."""
+    kinds = {problem.kind for problem in found}
+    if Kind.DISK in kinds:  # nothing helps before there is room again
         short = _short_of_space(status)
         where = short[0][1]["path"] if short else "the database's disk"
         # deploy starts PostgreSQL again if the full disk stopped it; the queued orders are then stored
         return f"txpipe deploy once space is freed on {where}"
-    if any(not part.get("alive") for part in status.get("parts", {}).values()) or \
-            (status.get("pipeline", {}).get("errors")) or status.get("pipeline_error"):
+    if kinds & {Kind.PART_DOWN, Kind.UNREACHABLE, Kind.NO_FIGURES}:
         return "txpipe deploy" + (" --target aws" if status.get("target") == "aws" else "")
-    if any(p.startswith("the last scheduled sync failed") for p in found):
+    if Kind.SYNC_FAILED in kinds:
         return "txpipe logs sync"
-    if any(p.startswith("alarm ") for p in found):
+    if Kind.ALARM in kinds:
         return "txpipe logs --target aws"
     return "txpipe dlq list"
 
 
-def problems(status: dict[str, Any]) -> list[str]:
-    found: list[str] = _disk_problems(status)
+def problems(status: dict[str, Any]) -> list[Problem]:
+    found = _disk_problems(status)
     for name, part in status.get("parts", {}).items():
         if not part.get("alive"):
-            found.append(f"{name} {part.get('state', 'dead')}")
+            found.append(Problem(Kind.PART_DOWN, f"{name} {part.get('state', 'dead')}"))
     for store, error in (status.get("pipeline", {}).get("errors") or {}).items():
-        found.append(f"{store} unreachable ({error})")
+        found.append(Problem(Kind.UNREACHABLE, f"{store} unreachable ({error})"))
     if status.get("pipeline_error"):
-        found.append(f"pipeline figures unavailable ({status['pipeline_error']})")
+        found.append(Problem(Kind.NO_FIGURES, f"pipeline figures unavailable ({status['pipeline_error']})"))
     last_sync = ((status.get("schedules") or {}).get("sync") or {}).get("last_run") or {}
     if last_sync.get("error"):
-        found.append(f"the last scheduled sync failed ({last_sync['error']})")
+        found.append(Problem(Kind.SYNC_FAILED, f"the last scheduled sync failed ({last_sync['error']})"))
     for alarm, reason in (status.get("alarms") or {}).items():
-        found.append(f"alarm {alarm} is firing ({reason})")
+        found.append(Problem(Kind.ALARM, f"alarm {alarm} is firing ({reason})"))
     dead_letters = (status.get("pipeline", {}).get("queue") or {}).get("dead_letters")
     if dead_letters:
         verb = "waits" if dead_letters == 1 else "wait"
-        found.append(f"{plural(dead_letters, 'dead letter')} {verb} (txpipe dlq list)")
-    return [" ".join(problem.split()) for problem in found]
+        found.append(Problem(Kind.DEAD_LETTERS, f"{plural(dead_letters, 'dead letter')} {verb} (txpipe dlq list)"))
+    return found

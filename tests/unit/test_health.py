@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from txpipe_cli.health import problems
+import json
+
+import pytest
+
+from txpipe_cli.health import Kind, Problem, next_step, problems
 
 
 def test_a_healthy_status_has_no_problem() -> None:
@@ -29,3 +33,28 @@ def test_every_problem_is_named_on_one_line() -> None:
 def test_figures_that_could_not_be_read_are_a_problem() -> None:
     assert problems({"parts": {"stack": {"alive": True}}, "pipeline_error": "the ops function failed: timeout"}) == [
         "pipeline figures unavailable (the ops function failed: timeout)"]
+
+
+def test_each_problem_has_its_kind_and_is_still_its_line() -> None:
+    status = {"parts": {"runtime": {"alive": False, "state": "hung"}}, "pipeline_error": "timeout",
+              "pipeline": {"errors": {"oltp": "refused"}, "queue": {"dead_letters": 1}},
+              "schedules": {"sync": {"last_run": {"error": "x"}}}, "alarms": {"a": "b"}}
+    found = problems(status)
+    assert [p.kind for p in found] == [Kind.PART_DOWN, Kind.UNREACHABLE, Kind.NO_FIGURES, Kind.SYNC_FAILED,
+                                       Kind.ALARM, Kind.DEAD_LETTERS]
+    assert json.loads(json.dumps(found)) == found  # status --json prints them as the lines they are
+
+
+@pytest.mark.parametrize(("kinds", "step"), [
+    ([Kind.DEAD_LETTERS, Kind.ALARM, Kind.DISK], "txpipe deploy once space is freed on the database's disk"),
+    ([Kind.SYNC_FAILED, Kind.UNREACHABLE], "txpipe deploy"),
+    ([Kind.NO_FIGURES], "txpipe deploy"),
+    ([Kind.PART_DOWN], "txpipe deploy"),
+    ([Kind.ALARM, Kind.SYNC_FAILED], "txpipe logs sync"),
+    ([Kind.DEAD_LETTERS, Kind.ALARM], "txpipe logs --target aws"),
+    ([Kind.DEAD_LETTERS], "txpipe dlq list"),
+])
+def test_the_next_step_is_chosen_by_kind_never_by_the_words(kinds: list[Kind], step: str) -> None:
+    """Every problem here reads like a disk problem: only its kind counts (a sync failing on a warehouse
+    named 'disk ...' is still a sync failure)."""
+    assert next_step({}, [Problem(kind, "disk full: alarm the last scheduled sync failed") for kind in kinds]) == step
