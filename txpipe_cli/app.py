@@ -20,6 +20,9 @@ import typer.core
 from txpipe_cli.commands import dashboard, dlq, doctor, logs, orders, package, pipeline, report, warehouse
 from txpipe_cli.output import one_line_usage_errors
 
+# The two patches below reach into Typer's internals (TyperOption.display_type_rich, typer._coercion), so Typer is
+# pinned to the version they were written against (pyproject.toml, typer==0.29.2; tests/unit/test_typer_pin.py
+# fails if a new pin leaves them unapplied): bump it only with them.
 # Typer 0.29 shows a type after every option, flags included ("--json <bool>"), as if a flag took a value.
 # A flag shows none, as Click and the operator expect.
 _display_type = typer.core.TyperOption.display_type_rich
