@@ -4,6 +4,12 @@ Each database has an ordered list of migrations; `migrate` applies the ones not
 yet recorded in its schema_migrations table, each in its own transaction, so a
 re-run is a no-op and a failed run resumes where it stopped.
 
+A migration's SQL is its own and frozen: written out in its list entry (or in a
+constant named for its version, _..._V<n>), never built from what the code uses
+today (ORDER_COLUMNS, VIEW_DDL), which a later release may change while every
+deployed database keeps what the migration applied. A change is a new migration.
+tests/unit/test_migrations_frozen.py pins a hash of each migration's statements.
+
 Warehouse SQL must run on Amazon Redshift and on PostgreSQL alike (no ON CONFLICT,
 no SKIP LOCKED, no PostgreSQL-only types); tests parse it with sqlglot's redshift dialect.
 """
@@ -72,16 +78,15 @@ STAGE_COLUMNS = tuple(name for name, _ in ORDER_COLUMNS)
 
 
 def order_columns_ddl(*, loaded_at: bool) -> str:
-    """orders_fact's column list and primary key, for a CREATE TABLE: the fact table's own (with loaded_at,
-    the sync's stamp) or that of a table that must hold the same rows (the benchmarks' targets)."""
+    """orders_fact's column list and primary key, for a CREATE TABLE: the fact table's own as migration 1 made
+    it (with loaded_at, the sync's stamp) or that of a table that must hold the same rows (the benchmarks'
+    targets). Not a migration's: migration 1 keeps its own text."""
     columns = [f"{name} {kind} NOT NULL" + (" PRIMARY KEY" if name == "order_id" else "")
                for name, kind in ORDER_COLUMNS]
     if loaded_at:
         columns.append("loaded_at timestamptz NOT NULL")
     return "(\n    " + ",\n    ".join(columns) + ")"
 
-
-ORDERS_FACT_DDL = "CREATE TABLE IF NOT EXISTS orders_fact " + order_columns_ddl(loaded_at=True)
 
 # The sync's statements (Redshift and PostgreSQL alike; run_sync runs them in this order per batch).
 # The stage is a temporary table: private to the session, gone with it, never vacuumed, no NOT NULL
@@ -139,14 +144,12 @@ _VIEW_DDL_V1 = {
 # Each view carries the snapshot it holds (snapshot_at: the newest stamp among its rows), and "orders not in the
 # views" counts the fact rows beyond it (NOT_IN_VIEWS_SQL, reporting.views_freshness): exact on both warehouses,
 # in the instant too on Redshift between the stamp's commit and the REFRESH that takes those rows in.
-# The rows already in the warehouse when the stamp came in (migration 3) got SNAPSHOT_BEFORE_STAMPS by default,
+# The rows already in the warehouse when the stamp came in (migration 3) got 1970-01-01 00:00:00+00 by default,
 # in the views from then on.
-SNAPSHOT_BEFORE_STAMPS = "1970-01-01 00:00:00+00"
 TAKE_SNAPSHOT_SQL = "UPDATE orders_fact SET snapshot_at = %s WHERE snapshot_at IS NULL"
 
-# The reporting views, by name (created by migration 3; on Redshift created again as their refresh user, since
-# only a view's owner may refresh it and Redshift cannot hand one over).
-VIEW_DDL = {
+# The reporting views as migration 3 created them, frozen.
+_VIEW_DDL_V3 = {
     # Per state and pizza type. Per capita divides by the state's population.
     "sales_by_state": """CREATE MATERIALIZED VIEW sales_by_state AS
            SELECT f.state, f.pizza_type,
@@ -172,9 +175,10 @@ VIEW_DDL = {
            WHERE f.snapshot_at IS NOT NULL
            GROUP BY f.state""",
 }
-VIEW_REFRESHES_DDL = """CREATE TABLE IF NOT EXISTS view_refreshes (
-               refreshed_at timestamptz NOT NULL
-           )"""
+# The reporting views today, by name: as the last migration that changed them created them (a migration that
+# changes a view freezes its own _VIEW_DDL_V<n> and points this at it). On Redshift they are created again as
+# their refresh user (redshift_access), since only a view's owner may refresh it and Redshift cannot hand one over.
+VIEW_DDL = dict(_VIEW_DDL_V3)
 RECORD_REFRESH_SQL = "INSERT INTO view_refreshes (refreshed_at) VALUES (%s)"
 # The fact rows the views do not hold: never stamped, or stamped after state_sales' snapshot (Redshift, while the
 # REFRESH that takes them in has still to run). One statement, so one snapshot of the fact table and the view.
@@ -190,7 +194,16 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
                state_name varchar(64) NOT NULL,
                population bigint NOT NULL
            )""",
-        ORDERS_FACT_DDL,
+        ("CREATE TABLE IF NOT EXISTS orders_fact (\n"
+         "    order_id varchar(64) NOT NULL PRIMARY KEY,\n"
+         "    customer_id bigint NOT NULL,\n"
+         "    state char(2) NOT NULL,\n"
+         "    pizza_type varchar(32) NOT NULL,\n"
+         "    qty integer NOT NULL,\n"
+         "    retail_price decimal(8, 2) NOT NULL,\n"
+         "    accepted_at timestamptz NOT NULL,\n"
+         "    stored_at timestamptz NOT NULL,\n"
+         "    loaded_at timestamptz NOT NULL)"),
         """CREATE TABLE IF NOT EXISTS sync_runs (
                started_at timestamptz NOT NULL,
                finished_at timestamptz NOT NULL,
@@ -204,16 +217,18 @@ WAREHOUSE_MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, [
         "DROP MATERIALIZED VIEW IF EXISTS state_sales",
         _VIEW_DDL_V1["state_sales"],
-        VIEW_REFRESHES_DDL,
+        """CREATE TABLE IF NOT EXISTS view_refreshes (
+               refreshed_at timestamptz NOT NULL
+           )""",
     ]),
     # Both views from one snapshot (see TAKE_SNAPSHOT_SQL). The rows already loaded count as taken (the default;
     # PostgreSQL stores it once, Redshift fills the new column), so the views created again hold them all.
     (3, [
-        f"ALTER TABLE orders_fact ADD COLUMN snapshot_at timestamptz DEFAULT '{SNAPSHOT_BEFORE_STAMPS}'",
+        "ALTER TABLE orders_fact ADD COLUMN snapshot_at timestamptz DEFAULT '1970-01-01 00:00:00+00'",
         "DROP MATERIALIZED VIEW IF EXISTS sales_by_state",
         "DROP MATERIALIZED VIEW IF EXISTS state_sales",
-        VIEW_DDL["sales_by_state"],
-        VIEW_DDL["state_sales"],
+        _VIEW_DDL_V3["sales_by_state"],
+        _VIEW_DDL_V3["state_sales"],
     ]),
 ]
 
