@@ -1,7 +1,8 @@
 """ops function: invoked directly by txpipe for migrations and read-only reports.
 
 On AWS the databases are private, so the CLI asks this function (inside the VPC)
-instead of connecting itself. Event: {"action": ..., **arguments}.
+instead of connecting itself. Event: {"action": ..., **arguments}; answer: the action's result as
+lambdas/core/contract.py types it (`to_dict`), or {"error": reason} for a caller's mistake.
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.core import customers, env, log, rejections, reporting, schema
+from lambdas.core import contract, customers, env, log, rejections, reporting, schema
 from lambdas.core.reasons import one_line
 
 
-def _migrate(event: dict[str, Any]) -> dict[str, Any]:
+def _migrate(event: dict[str, Any]) -> contract.Migrated:
     """Both databases' pending migrations, then who may do what in each (the warehouse's users and grants are
     its own: Warehouse.grant), then the reference population."""
     oltp, warehouse, destination = env.oltp(), env.warehouse(), env.warehouse_backend()
     applied = {"oltp": schema.migrate(oltp, schema.OLTP_MIGRATIONS), "warehouse": destination.migrate(warehouse)}
     schema.apply_statements(oltp, schema.OLTP_ACCESS)
     destination.grant(warehouse, env.environ())
-    return {"applied": applied, "state_population_rows": schema.load_state_population(warehouse)}
+    return contract.Migrated(applied=applied, state_population_rows=schema.load_state_population(warehouse))
 
 
-def _report(event: dict[str, Any]) -> dict[str, Any]:
+def _report(event: dict[str, Any]) -> contract.Report:
     """{"states": [codes]} or {"all": true}: the states asked for, each in one shape (its totals, rank and top 3
     pizza types), and, unless "freshness" is false (the dashboard asks for it apart), how fresh the views are."""
     warehouse = env.warehouse()
@@ -35,10 +36,11 @@ def _report(event: dict[str, Any]) -> dict[str, Any]:
         # Each state once: the reply stays bounded (51 states) whatever the caller sends.
         codes = dict.fromkeys(map(str, event["states"]))
         states = [reporting.state_report(warehouse, code, ranked) for code in codes]
-    return {"freshness": _freshness(), "states": states} if event.get("freshness", True) else {"states": states}
+    rows = [contract.StateReport.from_dict(state) for state in states]
+    return contract.Report(freshness=_freshness() if event.get("freshness", True) else None, states=rows)
 
 
-def _freshness(event: dict[str, Any] | None = None) -> dict[str, Any]:
+def _freshness(event: dict[str, Any] | None = None) -> contract.Freshness:
     """When the views were refreshed, how many stored orders they lack, and when the last sync ended."""
     warehouse = env.warehouse()
     last = reporting.last_sync(warehouse)
@@ -48,16 +50,16 @@ def _freshness(event: dict[str, Any] | None = None) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the report reads the warehouse; OLTP down leaves this one count out
         env.drop_connections()
         result.update(awaiting_sync=None, awaiting_sync_error=one_line(exc))
-    return result
+    return contract.Freshness.from_dict(result)
 
 
-def _sla_report(event: dict[str, Any]) -> dict[str, Any]:
-    return reporting.sla_report(env.oltp(), env.warehouse(), sla_seconds=float(event["sla_seconds"]),
-                                since_seconds=event.get("since_seconds"),
-                                include_history=bool(event.get("include_history")))
+def _sla_report(event: dict[str, Any]) -> contract.SlaReport:
+    return contract.SlaReport.from_dict(reporting.sla_report(
+        env.oltp(), env.warehouse(), sla_seconds=float(event["sla_seconds"]), since_seconds=event.get("since_seconds"),
+        include_history=bool(event.get("include_history"))))
 
 
-def _status(event: dict[str, Any]) -> dict[str, Any]:
+def _status(event: dict[str, Any]) -> contract.Status:
     """What each store holds; a store that cannot be reached is reported with its error, not raised,
     so that one down database does not hide the others."""
     result: dict[str, Any] = {"errors": {}}
@@ -65,89 +67,91 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
     for name, read in (("oltp", lambda: {**reporting.oltp_status(env.oltp()),
                                          "rejected_orders": rejections.pending_count(env.oltp())}),
                        ("warehouse", lambda: {"last_sync": reporting.last_sync(env.warehouse())}),
-                       ("queue", lambda: {"queue": _queue_stats()})):
+                       ("queue", lambda: {"queue": _queue_stats().to_dict()})):
         try:
             result.update(read())
         except Exception as exc:  # noqa: BLE001 - reported to the operator, with the others still shown
             env.drop_connections()
             result["errors"][name] = one_line(exc)
-    return result
+    return contract.Status.from_dict(result)
 
 
-def _queue_stats() -> dict[str, int]:
+def _queue_stats() -> contract.QueueDepth:
     stats = env.queue().stats()
-    return {"visible": stats.visible, "in_flight": stats.in_flight, "dead_letters": stats.dead_letters}
+    return contract.QueueDepth(visible=stats.visible, in_flight=stats.in_flight, dead_letters=stats.dead_letters)
 
 
-def _dlq_list(event: dict[str, Any]) -> dict[str, Any]:
+def _dlq_list(event: dict[str, Any]) -> contract.DeadLetters:
     now = datetime.now(UTC)
     # Bounded here too (the CLI caps it): a thousand listed dead letters keep the reply far under 6 MB.
     listed = env.queue().list_dead_letters(max(1, min(int(event.get("limit", 50)), DLQ_LIST_LIMIT)))
     reasons: dict[str, int] = {}
     for dead in listed:
         reasons[dead.reason] = reasons.get(dead.reason, 0) + 1
-    return {"count": env.queue().stats().dead_letters, "listed": len(listed), "reasons": reasons,
-            "messages": [d.to_dict(now) for d in listed]}
+    return contract.DeadLetters(count=env.queue().stats().dead_letters, listed=len(listed), reasons=reasons,
+                                messages=[contract.DeadLetter.from_dict(d.to_dict(now)) for d in listed])
 
 
-def _dlq_show(event: dict[str, Any]) -> dict[str, Any]:
+def _dlq_show(event: dict[str, Any]) -> contract.DeadLetter:
     wanted = str(event["message_id"])
     for dead in env.queue().list_dead_letters(DLQ_SCAN_LIMIT):
         if dead.message_id == wanted:
-            return dead.to_dict(datetime.now(UTC), body=True)
+            return contract.DeadLetter.from_dict(dead.to_dict(datetime.now(UTC), body=True))
     raise ValueError(f"no dead letter {wanted!r} (txpipe dlq list shows their ids)")
 
 
-def _dlq_redrive(event: dict[str, Any]) -> dict[str, Any]:
-    return env.queue().redrive()
+def _dlq_redrive(event: dict[str, Any]) -> contract.Redrive:
+    return contract.Redrive.from_dict(env.queue().redrive())
 
 
-def _dlq_purge(event: dict[str, Any]) -> dict[str, Any]:
-    return {"purged": env.queue().purge_dead_letters()}
+def _dlq_purge(event: dict[str, Any]) -> contract.Purged:
+    return contract.Purged(purged=env.queue().purge_dead_letters())
 
 
-def _rejected(event: dict[str, Any]) -> dict[str, Any]:
+def _rejected(event: dict[str, Any]) -> contract.Rejected:
     """The pending rejected orders' counts and a page of them; "all": true lists the resolved ones too."""
     oltp = env.oltp()
-    return {**rejections.summary(oltp),
-            "rows": rejections.page(oltp, after_id=int(event.get("after_id", 0)), limit=int(event.get("limit", 100)),
-                                    reason=event.get("reason"), resolved=bool(event.get("all")))}
+    return contract.Rejected.from_dict({
+        **rejections.summary(oltp),
+        "rows": rejections.page(oltp, after_id=int(event.get("after_id", 0)), limit=int(event.get("limit", 100)),
+                                reason=event.get("reason"), resolved=bool(event.get("all")))})
 
 
-def _rejected_purge(event: dict[str, Any]) -> dict[str, Any]:
+def _rejected_purge(event: dict[str, Any]) -> contract.Purged:
     """{"resolved": true}: deletes the rejected orders stored since; nothing else can be purged."""
     if event.get("resolved") is not True:
         raise ValueError("rejected_purge deletes only the resolved rejected orders: send \"resolved\": true")
-    return {"purged": rejections.purge_resolved(env.oltp())}
+    return contract.Purged(purged=rejections.purge_resolved(env.oltp()))
 
 
-def _customers_stage(event: dict[str, Any]) -> dict[str, Any]:
-    return {"staged": customers.stage_rows(env.oltp(), str(event["load_id"]), event["rows"],
-                                           first=bool(event.get("first")))}
+def _customers_stage(event: dict[str, Any]) -> contract.Staged:
+    return contract.Staged(staged=customers.stage_rows(env.oltp(), str(event["load_id"]), event["rows"],
+                                                       first=bool(event.get("first"))))
 
 
-def _customers_commit(event: dict[str, Any]) -> dict[str, Any]:
-    return customers.commit_load(env.oltp(), str(event["load_id"]), replace=bool(event.get("replace")))
+def _customers_commit(event: dict[str, Any]) -> contract.CustomersCommitted:
+    return contract.CustomersCommitted.from_dict(
+        customers.commit_load(env.oltp(), str(event["load_id"]), replace=bool(event.get("replace"))))
 
 
-def _customers_abort(event: dict[str, Any]) -> dict[str, Any]:
+def _customers_abort(event: dict[str, Any]) -> contract.Aborted:
     customers.abort_load(env.oltp(), str(event["load_id"]))
-    return {"aborted": True}
+    return contract.Aborted(aborted=True)
 
 
-def _history_load(event: dict[str, Any]) -> dict[str, Any]:
+def _history_load(event: dict[str, Any]) -> contract.HistoryLoaded:
     """One chunk of `txpipe seed --history`: {"seed", "start", "count", "total", "days", "end": ISO timestamp}."""
     from lambdas.core import history
 
-    return history.load_history_chunk(env.oltp(), seed=int(event["seed"]), start=int(event["start"]),
-                                      count=int(event["count"]), total=int(event["total"]), days=int(event["days"]),
-                                      end=datetime.fromisoformat(str(event["end"])))
+    return contract.HistoryLoaded.from_dict(history.load_history_chunk(
+        env.oltp(), seed=int(event["seed"]), start=int(event["start"]), count=int(event["count"]),
+        total=int(event["total"]), days=int(event["days"]), end=datetime.fromisoformat(str(event["end"]))))
 
 
 DLQ_SCAN_LIMIT = 1000  # dlq show looks this far (SQS cannot fetch a message by id)
 DLQ_LIST_LIMIT = 1000  # dlq list shows at most this many
 
-def _queue_depth(event: dict[str, Any]) -> dict[str, Any]:
+def _queue_depth(event: dict[str, Any]) -> contract.QueueDepth:
     return _queue_stats()
 
 
@@ -175,7 +179,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return result
     started = time.monotonic()
     try:
-        result = action(event)
+        result = action(event).to_dict()  # the action's contract type, as JSON
     except ValueError as exc:  # a bad argument, e.g. an unknown state: the caller's mistake, not a crash
         result = {"error": str(exc)}
     _log(name, result, time.monotonic() - started)

@@ -7,12 +7,17 @@ built, by `get_target`, which refuses what a target has no use for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from txpipe_cli import config
 from txpipe_cli.errors import OptionError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from txpipe_cli.local.logs import LogRecord
 
 TARGETS = ("local", "aws")
 
@@ -36,7 +41,17 @@ class Target(Protocol):
 
     def status(self) -> dict[str, Any]: ...
     def destroy(self, on_event: Callable[[dict[str, Any]], None] = ...) -> dict[str, Any]: ...
-    def invoke(self, function: str, payload: dict[str, Any], timeout: float = ...) -> Any: ...
+    def invoke(self, function: str, payload: dict[str, Any], timeout: float = ...) -> Any:
+        """Runs a function once and returns its answer, waiting at most `timeout` seconds: a function that has
+        not answered by then is a TxpipeError (it may still be running, and is never invoked again). The ops
+        function's actions, typed: txpipe_cli.ops_client.OpsClient over this."""
+        ...
+
+    def logs(self, function: str | None, since: datetime, follow: bool = False, *,
+             caught_up: Callable[[], None] = ...) -> Iterator[LogRecord]:
+        """What the functions logged since `since`, oldest first (`function`: one of them; None: all); with
+        `follow`, then (`caught_up()` called in between) each new record until the caller stops reading."""
+        ...
 
 
 def get_target(name: str, home: Path | None = None, stage: str = "dev", *, plan: bool = False,
@@ -95,3 +110,7 @@ class LocalPlan:
 
     def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
         return self.local.invoke(function, payload, timeout)
+
+    def logs(self, function: str | None, since: datetime, follow: bool = False, *,
+             caught_up: Callable[[], None] = lambda: None) -> Iterator[LogRecord]:
+        return self.local.logs(function, since, follow, caught_up=caught_up)

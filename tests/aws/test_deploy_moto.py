@@ -276,8 +276,9 @@ def test_operator_commands_go_through_the_functions(env: dict[str, str], moto_ur
                                                                  "pending": 1, "being_moved": 0, "still_queued": 0,
                                                                  "seconds": 0.25, "staged_batches": 1}
 
-    report = {"state": "TX", "total_pizzas": 5, "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024,
-              "unique_customers": 2, "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}
+    report = {"state": "TX", "state_name": "Texas", "population": 29145505, "total_pizzas": 5, "gross_sales": 70.95,
+              "gross_sales_per_capita": 0.0000024, "unique_customers": 2, "rank": 1,
+              "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}
     fresh = {"views_refreshed_at": None, "awaiting_refresh": 0, "awaiting_sync": 0}
     with invocations_answer(moto_url, {"freshness": fresh, "states": [report]}):
         assert json.loads(cli("report", "--state", "TX", "--json").stdout)["states"] == [report]
@@ -335,8 +336,8 @@ def test_dashboard_and_history_go_through_the_ops_function(env: dict[str, str], 
     `report` does; `seed --history` loads its chunks through it too."""
     from tests.e2e.test_dashboard_e2e import Dashboard
 
-    texas = {"state": "TX", "state_name": "Texas", "rank": 1, "total_pizzas": 5, "gross_sales": 70.95,
-             "gross_sales_per_capita": 0.0000024, "unique_customers": 2,
+    texas = {"state": "TX", "state_name": "Texas", "population": 29145505, "rank": 1, "total_pizzas": 5,
+             "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024, "unique_customers": 2,
              "top_pizzas": [{"pizza_type": "cheese", "total_pizzas": 5, "gross_sales": 70.95}]}
     with invocations_answer(moto_url, {"states": [texas]}, {"states": [texas]}):  # its start-up check, then TX
         dashboard = Dashboard(Path(env["TXPIPE_HOME"]), target="aws")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lambdas import ingest, ops, refresh, store, sync
-from lambdas.core import log
+from lambdas.core import contract, log
 from lambdas.core.queue import QueueError
 from lambdas.core.store import StoreResult
 from lambdas.core.sync import SyncResult
@@ -163,8 +163,9 @@ def test_refresh_names_its_views(monkeypatch: pytest.MonkeyPatch, lines: list[di
 
 def test_ops_logs_the_clis_own_reads_at_debug_level(monkeypatch: pytest.MonkeyPatch,
                                                     lines: list[dict[str, Any]]) -> None:
-    monkeypatch.setitem(ops.ACTIONS, "status", lambda event: {"errors": {}, "orders": 5, "rows": [[1, "x"]]})
-    monkeypatch.setitem(ops.ACTIONS, "dlq_purge", lambda event: {"purged": 4, "done": True})
+    monkeypatch.setitem(ops.ACTIONS, "status", lambda event: contract.Status.from_dict(
+        {"errors": {}, "orders": 5, "outbox_backlog": 0, "rows": [[1, "x"]]}))
+    monkeypatch.setitem(ops.ACTIONS, "dlq_purge", lambda event: contract.Purged.from_dict({"purged": 4, "done": True}))
     monkeypatch.setitem(ops.ACTIONS, "rejected_purge", lambda event: (_ for _ in ()).throw(ValueError("send it")))
     for action in ("status", "dlq_purge", "rejected_purge", "nope"):
         ops.handler({"action": action}, None)

@@ -169,7 +169,8 @@ def test_purging_dead_letters_asks_with_their_count(deploy) -> None:
 
 
 def test_dlq_list_ages_in_words(deploy) -> None:
-    message = {"message_id": "m-1", "age_seconds": 7979.0, "receive_count": 1, "bytes": 10, "reason": "bad"}
+    message = {"message_id": "m-1", "reason": "bad", "sent_at": ago(7979), "age_seconds": 7979.0,
+               "dead_lettered_at": None, "receive_count": 1, "bytes": 10}
     deploy({"dlq_list": {"count": 1, "listed": 1, "reasons": {"bad": 1}, "messages": [message]}})
     text = run("dlq", "list").stdout
     assert "1 dead letter" in text and "dead letter(s)" not in text and "2 h 13 min" in text

@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from lambdas.core.contract import StateReport
 from lambdas.core.schema import state_populations
 from txpipe_cli.app import app
 from txpipe_cli.commands import report
@@ -101,7 +102,7 @@ def assert_every_figure_whole(text: str) -> None:
 def test_all_at_80_columns_on_a_rich_console_shows_every_figure_whole() -> None:
     for terminal in (True, False):
         console = Console(width=80, record=True, force_terminal=terminal, color_system=None)
-        console.print(all_table(STATES))
+        console.print(all_table([StateReport.from_dict(row) for row in STATES]))
         assert_every_figure_whole(console.export_text())
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from lambdas.core.contract import Freshness
 from txpipe_cli.commands.report import freshness_line
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-def fresh(at: str | None, waiting: int, syncing: int | None, **extra: str) -> dict:
-    return {"views_refreshed_at": at, "awaiting_refresh": waiting, "awaiting_sync": syncing, **extra}
+def fresh(at: str | None, waiting: int, syncing: int | None, **extra: str) -> Freshness:
+    return Freshness.from_dict({"views_refreshed_at": at, "awaiting_refresh": waiting, "awaiting_sync": syncing,
+                                **extra})
 
 
 def test_never_refreshed_with_orders_pending_names_both_commands() -> None:

@@ -8,15 +8,21 @@ URL and key id, queue URLs) is read back from $TXPIPE_HOME/aws-<stage>.json.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdas.functions import FUNCTIONS
 from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.deployer import Deployer, DeployOptions, function_name
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
+from txpipe_cli.ops_client import OpsClient
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from txpipe_cli.local.logs import LogRecord
 
 HEALTHY = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 ALARMS = ("dead-letters", "sync-errors", "sla-at-risk")  # infra/template.yaml
@@ -70,6 +76,15 @@ class AwsTarget:
             raise TxpipeError(result["error"])
         return result
 
+    def logs(self, function: str | None, since: datetime, follow: bool = False, *,
+             caught_up: Callable[[], None] = lambda: None) -> Iterator[LogRecord]:
+        """The functions' CloudWatch Logs since `since` (one function's, or all five), in time order; `follow`:
+        then each new event, polling (txpipe_cli/aws/logs.py). Reads what is there, deployed or not."""
+        from txpipe_cli.aws import logs
+
+        return logs.read(self.aws, self.stage, [function] if function else list(FUNCTIONS), since, follow=follow,
+                         caught_up=caught_up)
+
     def status(self) -> dict[str, Any]:
         self._record()
         stack = self.aws.stack(self.deployer.stack)
@@ -84,7 +99,7 @@ class AwsTarget:
                 parts[name] = {"alive": True, "visible": visible, "in_flight": in_flight}
         if parts["stack"]["alive"]:
             try:
-                result["pipeline"] = self.invoke("ops", {"action": "status"})
+                result["pipeline"] = OpsClient(self).status().to_dict()
             except TxpipeError as exc:
                 result["pipeline_error"] = exc.reason
             # The sync errors alarm is how AWS says the last scheduled syncs failed.

@@ -43,9 +43,11 @@ def dashboard(
 
     from txpipe_cli.dashboard.server import DashboardApp, Reader
     from txpipe_cli.local.server import Limits, build_server, listen_tcp
+    from txpipe_cli.ops_client import OpsClient
 
-    reader = Reader(get_target(target, stage=stage).invoke, ttl=float(os.environ.get(CACHE_VARIABLE, "5")),
-                    last_sync_label=last_sync_label(target))
+    chosen = get_target(target, stage=stage)
+    reader = Reader(OpsClient(chosen), lambda: chosen.invoke("refresh", {"source": "txpipe.dashboard"}),
+                    ttl=float(os.environ.get(CACHE_VARIABLE, "5")), last_sync_label=last_sync_label(target))
     reader.states()  # nothing deployed, or the runtime down: one line now, not a broken page later
     try:
         sock = listen_tcp(port, Limits().backlog)

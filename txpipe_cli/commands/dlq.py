@@ -14,9 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
+from lambdas.core.contract import Purged
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError
 from txpipe_cli.humanize import duration, plural
+from txpipe_cli.ops_client import OpsClient
 from txpipe_cli.output import console, err_console, folding_table, handle_errors, print_json
 from txpipe_cli.targets import get_target
 
@@ -26,8 +28,8 @@ rejected_app = typer.Typer(help="Orders kept aside by the store: an unknown cust
                                 "stored after all), or an order_id re-sent with other content.", no_args_is_help=True)
 
 
-def _ops(target: str, stage: str, payload: dict[str, Any]) -> Any:
-    return get_target(target, stage=stage).invoke("ops", payload)
+def _ops(target: str, stage: str) -> OpsClient:
+    return OpsClient(get_target(target, stage=stage))
 
 
 @dlq_app.command("list")
@@ -37,19 +39,19 @@ def dlq_list(
     target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
 ) -> None:
     """How many dead letters wait, why, and how old each is (oldest first)."""
-    result = _ops(target, stage, {"action": "dlq_list", "limit": limit})
+    result = _ops(target, stage).dlq_list(limit)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    if not result["count"]:
+    if not result.count:
         console.print("The dead-letter queue is empty.")
         return
     table = folding_table("message id", "age", "receives", "bytes", "reason",
-                  title=plural(result["count"], "dead letter") + (f", {result['listed']} shown"
-                                                                if result["listed"] < result["count"] else ""))
-    for message in result["messages"]:
-        table.add_row(message["message_id"], duration(message["age_seconds"]), str(message["receive_count"]),
-                      str(message["bytes"]), message["reason"])
+                  title=plural(result.count, "dead letter") + (f", {result.listed} shown"
+                                                              if result.listed < result.count else ""))
+    for message in result.messages:
+        table.add_row(message.message_id, duration(message.age_seconds), str(message.receive_count),
+                      str(message.bytes), message.reason)
     console.print(table)
     console.print("txpipe dlq show ID prints one; txpipe dlq redrive puts them all back on the queue.")
 
@@ -61,14 +63,14 @@ def dlq_show(
     target: TargetOpt = "local", stage: StageOpt = "dev", as_json: JsonOpt = False,
 ) -> None:
     """One dead letter: its reason, its times and its whole body."""
-    result = _ops(target, stage, {"action": "dlq_show", "message_id": message_id})
+    letter = _ops(target, stage).dlq_show(message_id)
     if as_json:
-        print_json(result)
+        print_json(letter.to_dict())
         return
     for key in ("message_id", "reason", "sent_at", "dead_lettered_at", "receive_count", "bytes"):
-        console.print(f"[bold]{key}[/]: {result[key]}", highlight=False)
+        console.print(f"[bold]{key}[/]: {getattr(letter, key)}", highlight=False)
     console.print("[bold]body[/]:", highlight=False)
-    typer.echo(result["body"])
+    typer.echo(letter.body)
 
 
 @dlq_app.command("redrive")
@@ -79,14 +81,14 @@ def dlq_redrive(target: TargetOpt = "local", stage: StageOpt = "dev", as_json: J
     Do it once the cause is fixed: a message that still cannot be stored comes straight back, and
     orders already stored are never stored twice.
     """
-    result = _ops(target, stage, {"action": "dlq_redrive"})
+    result = _ops(target, stage).dlq_redrive()
     if as_json:
-        print_json(result)
-    elif result["status"] == "COMPLETED":
-        console.print(f"moved {plural(result['moved'], 'message')} back to the orders queue")
+        print_json(result.to_dict())
+    elif result.status == "COMPLETED":
+        console.print(f"moved {plural(result.moved, 'message')} back to the orders queue")
     else:
-        console.print(f"moving about {plural(result['moved'], 'message')} back to the orders queue "
-                      f"(SQS move task {result.get('task_handle', '')}); txpipe dlq list shows what is left")
+        console.print(f"moving about {plural(result.moved, 'message')} back to the orders queue "
+                      f"(SQS move task {result.task_handle or ''}); txpipe dlq list shows what is left")
 
 
 @dlq_app.command("purge")
@@ -98,20 +100,21 @@ def dlq_purge(
     """Delete every dead letter for good (look at them first with `txpipe dlq list`).
 
     An empty queue has nothing to purge: it says so and exits 0 without asking."""
+    ops = _ops(target, stage)
     if not yes:
-        listed = _ops(target, stage, {"action": "dlq_list", "limit": 1})
-        waiting = max(listed["count"], listed["listed"])  # SQS's count is approximate; a message seen is there
+        listed = ops.dlq_list(1)
+        waiting = max(listed.count, listed.listed)  # SQS's count is approximate; a message seen is there
         if waiting:
             typer.confirm(f"Delete the {plural(waiting, 'message')} in the dead-letter queue for good?", abort=True)
-        result = _ops(target, stage, {"action": "dlq_purge"}) if waiting else {"purged": 0}
+        result = ops.dlq_purge() if waiting else Purged(purged=0)
     else:
-        result = _ops(target, stage, {"action": "dlq_purge"})
+        result = ops.dlq_purge()
     if as_json:
-        print_json(result)
-    elif not result["purged"]:
+        print_json(result.to_dict())
+    elif not result.purged:
         console.print("the dead-letter queue is empty: nothing to purge")
     else:
-        console.print(f"purged {plural(result['purged'], 'dead letter')}")
+        console.print(f"purged {plural(result.purged, 'dead letter')}")
 
 
 @rejected_app.command("list")
@@ -128,28 +131,31 @@ def rejected_list(
     was rejected (an unknown customer loaded and the exported file re-sent); `txpipe rejected purge
     --resolved` deletes those. A conflict (an order_id re-sent with other content) stays until you act on it.
     """
-    result = _ops(target, stage, {"action": "rejected", "limit": limit, "reason": reason, "all": show_all})
+    result = _ops(target, stage).rejected(limit=limit, reason=reason, all=show_all)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    resolved = result.get("resolved", 0)
-    if not result["count"] and not (show_all and result["rows"]):
+    resolved = result.resolved or 0  # an earlier release's ops function does not count them
+    if not result.count and not (show_all and result.rows):
         console.print("No rejected orders pending." + (f" {_resolved_line(resolved)}" if resolved else ""),
                       highlight=False, soft_wrap=True)
         return
-    for name, count in result["reasons"].items():
+    for name, count in result.reasons.items():
         console.print(f"{count} x {name}", highlight=False)
     table = folding_table("order_id", "rejected at", "reason", "order", *(["resolved"] if show_all else []),
-                  title=f"{plural(result['count'], 'rejected order')} pending" + (f", {resolved} resolved" if show_all
-                                                                          else ""))
-    for row in result["rows"]:
-        table.add_row(row["order_id"] or "-", _when(row["rejected_at"]), row["reason"], _order(row["order"]),
-                      *([f"stored {row['stored_at']}" if row.get("resolved") else "pending"] if show_all else []))
+                  title=f"{plural(result.count, 'rejected order')} pending" + (f", {resolved} resolved" if show_all
+                                                                        else ""))
+    for row in result.rows:
+        table.add_row(row.order_id or "-", _when(row.rejected_at), row.reason, _order(row.order),
+                      *([f"stored {row.stored_at}" if row.resolved else "pending"] if show_all else []))
     console.print(table)
     if resolved:
         console.print(_resolved_line(resolved), highlight=False, soft_wrap=True)
-    if result["count"]:
+    if result.count:
         console.print("txpipe rejected export FILE writes the pending ones as orders to fix and re-send.")
+
+
+EXPORT_PAGE = 1000  # rows per ops call (its own limit: lambdas.core.rejections.PAGE_LIMIT)
 
 
 def _when(iso: str) -> str:
@@ -184,15 +190,16 @@ def rejected_purge(
     if not resolved:
         raise OptionError("purge deletes only the resolved rejected orders: give --resolved",
                           hint="txpipe rejected list --all shows which are resolved")
+    ops = _ops(target, stage)
     if not yes:
-        count = _ops(target, stage, {"action": "rejected", "limit": 1})["resolved"]
+        count = ops.rejected(limit=1).resolved or 0  # None: an earlier release's function, which has no purge
         if count:
             typer.confirm(f"Delete the {plural(count, 'resolved rejected order')} for good?", abort=True)
-    result = _ops(target, stage, {"action": "rejected_purge", "resolved": True})
+    result = ops.rejected_purge()
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
     else:
-        console.print(f"purged {plural(result['purged'], 'resolved rejected order')}")
+        console.print(f"purged {plural(result.purged, 'resolved rejected order')}")
 
 
 @rejected_app.command("export")
@@ -207,7 +214,7 @@ def rejected_export(
     """Write every pending rejected order as one JSON order per line, with its order_id, ready for
     `txpipe send FILE` once the cause is fixed (e.g. the customer loaded with `txpipe seed`); the ones
     resolved since are left out."""
-    chosen = get_target(target, stage=stage)
+    ops = _ops(target, stage)
     written, after = 0, 0
     if not output.parent.is_dir():
         raise TxpipeError(f"cannot write {output}: {output.parent} is not a directory",
@@ -216,16 +223,16 @@ def rejected_export(
     try:
         with os.fdopen(fd, "w") as handle, err_console.status("exporting rejected orders...") as spinner:
             while True:
-                page = chosen.invoke("ops", {"action": "rejected", "after_id": after, "limit": 1000, "reason": reason})
-                for row in page["rows"]:
-                    line = {**row["order"], **({"reason": row["reason"], "rejected_at": row["rejected_at"]}
-                                               if with_reasons else {})}
+                page = ops.rejected(after_id=after, limit=EXPORT_PAGE, reason=reason)
+                for row in page.rows:
+                    line = {**row.order, **({"reason": row.reason, "rejected_at": row.rejected_at}
+                                            if with_reasons else {})}
                     handle.write(json.dumps(line, separators=(",", ":")) + "\n")
-                written += len(page["rows"])
+                written += len(page.rows)
                 spinner.update(f"exporting rejected orders... {written}")
-                if len(page["rows"]) < 1000:
+                if len(page.rows) < EXPORT_PAGE:
                     break
-                after = page["rows"][-1]["id"]
+                after = page.rows[-1].id
         os.replace(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

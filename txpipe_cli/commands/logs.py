@@ -14,9 +14,10 @@ from rich.markup import escape
 from lambdas.functions import FUNCTIONS
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
-from txpipe_cli.errors import OptionError, TxpipeError
+from txpipe_cli.errors import OptionError
 from txpipe_cli.local.logs import LEVELS, LogRecord, level_rank
 from txpipe_cli.output import console, err_console, handle_errors, stopped
+from txpipe_cli.targets import get_target
 
 COLOURS = {"ERROR": "red", "CRITICAL": "red", "WARNING": "yellow", "DEBUG": "dim"}
 
@@ -119,19 +120,5 @@ def _value(value: Any) -> str:
 
 def _records(target: str, stage: str, function: str | None, start: datetime, follow: bool,
              caught_up: Callable[[], None]) -> Iterator[LogRecord]:
-    if target == "aws":
-        from txpipe_cli.aws import logs as aws_logs
-        from txpipe_cli.aws.client import AwsClient
-
-        return aws_logs.read(AwsClient(), stage, [function] if function else list(FUNCTIONS), start, follow=follow,
-                             caught_up=caught_up)
-    from txpipe_cli.local import logs as local_logs
-    from txpipe_cli.local.state import LocalState
-
-    home = config.home()
-    state = LocalState.load(home)
-    if state is None:
-        raise TxpipeError(f"nothing is deployed under {home}", hint="run: txpipe deploy")
-    if follow:
-        return local_logs.follow(state.log_dir, function=function, since=start, caught_up=caught_up)
-    return local_logs.read(state.log_dir, function=function, since=start)
+    """The target's records (local: the runtime's log; AWS: CloudWatch Logs), through Target.logs."""
+    return get_target(target, stage=stage).logs(function, start, follow, caught_up=caught_up)

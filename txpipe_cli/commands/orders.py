@@ -18,12 +18,14 @@ from lambdas.core.reasons import one_line
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError, TxpipeError, aws_error
 from txpipe_cli.humanize import duration, plural
+from txpipe_cli.ops_client import OpsClient
 from txpipe_cli.output import console, err_console, fail, handle_errors, print_json
 from txpipe_cli.targets import Target, get_target
 
 if TYPE_CHECKING:  # imported where used: `txpipe --help` and the other commands start without them
     from rich.progress import Progress
 
+    from lambdas.core.contract import CustomersCommitted, HistoryLoaded
     from txpipe_cli import sender
 
 CUSTOMER_CHUNK = 5000
@@ -178,33 +180,32 @@ def seed(
     rows = synthetic.iter_csv_customers(customers) if customers else synthetic.iter_customers(generate or 0,
                                                                                                random_seed)
     load_id = f"seed-{uuid.uuid4().hex}"
-    staged = 0
+    staged, ops = 0, OpsClient(chosen)
     with _progress(as_json) as progress:
         task = progress.add_task("loading customers", total=generate)
         try:
             for chunk in _chunks(rows, CUSTOMER_CHUNK):
-                staged += chosen.invoke("ops", {"action": "customers_stage", "load_id": load_id, "rows": chunk,
-                                                "first": staged == 0})["staged"]
+                staged += ops.customers_stage(load_id, chunk, first=staged == 0).staged
                 progress.advance(task, len(chunk))
-            result = chosen.invoke("ops", {"action": "customers_commit", "load_id": load_id, "replace": replace})
+            result = ops.customers_commit(load_id, replace=replace)
         except BaseException:
             with contextlib.suppress(Exception):  # best effort: an abandoned load is cleared by the next anyway
-                chosen.invoke("ops", {"action": "customers_abort", "load_id": load_id})
+                ops.customers_abort(load_id)
             raise
     if as_json:
-        print_json({"customers": result["loaded"], "new": result["new"], "updated": result["updated"],
-                    "moved": result.get("moved", 0)})
+        print_json({"customers": result.loaded, "new": result.new, "updated": result.updated,
+                    "moved": result.moved or 0})
         return
     console.print(_customers_line(result), highlight=False)
-    if result.get("moved"):
-        console.print(f"{result['moved']} moved to another state: their orders already in the warehouse stay "
+    if result.moved:
+        console.print(f"{result.moved} moved to another state: their orders already in the warehouse stay "
                       "reported in the old state; orders not yet synced and all later ones go to the new one",
                       highlight=False, soft_wrap=True)
 
 
-def _customers_line(result: dict[str, Any]) -> str:
+def _customers_line(result: CustomersCommitted) -> str:
     """What a customer load changed: new, updated (state or name), and the rest already as given."""
-    loaded, new, updated = int(result["loaded"]), int(result["new"]), int(result["updated"])
+    loaded, new, updated = int(result.loaded), int(result.new), int(result.updated)
     same = loaded - new - updated
     if not new and not updated:
         return f"nothing changed: {plural(loaded, 'customer')} already as given"
@@ -222,14 +223,14 @@ def _seed_history(chosen: Target, orders: int, days: int, random_seed: int, as_j
     with _progress(as_json) as progress:
         task = progress.add_task("loading orders", total=orders)
 
-        def loaded(result: dict[str, int]) -> None:
-            totals["inserted"] += int(result["inserted"])
-            totals["already_present"] += int(result["already_present"])
-            progress.advance(task, int(result["inserted"]) + int(result["already_present"]))
+        def loaded(result: HistoryLoaded) -> None:
+            totals["inserted"] += int(result.inserted)
+            totals["already_present"] += int(result.already_present)
+            progress.advance(task, int(result.inserted) + int(result.already_present))
 
         try:
             load = {"seed": random_seed, "total": orders, "days": days, "end": end}
-            _load_history_chunks(chosen, orders, load, loaded)
+            _load_history_chunks(OpsClient(chosen), orders, load, loaded)
         except KeyboardInterrupt:
             fail(f"interrupted after {_done(totals)} of {orders} orders ({CONTINUE_HINT})", 130)
         except Exception as exc:
@@ -253,7 +254,7 @@ def _seed_history(chosen: Target, orders: int, days: int, random_seed: int, as_j
                   "moves them too)", highlight=False, soft_wrap=True)
 
 
-def _load_history_chunks(chosen: Target, orders: int, load: dict[str, Any], loaded: Any) -> None:
+def _load_history_chunks(ops: OpsClient, orders: int, load: dict[str, Any], loaded: Any) -> None:
     """Invokes history_load per chunk, at most HISTORY_PARALLEL in flight; calls loaded(result) as each ends.
     On the first failure no further chunk starts, the ones in flight end (each is one transaction), and it
     raises."""
@@ -266,9 +267,8 @@ def _load_history_chunks(chosen: Target, orders: int, load: dict[str, Any], load
         def submit_next() -> None:
             start = next(starts, None)
             if start is not None:
-                event = {"action": "history_load", **load, "start": start,
-                         "count": min(HISTORY_CHUNK, orders - start)}
-                running.add(pool.submit(chosen.invoke, "ops", event))
+                running.add(pool.submit(ops.history_load, **load, start=start,
+                                        count=min(HISTORY_CHUNK, orders - start)))
 
         for _ in range(HISTORY_PARALLEL):
             submit_next()

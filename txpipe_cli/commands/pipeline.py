@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Column
 
 from lambdas.core import defaults
+from lambdas.core.contract import OltpStatus, Status
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.commands.warehouse import last_sync_label
@@ -207,21 +208,20 @@ def _render_status(target: str, result: dict[str, Any]) -> None:
         colour = {"ok": "green", "low": "yellow"}.get(fs["state"], "red")
         console.print(f"disk, {name}: {human_size(fs['free_bytes'])} free of {human_size(fs['size_bytes'])} "
                       f"({fs['free_percent']:g}%) on {fs['path']} [{colour}]{fs['state']}[/]", highlight=False)
-    pipeline = result.get("pipeline") or {}
-    queue = pipeline.get("queue") or {}
+    # The ops function's status, as the target read it (a store it could not read: its figures shown as ?).
+    pipeline = Status.from_dict(result.get("pipeline") or {})
+    queue, oltp = pipeline.queue, pipeline.oltp or OltpStatus()
     facts = folding_table("measure", "value", title="pipeline")
     for label, value in [
-        ("queue: waiting", queue.get("visible")), ("queue: in flight", queue.get("in_flight")),
-        ("dead letters", queue.get("dead_letters")), ("outbox backlog", pipeline.get("outbox_backlog")),
-        ("oldest pending since", moment(pipeline["oldest_pending_at"]) if pipeline.get("oldest_pending_at")
-         else "none pending"),
-        ("rejected orders pending", pipeline.get("rejected_orders")), ("orders (OLTP)", _about(pipeline, "orders")),
-        ("customers", _about(pipeline, "customers")),
-        (last_sync_label(target), moment(pipeline["last_sync"]["finished_at"]) if pipeline.get("last_sync")
-         else "never"),
+        ("queue: waiting", queue and queue.visible), ("queue: in flight", queue and queue.in_flight),
+        ("dead letters", queue and queue.dead_letters), ("outbox backlog", oltp.outbox_backlog),
+        ("oldest pending since", moment(oltp.oldest_pending_at) if oltp.oldest_pending_at else "none pending"),
+        ("rejected orders pending", oltp.rejected_orders), ("orders (OLTP)", oltp.about("orders")),
+        ("customers", oltp.about("customers")),
+        (last_sync_label(target), moment(pipeline.last_sync.finished_at) if pipeline.last_sync else "never"),
     ]:
         facts.add_row(label, "?" if value is None else str(value))
-    if pipeline:
+    if result.get("pipeline"):
         console.print(facts)
     schedules = result.get("schedules") or {}
     if result.get("settings"):
@@ -260,12 +260,6 @@ def _settings_line(settings: dict[str, Any], unset_zone: str = "the machine's ti
         return f"settings: {values}"
     chosen = ", ".join(settings["chosen"]) or "none"
     return f"settings: {values} (chosen: {chosen}; the rest are the release's defaults)"
-
-
-def _about(pipeline: dict[str, Any], name: str) -> Any:
-    """A count, marked as the statistics' estimate where it is one (a large table is not counted row by row)."""
-    value = pipeline.get(name)
-    return f"~{value:,} (estimate)" if value is not None and name in pipeline.get("estimated", ()) else value
 
 
 @handle_errors

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from lambdas.core.contract import SlaHistory, SlaReport
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import ExitStatus, OptionError
 from txpipe_cli.humanize import duration, moment, plural
+from txpipe_cli.ops_client import OpsClient
 from txpipe_cli.output import console, err_console, folding_table, handle_errors, interrupted, print_json
 from txpipe_cli.targets import Target, get_target
 
@@ -34,7 +36,7 @@ def sync_now(
     started = False
     try:
         with err_console.status("waiting for queued orders to be stored...") as status:
-            queued = _wait_for_queue(chosen, queue_wait)
+            queued = _wait_for_queue(OpsClient(chosen), queue_wait)
             status.update("syncing...")
             started = True
             result = chosen.invoke("sync", {"source": "txpipe.sync-now", "detail-type": "Manual Sync"})
@@ -69,12 +71,11 @@ def _interrupted_sync(target: str, stage: str) -> str:
     return f"the sync continues in its Lambda function; `txpipe status --target aws --stage {stage}` shows when it ends"
 
 
-def _wait_for_queue(target: Target, seconds: float) -> int:
+def _wait_for_queue(ops: OpsClient, seconds: float) -> int:
     """Waits until the orders queue is empty or `seconds` pass; returns the messages still on it."""
     deadline = time.monotonic() + seconds
     while True:
-        depth = target.invoke("ops", {"action": "queue_depth"})
-        waiting = int(depth["visible"]) + int(depth["in_flight"])
+        waiting = ops.queue_depth().waiting
         if not waiting or time.monotonic() >= deadline:
             return waiting
         time.sleep(0.2)
@@ -115,45 +116,45 @@ def sla_report(
     chosen = get_target(target, stage=stage)
     sla_seconds = sla if sla is not None else _deployed_sla(chosen)
     since_seconds = None if since.strip().lower() == "all" else config.parse_duration(since)
-    report = chosen.invoke("ops", {"action": "sla_report", "sla_seconds": sla_seconds, "since_seconds": since_seconds,
-                                   "include_history": include_history})
+    report = OpsClient(chosen).sla_report(sla_seconds=sla_seconds, since_seconds=since_seconds,
+                                          include_history=include_history)
     if as_json:
-        print_json(report)
+        print_json(report.to_dict())
     else:
         _render_sla(report, target, since if since_seconds is not None else None)
-    if report["breaches"]:
-        err_console.print(f"SLA breached by {plural(report['breaches'], 'order')}", highlight=False)
+    if report.breaches:
+        err_console.print(f"SLA breached by {plural(report.breaches, 'order')}", highlight=False)
         raise typer.Exit(int(ExitStatus.SLA_BREACH))
 
 
-def _render_sla(report: dict[str, Any], target: str, since: str | None) -> None:
+def _render_sla(report: SlaReport, target: str, since: str | None) -> None:
     """The report as a table, then what it left out (orders of seed --history)."""
     window = ", all orders" if since is None else f", orders of the last {since}"
-    table = folding_table("measure", "value", title=f"SLA report (SLA {duration(report['sla_seconds'])}{window})")
-    oldest = duration(report["oldest_pending_seconds"]) if report["pending"] else "none pending"
-    last_sync = moment(report["last_sync_at"]) if report["last_sync_at"] else "never"
+    table = folding_table("measure", "value", title=f"SLA report (SLA {duration(report.sla_seconds)}{window})")
+    oldest = duration(report.oldest_pending_seconds) if report.pending else "none pending"
+    last_sync = moment(report.last_sync_at) if report.last_sync_at else "never"
     for label, value in [
-        ("orders in OLTP", report["oltp_orders"]), ("orders in warehouse", report["warehouse_orders"]),
-        ("synced", report["synced"]), ("pending", report["pending"]), ("oldest pending", oldest),
-        *[(f"lag {k}", "-" if v is None else duration(v)) for k, v in report["lag_seconds"].items()],
-        ("breaches", f"[red]{report['breaches']}[/]" if report["breaches"] else "[green]0[/]"),
+        ("orders in OLTP", report.oltp_orders), ("orders in warehouse", report.warehouse_orders),
+        ("synced", report.synced), ("pending", report.pending), ("oldest pending", oldest),
+        *[(f"lag {k}", "-" if v is None else duration(v)) for k, v in report.lag_seconds.to_dict().items()],
+        ("breaches", f"[red]{report.breaches}[/]" if report.breaches else "[green]0[/]"),
         (last_sync_label(target), last_sync),
     ]:
         table.add_row(label, str(value))
     console.print(table)
-    line = history_line(report.get("history"))
+    line = history_line(report.history)
     if line:
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def history_line(history: dict[str, Any] | None) -> str | None:
+def history_line(history: SlaHistory | None) -> str | None:
     """What the report says of the orders loaded by seed --history (None: there are none in it)."""
-    if not history or not history["orders"]:
+    if not history or not history.orders:
         return None
-    orders = plural(history["orders"], "historical order")
-    pending = f", {history['pending']} of them pending the sync" if history["pending"] else ""
-    verb = "is" if history["orders"] == 1 else "are"
-    if history["counted"]:
+    orders = plural(history.orders, "historical order")
+    pending = f", {history.pending} of them pending the sync" if history.pending else ""
+    verb = "is" if history.orders == 1 else "are"
+    if history.counted:
         return f"{orders} loaded by seed --history {verb} counted{pending} (old by design, so late)"
     return f"{orders} loaded by seed --history {verb} not counted{pending} (--include-history counts them)"
 

@@ -41,13 +41,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from lambdas.core.reasons import one_line
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local.server import respond
 from txpipe_cli.states import StateNotFound, resolve
+
+if TYPE_CHECKING:
+    from txpipe_cli.ops_client import OpsClient
 
 log = logging.getLogger("txpipe.dashboard")
 
@@ -77,12 +80,12 @@ longer opens it.</p></body></html>
 
 
 class Reader:
-    """What the page shows, read through the target's functions (`invoke(name, event)`), cached for
-    `ttl` seconds; and the one background refresh."""
+    """What the page shows, read through the target's ops function (`ops`), as JSON, cached for `ttl` seconds;
+    and the one background refresh of the views (`refresh`: invokes the refresh function)."""
 
-    def __init__(self, invoke: Callable[[str, dict[str, Any]], Any], ttl: float = 5.0,
+    def __init__(self, ops: OpsClient, refresh: Callable[[], object], ttl: float = 5.0,
                  clock: Callable[[], float] = time.monotonic, last_sync_label: str = "last sync") -> None:
-        self.invoke, self.ttl, self.clock = invoke, ttl, clock
+        self.ops, self.refresh, self.ttl, self.clock = ops, refresh, ttl, clock
         self.last_sync_label = last_sync_label  # commands.warehouse.last_sync_label: true for the target
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
@@ -103,15 +106,15 @@ class Reader:
     def states(self) -> dict[str, Any]:
         from txpipe_cli.commands.report import RANKING
 
-        return self._cached("states", lambda: {"ranking": RANKING, **self.invoke(
-            "ops", {"action": "report", "all": True, "freshness": False})})
+        return self._cached("states", lambda: {"ranking": RANKING,
+                                                **self.ops.report(all=True, freshness=False).to_dict()})
 
     def state(self, code: str) -> dict[str, Any]:
-        return self._cached(f"state:{code}", lambda: self.invoke(
-            "ops", {"action": "report", "states": [code], "freshness": False})["states"][0])
+        return self._cached(f"state:{code}",
+                            lambda: self.ops.report(states=[code], freshness=False).states[0].to_dict())
 
     def freshness(self) -> dict[str, Any]:
-        fresh = self._cached("freshness", lambda: self.invoke("ops", {"action": "freshness"}))
+        fresh = self._cached("freshness", lambda: self.ops.freshness().to_dict())
         return {**fresh, "last_sync_label": self.last_sync_label, "refreshing": self.refreshing,
                 "refresh_error": self.refresh_error}
 
@@ -130,7 +133,7 @@ class Reader:
 
     def _run_refresh(self) -> None:
         try:
-            self.invoke("refresh", {"source": "txpipe.dashboard"})
+            self.refresh()
             self.refresh_error = None
         except Exception as exc:  # noqa: BLE001 - shown on the page; the next refresh may succeed
             self.refresh_error = one_line(exc)

@@ -31,17 +31,22 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdas.core import defaults
-from lambdas.core.reasons import one_line
 from txpipe_cli.config import PipelineSettings
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.health import filesystem, no_space_reported
-from txpipe_cli.local import control, processes
+from txpipe_cli.local import functions, processes
 from txpipe_cli.local.pg import PgServer, choose_data_root, find_bindir, server_user
 from txpipe_cli.local.provision import provision
 from txpipe_cli.local.state import SUPERUSER, LocalState, private_dir, private_home
+from txpipe_cli.ops_client import OpsClient
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from txpipe_cli.local.logs import LogRecord
 
 # The event source mapping's and the sync's options (why each: lambdas/core/defaults.py).
 RUNTIME_DEFAULTS = {"pollers": defaults.LOCAL_POLLERS, "batch_size": defaults.STORE_BATCH_SIZE,
@@ -170,8 +175,7 @@ class LocalTarget:
         actions["runtime"] = self._ensure_runtime(state, settings)
 
         step("schema")
-        migrated = self.invoke("ops", {"action": "migrate"})
-        applied = migrated["applied"]
+        applied = OpsClient(self).migrate().applied
         actions["schema"] = (f"migrated oltp {applied['oltp']} warehouse {applied['warehouse']}"
                              if applied["oltp"] or applied["warehouse"] else "up to date")
         unchanged = {"running", "up to date", "present"}
@@ -237,7 +241,7 @@ class LocalTarget:
             result["parts"]["runtime"]["pollers"] = health["pollers"]
             result["schedules"] = health["schedules"]
             try:
-                result["pipeline"] = self.invoke("ops", {"action": "status"})
+                result["pipeline"] = OpsClient(self).status().to_dict()
             except TxpipeError as exc:  # e.g. the server is down: the parts table still tells the story
                 result["pipeline_error"] = exc.reason
         return result
@@ -270,19 +274,13 @@ class LocalTarget:
     # ------------------------------------------------------------------ functions
 
     def invoke(self, function: str, payload: dict[str, Any], timeout: float = 900) -> Any:
-        state = self._state()
-        status, headers, body = control.call(state.invoke_socket, "POST",
-                                             f"/2015-03-31/functions/{function}/invocations", payload,
-                                             timeout=timeout, what=f"the {function} function")
-        if status != 200:
-            message = body.get("errorMessage") or body.get("message") if isinstance(body, dict) else body
-            raise TxpipeError(f"the local runtime refused to invoke {function}: {message}")
-        if headers.get("x-amz-function-error"):
-            raise TxpipeError(f"the {function} function failed: {one_line(body.get('errorMessage'))}",
-                              hint=f"see {state.log_dir / 'runtime.log'}")
-        if isinstance(body, dict) and "error" in body:
-            raise TxpipeError(one_line(body["error"]))
-        return body
+        """Runs a function once in the runtime and returns its answer, waiting at most `timeout` seconds."""
+        return functions.invoke(self._state(), function, payload, timeout)
+
+    def logs(self, function: str | None, since: datetime, follow: bool = False, *,
+             caught_up: Callable[[], None] = lambda: None) -> Iterator[LogRecord]:
+        """What the runtime logged since `since` (one function's, or all); `follow`: then each new record."""
+        return functions.logs(self._state(), function, since, follow, caught_up)
 
 
 def _no_space_logged(log_file: Path, tail: int = 64 * 1024) -> str | None:
