@@ -212,6 +212,10 @@ class StateReport(Result):
     top_pizzas: list[TopPizza] = part(TopPizza, many=True)
 
 
+# How each state's top pizza types are ordered: said beside every report (its JSON's "ranking", the tables' foot).
+RANKING = "top pizza types rank by pizzas sold, then gross sales, then name"
+
+
 @dataclass(kw_only=True)
 class Report(Result):
     """report: the states asked for ({"states": [codes]}, each once) or all 51 ({"all": true}) by rank, and

@@ -122,7 +122,7 @@ def test_api_connections_get_tcp_nodelay() -> None:
     """Each accepted connection has TCP_NODELAY (else a keep-alive response waits ~40 ms for a delayed ACK)."""
     import socket
 
-    from txpipe_cli.local.server import listen_tcp
+    from txpipe_cli.guarded_http import listen_tcp
     from txpipe_cli.local.target import free_port
 
     async def run() -> int:

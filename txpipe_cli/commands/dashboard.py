@@ -42,7 +42,7 @@ def dashboard(
     import threading
 
     from txpipe_cli.dashboard.server import DashboardApp, Reader
-    from txpipe_cli.local.server import Limits, build_server, listen_tcp
+    from txpipe_cli.guarded_http import Limits, build_server, listen_tcp
     from txpipe_cli.ops_client import OpsClient
 
     chosen = get_target(target, stage=stage)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lambdas.core.contract import Freshness, StateReport
+from lambdas.core.contract import RANKING, Freshness, StateReport
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError
 from txpipe_cli.humanize import duration
@@ -21,7 +21,6 @@ from txpipe_cli.states import StateNotFound, resolve_codes
 from txpipe_cli.targets import get_target
 
 FORMATS = ("table", "json", "csv")
-RANKING = "top pizza types rank by pizzas sold, then gross sales, then name"
 PER_CAPITA_UNIT = 100_000  # tables show gross sales per 100,000 residents (JSON and CSV: dollars per person, exact)
 PER_CAPITA_NOTE = "per capita shown per 100,000 residents (JSON and CSV: dollars per person)"
 

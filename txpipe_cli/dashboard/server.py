@@ -1,6 +1,6 @@
 """`txpipe dashboard`'s HTTP side: the analysts' page, its assets, and the JSON API under it.
 
-Served by the same server as the local orders API (txpipe_cli/local/server.py: uvicorn with its guarded
+Served by the same server as the local orders API (txpipe_cli/guarded_http.py: uvicorn with its guarded
 protocol and limits), on 127.0.0.1 only, by a process on the operator's machine. Every figure is read
 through the target's ops function, so the page shows what `txpipe report --json` shows, on the local
 target and on AWS alike (where the warehouse is private to the stack's VPC, and a public read route
@@ -44,9 +44,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
+from lambdas.core.contract import RANKING
 from lambdas.core.reasons import one_line
 from txpipe_cli.errors import TxpipeError
-from txpipe_cli.local.server import respond
+from txpipe_cli.guarded_http import respond
 from txpipe_cli.states import StateNotFound, resolve
 
 if TYPE_CHECKING:
@@ -104,8 +105,6 @@ class Reader:
         return value
 
     def states(self) -> dict[str, Any]:
-        from txpipe_cli.commands.report import RANKING
-
         return self._cached("states", lambda: {"ranking": RANKING,
                                                 **self.ops.report(all=True, freshness=False).to_dict()})
 

@@ -7,7 +7,7 @@ One background process, started by `txpipe deploy` and stopped by `txpipe destro
 - Lambda Invoke API, on a Unix socket only the operator can open:
   `POST /2015-03-31/functions/<name>/invocations` calls that function with the JSON
   payload (how `sync-now`, `report`... reach the functions). Both are served by uvicorn
-  (txpipe_cli/local/server.py), with the limits a flood needs.
+  (the app: txpipe_cli/local/server.py; the guarded server: txpipe_cli/guarded_http.py).
 - SQS event source mapping: pollers receive batches from the queue, deliver them
   as SQS events to `lambdas.store.handler`, and delete every message except the
   `batchItemFailures` it reports (which come back after the visibility timeout,
@@ -42,8 +42,9 @@ from lambdas.core.queue import PgQueue
 from lambdas.core.reasons import one_line
 from lambdas.functions import FUNCTIONS
 from txpipe_cli.config import parse_clock
+from txpipe_cli.guarded_http import Limits, build_server, listen_tcp, listen_unix
 from txpipe_cli.local.events import LambdaContext, queue_arn, scheduled_event
-from txpipe_cli.local.server import App, Limits, build_server, listen_tcp, listen_unix
+from txpipe_cli.local.server import App
 from txpipe_cli.local.state import QUEUE_NAME, LocalState
 
 log = logging.getLogger("txpipe.runtime")
