@@ -2,7 +2,7 @@
 
 There is no Redshift or AWS account here, so both run against emulation, side by side:
 redshift-connector talks to the stack's PostgreSQL through the loopback protocol shim
-(tests/redshift_shim.py), which carries out `COPY ... FROM 's3://...' IAM_ROLE ... CSV GZIP` by
+(tests/support/redshift_shim.py), which carries out `COPY ... FROM 's3://...' IAM_ROLE ... CSV GZIP` by
 reading moto's S3 (a ThreadedMotoServer on 127.0.0.1: real HTTP, as from a Lambda) and feeding
 PostgreSQL's COPY. Both contenders are txpipe's own run_sync with a RedshiftWarehouse, in this
 process, from the same OLTP backlog (put back in the outbox before each) into a warehouse database
@@ -81,7 +81,7 @@ def redshift_path(stack: Stack, workdir: Path) -> Iterator[RedshiftPath]:
     from botocore.config import Config
     from moto.server import ThreadedMotoServer
 
-    from tests.redshift_shim import RedshiftShim
+    from tests.support.redshift_shim import RedshiftShim
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
     state = stack.state

@@ -123,8 +123,8 @@ def handler_env(clean: Databases, monkeypatch: pytest.MonkeyPatch) -> Databases:
 @pytest.fixture(autouse=True)
 def declared_aws_calls() -> Iterator[Any]:
     """Every test: each AWS call a function's handler makes must be one lambdas/functions.py declares for it
-    (tests/aws_calls.py), since that declaration is what the template's network routes are checked against."""
-    from tests.aws_calls import recording
+    (tests/support/aws_calls.py), since that declaration is what the template's network routes are checked against."""
+    from tests.support.aws_calls import recording
 
     with recording() as recorder:
         yield recorder

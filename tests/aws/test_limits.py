@@ -26,7 +26,7 @@ from lambdas.core import orders as orders_module
 from lambdas.core import rejections, reporting, store
 from lambdas.core.orders import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, MAX_ORDERS_PER_REQUEST, Order, pack_messages
 from lambdas.core.queue import REASON_LIMIT, DeadLetter, QueueStats
-from tests.fakes import SelfCursor
+from tests.support.fakes import SelfCursor
 from txpipe_cli.aws import package as packaging
 from txpipe_cli.commands.dlq import dlq_list
 from txpipe_cli.local.events import api_gateway_event

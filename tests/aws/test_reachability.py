@@ -1,6 +1,6 @@
 """Every function can reach every AWS API it calls, and the warehouse can reach S3 for COPY: read from the
 template, against what lambdas/functions.py declares each function calls (the tests' recording of every AWS
-call holds the code to that declaration: tests/aws_calls.py).
+call holds the code to that declaration: tests/support/aws_calls.py).
 
 No emulator checks routes, so this reads them. In the stack's own VPC a call is routed when
 - an interface endpoint of the service with private DNS is in the VPC, its security group admits 443 from the

@@ -8,7 +8,7 @@ named as Redshift names an IAM role's user (IAMR:<role>) logs in with them. The 
 for Serverless (group federation on) made the driver call GetClusterCredentialsWithIAM on the
 redshift-serverless client, an operation that service does not have: that fails here as on AWS.
 The driver insists on TLS with IAM; the shim presents a certificate for the Redshift host names from a
-throwaway CA (tests/tls.py) that the driver trusts through SSL_CERT_FILE, so its verify-full runs as on AWS.
+throwaway CA (tests/support/tls.py) that the driver trusts through SSL_CERT_FILE, so its verify-full runs as on AWS.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from redshift_connector.iam_helper import IamHelper
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.warehouse import redshift
 from tests.integration.helpers import md5_login, retry_until
-from tests.redshift_shim import RedshiftShim
-from tests.tls import make_ca
+from tests.support.redshift_shim import RedshiftShim
+from tests.support.tls import make_ca
 
 ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "txpipe-iam"
 IAM_USER = "IAMR:txpipe-iam-SyncRole-1A2B3C4D"  # how Redshift names the sync role's database user

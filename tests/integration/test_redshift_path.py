@@ -1,7 +1,7 @@
 """The warehouse code that runs against Amazon Redshift, driven through redshift-connector.
 
 There is no Redshift here, so redshift-connector talks to the session's PostgreSQL server
-through tests/redshift_shim.py (it strips the Redshift-only startup parameters and reports
+through tests/support/redshift_shim.py (it strips the Redshift-only startup parameters and reports
 Redshift's server_version), as an md5-authenticated role (the driver's SCRAM code fails
 against PostgreSQL) that owns a warehouse database of its own. Everything else is the real
 code: connect_redshift, the migrations and the reports here; the Redshift warehouse's loads in
@@ -35,7 +35,7 @@ from lambdas.core.warehouse.redshift import (
     connect_redshift,
 )
 from tests.integration.helpers import md5_login, order, retry_until, seed_customers, store_directly
-from tests.redshift_shim import RedshiftShim
+from tests.support.redshift_shim import RedshiftShim
 
 RS_ROLE = "txpipe_rs"
 RS_DB = "test_rs_warehouse"

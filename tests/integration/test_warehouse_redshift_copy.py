@@ -2,7 +2,7 @@
 
 No account: S3 is moto's (mock_aws), and the shim in front of the session's PostgreSQL carries out
 Redshift's `COPY ... FROM 's3://...' IAM_ROLE ... CSV GZIP` by reading the objects from that same moto
-S3 (tests/redshift_shim.py), in the client's own transaction. Everything on the txpipe side is the real
+S3 (tests/support/redshift_shim.py), in the client's own transaction. Everything on the txpipe side is the real
 code: RedshiftWarehouse with an S3Stage, run_sync, and the sync function with the stage's variables.
 """
 

@@ -1,6 +1,6 @@
 """The Redshift warehouse without a staging bucket: the stage filled by parameterized multi-row INSERTs.
 
-redshift-connector talks to the session's PostgreSQL through tests/redshift_shim.py (see
+redshift-connector talks to the session's PostgreSQL through tests/support/redshift_shim.py (see
 test_redshift_path.py, whose fixtures these tests share); everything else is the real code:
 insert_stage, run_sync with a RedshiftWarehouse that has no S3 stage.
 """

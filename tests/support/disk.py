@@ -2,6 +2,8 @@
 
 Needs root (mount) and a kernel that lets this machine mount a tmpfs; `move_postgres_to_tmpfs` says why not
 where it cannot, and leaves the server on its own disk then.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module.
 """
 
 from __future__ import annotations

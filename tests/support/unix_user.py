@@ -2,6 +2,8 @@
 
 Made once with useradd (a system user, no home, no shell) and kept, as useradd's users are. It runs the
 system's Python, stdlib only: the project's virtualenv may sit under root's home, which it cannot enter.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """lambdas/functions.py's declared AWS calls against the code: what a handler calls must be declared (the
-recording in tests/aws_calls.py, on for every test), and what is declared must be called somewhere."""
+recording in tests/support/aws_calls.py, on for every test), and what is declared must be called somewhere."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.functions import FUNCTIONS
-from tests.aws_calls import recording
+from tests.support.aws_calls import recording
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/q"

@@ -1,5 +1,5 @@
 """The deploy planner (txpipe_cli/aws/planner.py): where CloudFormation reads the template from, and what
-a plan reads, against the scripted account of tests/scripted_aws.py (real AwsClient and botocore clients)."""
+a plan reads, against the scripted account of tests/support/scripted_aws.py (real AwsClient and botocore clients)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scripted_aws import PLANNING, READS, StackCloud
+from tests.support.scripted_aws import PLANNING, READS, StackCloud
 from txpipe_cli.aws.client import AwsClient, TemplateSource
 from txpipe_cli.aws.package import TEMPLATE_BODY_LIMIT, CompiledTemplate
 from txpipe_cli.aws.planner import Planner

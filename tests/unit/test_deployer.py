@@ -3,7 +3,7 @@
 The moto tests cover the calls against an emulator; these cover the order of the stages and the branches
 moto cannot produce: a failed stack operation, an abandoned plan's shell, a stack that must be destroyed
 first, a change that would replace a database. The real AwsClient runs over a boto3 session whose requests are
-validated against botocore's service models and answered at the network edge by tests/scripted_aws.py.
+validated against botocore's service models and answered at the network edge by tests/support/scripted_aws.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lambdas.functions import FUNCTIONS
-from tests.scripted_aws import PLANNING, READS, StackCloud
+from tests.support.scripted_aws import PLANNING, READS, StackCloud
 from txpipe_cli.aws.client import AwsClient, TemplateSource
 from txpipe_cli.aws.deployer import Deployer, DeployOptions, template_parameters
 from txpipe_cli.aws.package import CompiledTemplate

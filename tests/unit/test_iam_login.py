@@ -14,7 +14,7 @@ import sqlglot
 from lambdas.core import db, schema
 from lambdas.core.db import Endpoint
 from lambdas.core.warehouse import redshift
-from tests.fakes import SelfCursor
+from tests.support.fakes import SelfCursor
 
 RDS = Endpoint("txpipe-dev-oltp.abc.us-east-1.rds.amazonaws.com", 5432, "txpipe", "iam:txpipe_store")
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from lambdas.core import ingest
 from lambdas.core.orders import MAX_BODY_BYTES, MAX_JSON_SEPARATORS, MAX_ORDERS_PER_REQUEST, unpack_message
-from tests.strategies import Pairs, invalid_orders, json_values, oracle, repeated_keys, to_json, valid_orders
+from tests.support.strategies import Pairs, invalid_orders, json_values, oracle, repeated_keys, to_json, valid_orders
 
 BOUNDED = settings(max_examples=200, deadline=None)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """Property tests for order validation (lambdas/core/orders.py): any body gets orders or a clean 4xx.
 
-The strategies (valid orders, one-field mutations, arbitrary JSON) live in tests/strategies.py:
+The strategies (valid orders, one-field mutations, arbitrary JSON) live in tests/support/strategies.py:
 the ingest handler's and the HTTP API's property tests post the same ones.
 """
 
@@ -20,7 +20,7 @@ from lambdas.core.orders import (
     parse_json,
     validate_items,
 )
-from tests.strategies import (
+from tests.support.strategies import (
     FIELDS,
     Pairs,
     control_char_ids,

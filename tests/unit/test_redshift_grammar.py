@@ -37,8 +37,8 @@ from lambdas.core import warehouse as warehouse_package
 from lambdas.core.warehouse import postgres as postgres_warehouse
 from lambdas.core.warehouse import redshift as redshift_warehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
-from tests.fakes import ScriptedConnection
-from tests.scripted_aws import null_s3
+from tests.support.fakes import ScriptedConnection
+from tests.support.scripted_aws import null_s3
 
 DOCS = "https://docs.aws.amazon.com/redshift/latest/dg/"
 

@@ -1,5 +1,5 @@
 """`txpipe rejected list|purge` on the AWS target (txpipe_cli/commands/dlq.py): each is one ops action through
-the Lambda Invoke API (the real AwsClient over a session answered at the network edge, tests/scripted_aws.py),
+the Lambda Invoke API (the real AwsClient over a session answered at the network edge, tests/support/scripted_aws.py),
 the same actions the local target runs (tests/e2e/test_rejected_resolved_e2e.py)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.scripted_aws import ScriptedAws
+from tests.support.scripted_aws import ScriptedAws
 from txpipe_cli.app import app
 from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.target import AwsTarget

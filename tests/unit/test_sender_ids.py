@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 
 from lambdas.core.orders import OrderIn, parse_json, validate_items
-from tests.strategies import to_json, valid_orders
+from tests.support.strategies import to_json, valid_orders
 from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
 from txpipe_cli.send_ids import CONTENT_FIELDS, dumps, order_id, stamp, with_id
 from txpipe_cli.sender import ApiClient, plan, read_orders, send

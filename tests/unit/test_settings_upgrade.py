@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lambdas.core.defaults import MAX_RECEIVE_COUNT
-from tests.scripted_aws import StackCloud
+from tests.support.scripted_aws import StackCloud
 from txpipe_cli.app import app
 from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.deployer import Deployer, DeployOptions
@@ -103,7 +103,7 @@ def test_the_aws_sync_default_follows_the_sla(given: dict[str, Any], recorded: d
 
 
 def _aws_target(monkeypatch: pytest.MonkeyPatch, home: Path, cloud: StackCloud) -> None:
-    """deploy --target aws builds the real AwsTarget and Deployer, over `cloud` (tests/scripted_aws.py)."""
+    """deploy --target aws builds the real AwsTarget and Deployer, over `cloud` (tests/support/scripted_aws.py)."""
     artifact = home / "txpipe-lambdas-0123456789abcdef.zip"
     artifact.write_bytes(b"zip")
     template = CompiledTemplate(b'{"Resources":{}}', "fedcba9876543210" * 4)

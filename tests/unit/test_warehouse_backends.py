@@ -19,8 +19,8 @@ from lambdas.core.sync import run_sync
 from lambdas.core.warehouse import Capabilities, Warehouse
 from lambdas.core.warehouse.postgres import COPY_SQL, PostgresWarehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
-from tests.fakes import SelfCursor
-from tests.scripted_aws import accept_objects, scripted_client
+from tests.support.fakes import SelfCursor
+from tests.support.scripted_aws import accept_objects, scripted_client
 
 ROLE = "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B"
 STAGE = S3Stage("txpipe-dev-stage", "stage/", ROLE)

@@ -15,7 +15,7 @@ from lambdas import ops, refresh, sync
 from lambdas.core import db, env, schema
 from lambdas.core import warehouse as registry
 from lambdas.core.warehouse import Capabilities, Staged, Warehouse
-from tests.fakes import ScriptedConnection
+from tests.support.fakes import ScriptedConnection
 
 STAMP = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CLAIMED = [("t-1", 1, "TX", "cheese", 2, Decimal("16.99"), STAMP, STAMP),

@@ -20,8 +20,8 @@ from sqlglot.errors import ErrorLevel
 
 from lambdas.core import reporting, schema, sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
-from tests.fakes import ScriptedConnection, SelfCursor
-from tests.scripted_aws import null_s3
+from tests.support.fakes import ScriptedConnection, SelfCursor
+from tests.support.scripted_aws import null_s3
 
 STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
 

@@ -3,6 +3,8 @@
 `make_ca(tmp, hosts)` makes a CA and a server certificate for `hosts`, signed by it; the client trusts the CA
 through SSL_CERT_FILE (OpenSSL's default verify paths, which `SSLContext.load_default_certs` reads), so the
 client's own verification (chain and host name) runs unchanged.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module.
 """
 
 from __future__ import annotations

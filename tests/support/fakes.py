@@ -1,5 +1,7 @@
 """What the unit tests' recording connections share: a connection that is its own cursor and context manager,
-as psycopg2's `with conn.cursor() as cur:` uses them. Each test module adds the execute/fetch it needs."""
+as psycopg2's `with conn.cursor() as cur:` uses them. Each test module adds the execute/fetch it needs.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ through redshift-connector, which does not talk to PostgreSQL as is. This proxy 
   the parameters PostgreSQL knows (user, database, application_name, client_encoding,
   options, DateStyle, TimeZone, extra_float_digits) and records the dropped ones.
   An SSLRequest is answered "N" (plain text), or, given a `tls` context, "S" and the
-  connection goes on in TLS with that context's certificate (tests/tls.py makes one for
+  connection goes on in TLS with that context's certificate (tests/support/tls.py makes one for
   Redshift's host names, so the driver's verify-full runs as against Redshift).
   A GSSENCRequest is answered "N".
 - the server's ParameterStatus "server_version": Debian's "15.18 (Debian 15.18-1...)"
@@ -28,20 +28,22 @@ through redshift-connector, which does not talk to PostgreSQL as is. This proxy 
 
 Everything else passes through unchanged. The shim listens on 127.0.0.1 only, on a free
 port, accepts at most `max_connections` clients at once, and `stop()` closes every socket
-and ends its thread within a few seconds.
+and ends its thread within a few seconds. The COPY's reading and its wire bookkeeping live in
+tests/support/redshift_copy.py; this module is the proxy (startup, TLS, framing, server_version).
+Support code: tests and benchmarks may import it; it imports no test module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import re
 import ssl
 import struct
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.support.redshift_copy import CopyRefused, CopySession, S3Copy, S3CopySpec
 
 PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103
@@ -73,177 +75,6 @@ def plain_version(value: str) -> str:
     """'15.18 (Debian 15.18-1.pgdg120+1)' -> '15.18'."""
     match = re.match(r"\d+(\.\d+)*", value)
     return match.group(0) if match else value
-
-
-# -- Redshift's COPY from S3 ------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>[0-9]+)"
-                    r"|(?P<punct>[(),;]))")
-_S3_PATH = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\x00]+)$")
-_IS_S3_COPY = re.compile(r"^\s*COPY\b.*\bFROM\s+'s3://", re.I | re.S)
-_NULL_AS_NUL = ("\\0", "\\000")
-
-
-class CopyRefused(ValueError):
-    """A COPY the shim does not carry out (its message becomes the server's error)."""
-
-
-@dataclass(frozen=True)
-class S3CopySpec:
-    """A parsed `COPY <table> (<columns>) FROM 's3://...' ...` statement."""
-
-    table: str
-    columns: tuple[str, ...]
-    bucket: str
-    prefix: str
-    role: str
-    gzip: bool
-
-    def postgres_copy(self) -> str:
-        # Identifiers were matched as plain words by the tokenizer, so they need no quoting here.
-        columns = ", ".join(self.columns)
-        return f"COPY {self.table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({columns}))"
-
-
-@dataclass(frozen=True)
-class S3Copy:
-    """One COPY from S3 the shim carried out: the path, the role, the objects it read, the rows loaded."""
-
-    uri: str
-    role: str
-    keys: tuple[str, ...]
-    rows: int
-
-
-def _tokens(sql: str) -> list[tuple[str, str]]:
-    out, at, text = [], 0, sql.rstrip().rstrip(";")
-    while at < len(text.rstrip()):
-        match = _TOKEN.match(text, at)
-        if match is None:
-            raise CopyRefused(f"cannot read the COPY statement at {text[at:at + 20]!r}")
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        out.append((kind, value[1:-1].replace("''", "'") if kind == "string" else value))
-        at = match.end()
-    return out
-
-
-def parse_s3_copy(sql: str) -> S3CopySpec:
-    """Parses a Redshift COPY from S3, refusing any option the shim does not carry out as Redshift would."""
-    tokens = _tokens(sql)
-
-    def take(kind: str, upper: str | None = None) -> str:
-        if not tokens or tokens[0][0] != kind or (upper and tokens[0][1].upper() != upper):
-            raise CopyRefused(f"expected {upper or kind} in the COPY statement")
-        return tokens.pop(0)[1]
-
-    def optional(word: str) -> bool:
-        if tokens and tokens[0][0] == "word" and tokens[0][1].upper() == word:
-            tokens.pop(0)
-            return True
-        return False
-
-    take("word", "COPY")
-    table = take("word")
-    columns: list[str] = []
-    if tokens and tokens[0] == ("punct", "("):
-        tokens.pop(0)
-        while True:
-            columns.append(take("word"))
-            if take("punct") == ")":
-                break
-    take("word", "FROM")
-    path = _S3_PATH.match(take("string"))
-    if path is None:
-        raise CopyRefused("COPY FROM must name s3://bucket/prefix")
-    options: dict[str, str] = {}
-    while tokens:
-        word = take("word").upper()
-        if word in ("CSV", "GZIP"):
-            options[word] = word
-        elif word == "FORMAT":  # FORMAT [AS] CSV
-            optional("AS")
-            options["CSV"] = take("word", "CSV")
-        elif word in ("IAM_ROLE", "TIMEFORMAT", "NULL"):
-            if word != "IAM_ROLE":
-                optional("AS")
-            options[word] = take("string")
-        else:
-            raise CopyRefused(f"the shim does not carry out the COPY option {word}")
-    for refused, why in (
-        (not columns, "name the columns: the shim loads by column list only"),
-        ("IAM_ROLE" not in options, "COPY from S3 needs IAM_ROLE (the shim knows no other authorization)"),
-        ("CSV" not in options, "only CSV is carried out (not Redshift's default pipe-delimited text)"),
-        (options.get("TIMEFORMAT") != "auto",
-         f"TIMEFORMAT {options.get('TIMEFORMAT')!r}: only 'auto' is carried out (ISO 8601 in the data)"),
-        (options.get("NULL") not in _NULL_AS_NUL,
-         f"NULL AS {options.get('NULL')!r}: only '\\0' is carried out (no text field is NULL)"),
-    ):
-        if refused:
-            raise CopyRefused(why)
-    return S3CopySpec(table, tuple(columns), path["bucket"], path["key"], options["IAM_ROLE"], "GZIP" in options)
-
-
-def refusal_sql(message: str) -> str:
-    """A statement that fails with `message` (feature_not_supported) in place of a refused COPY."""
-    text = "redshift shim: " + message.replace("$", "").replace("'", "''")
-    return f"DO $shim$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = '{text}'; END $shim$"
-
-
-def _cstring(data: bytes, at: int) -> tuple[bytes, int]:
-    end = data.index(b"\x00", at)
-    return data[at:end], end + 1
-
-
-class _Session:
-    """One client's prepared COPY statements and portals (extended protocol), and the COPYs awaiting data."""
-
-    def __init__(self, shim: RedshiftShim) -> None:
-        self.shim = shim
-        self.statements: dict[bytes, S3CopySpec] = {}
-        self.portals: dict[bytes, bytes] = {}
-        self.awaiting: deque[S3CopySpec] = deque()
-        self.copied: tuple[str, str, tuple[str, ...]] | None = None
-
-    def client_message(self, kind: bytes, body: bytes) -> bytes:
-        """Looks at (and may rewrite) one client message; returns its body."""
-        if kind == b"P":
-            name, at = _cstring(body, 0)
-            query, at = _cstring(body, at)
-            self.statements.pop(name, None)
-            text = query.decode()
-            if _IS_S3_COPY.match(text):
-                try:
-                    spec = parse_s3_copy(text)
-                    if spec.role not in self.shim.copy_roles:
-                        raise CopyRefused(f"not authorized to assume IAM Role {spec.role}")
-                    if self.shim.s3 is None:
-                        raise CopyRefused("no S3 behind this shim")
-                    self.statements[name] = spec
-                    text = spec.postgres_copy()
-                except CopyRefused as exc:
-                    text = refusal_sql(str(exc))
-                body = name + b"\x00" + text.encode() + b"\x00" + body[at:]
-        elif kind == b"B":
-            portal, at = _cstring(body, 0)
-            self.portals[portal] = _cstring(body, at)[0]
-        elif kind == b"E":
-            spec = self.statements.get(self.portals.get(_cstring(body, 0)[0], b"\xff"))
-            if spec is not None:
-                self.awaiting.append(spec)
-        return body
-
-    def read_objects(self, spec: S3CopySpec) -> tuple[tuple[str, ...], bytes]:
-        """Every object under the prefix (Redshift's rule), gunzipped when GZIP is given, concatenated."""
-        listed = self.shim.s3.list_objects_v2(Bucket=spec.bucket, Prefix=spec.prefix)
-        keys = tuple(sorted(item["Key"] for item in listed.get("Contents", [])))
-        if not keys:
-            raise CopyRefused(f"The specified S3 prefix '{spec.prefix}' does not exist")
-        parts = []
-        for key in keys:
-            data = self.shim.s3.get_object(Bucket=spec.bucket, Key=key)["Body"].read()
-            parts.append(gzip.decompress(data) if spec.gzip else data)
-        return keys, b"".join(parts)
 
 
 def _message(kind: bytes, body: bytes = b"") -> bytes:
@@ -330,7 +161,7 @@ class RedshiftShim:
             self._writers.add(server_w)
             server_w.write(startup)
             await server_w.drain()
-            session = _Session(self)
+            session = CopySession(self)
             await asyncio.gather(self._client_to_server(client_r, server_w, session),
                                  self._server_to_client(server_r, client_w, server_w, session))
         except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
@@ -368,7 +199,7 @@ class RedshiftShim:
             return message
 
     async def _client_to_server(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                                session: _Session) -> None:
+                                session: CopySession) -> None:
         """Frames the client's messages (after its startup packet, all are typed) so COPY can be rewritten."""
         try:
             while True:
@@ -380,7 +211,7 @@ class RedshiftShim:
             writer.close()  # the client went away: so does our side of its server session
 
     async def _server_to_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                                server: asyncio.StreamWriter, session: _Session) -> None:
+                                server: asyncio.StreamWriter, session: CopySession) -> None:
         """Frames the server's messages: rewrites server_version, answers CopyInResponse for a COPY from S3."""
         try:
             while True:
@@ -406,7 +237,7 @@ class RedshiftShim:
         except asyncio.IncompleteReadError:
             writer.close()
 
-    async def _copy_in(self, session: _Session, spec: S3CopySpec, server: asyncio.StreamWriter) -> None:
+    async def _copy_in(self, session: CopySession, spec: S3CopySpec, server: asyncio.StreamWriter) -> None:
         """Feeds the S3 objects to the server's COPY FROM STDIN (or fails it), then the Sync the server needs."""
         try:
             keys, data = await asyncio.get_running_loop().run_in_executor(None, session.read_objects, spec)

@@ -1,5 +1,7 @@
 """Hypothesis strategies and an oracle shared by the property tests (validator, ingest handler, HTTP API):
-valid orders, one-field mutations, arbitrary JSON, and which bodies must be accepted."""
+valid orders, one-field mutations, arbitrary JSON, and which bodies must be accepted.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module."""
 
 from __future__ import annotations
 

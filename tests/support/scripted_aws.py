@@ -7,6 +7,8 @@ model, up to the HTTP send, which `answer(operation, params)` replaces, as botoc
 Stubber's fixed queue, `answer` is a function of the scenario's state, so a test states what AWS holds rather
 than the order in which txpipe happens to ask. Each response is validated against the operation's output
 shape too; an `AwsError` becomes the ClientError AWS would raise. Every call is recorded, in order.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module.
 """
 
 from __future__ import annotations

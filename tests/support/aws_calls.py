@@ -5,6 +5,8 @@ alike), the drivers' (redshift-connector's) included. While a test runs, each ca
 function whose handler module is on the call stack; a call that function does not declare is recorded as a
 violation, and tests/conftest.py fails the test that made it. So a function that starts calling a new API
 fails its tests until the declaration, and with it the network route the template must give, says so.
+
+Support code (tests/support/): tests and benchmarks may import it; it imports no test module.
 """
 
 from __future__ import annotations
