@@ -17,13 +17,10 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from txpipe_cli.errors import TxpipeError, path_error
 from txpipe_cli.send_ids import dumps, loads
-
-if TYPE_CHECKING:
-    from txpipe_cli.sender import Refusal
 
 # Line breaks as editors count them (so "line 4" is the line an editor shows as 4). Not str.splitlines(): it
 # also breaks at U+2028, form feeds and the like, which JSON allows inside a string.
@@ -89,6 +86,22 @@ def _line(line: str) -> Any:
         return Unreadable(line, f"not valid JSON: {exc.msg} (column {exc.colno})")
     except RecursionError:
         return Unreadable(line, "JSON nested too deep to be an order")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An order send did not send, and why: what --rejects writes and --json lists."""
+
+    pass_number: int
+    position: int
+    position_kind: str
+    order_id: Any
+    errors: list[dict[str, Any]]  # [{"field": ..., "reason": ...}]
+    item: Any  # as in the file, with the order_id it was given (or an Unreadable line): what --rejects writes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pass": self.pass_number, "position": self.position, "position_kind": self.position_kind,
+                "order_id": self.order_id, "errors": self.errors}
 
 
 def write_rejects(path: Path, refusals: list[Refusal]) -> None:

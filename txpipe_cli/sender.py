@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from txpipe_cli.errors import TxpipeError
-from txpipe_cli.order_file import OrderFile, Unreadable, read_orders, write_rejects
+from txpipe_cli.order_file import OrderFile, Refusal, Unreadable, read_orders, write_rejects
 from txpipe_cli.send_ids import assign, dumps, stamp, with_id
 
 if TYPE_CHECKING:
@@ -97,20 +97,6 @@ class Planned:
     order_id: Any
     item: Any
     data: bytes
-
-
-@dataclass(frozen=True)
-class Refusal:
-    pass_number: int
-    position: int
-    position_kind: str
-    order_id: Any
-    errors: list[dict[str, Any]]  # [{"field": ..., "reason": ...}]
-    item: Any  # as in the file, with the order_id it was given (or an Unreadable line): what --rejects writes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pass": self.pass_number, "position": self.position, "position_kind": self.position_kind,
-                "order_id": self.order_id, "errors": self.errors}
 
 
 @dataclass

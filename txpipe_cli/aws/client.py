@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from txpipe_cli.aws.change_sets import NO_CHANGES, ChangeSet, TemplateSource, change_of
 from txpipe_cli.errors import TxpipeError, aws_error
 
-NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 IN_PROGRESS = "_IN_PROGRESS"
 # Seconds the CLI waits for a synchronous invoke past the function's own timeout (lambdas/functions.py):
 # long enough for Lambda to report the timeout itself, so the answer is never cut off and asked again.
@@ -37,41 +36,6 @@ class AwsConfigError(TxpipeError):
     def __init__(self, missing: tuple[str, ...], reason: str, hint: str | None = None) -> None:
         super().__init__(reason, hint=hint or CONFIG_HINTS.get(missing))
         self.missing = missing  # of region, credentials
-
-
-@dataclass(frozen=True)
-class Change:
-    action: str
-    logical_id: str
-    resource_type: str
-    replacement: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"action": self.action, "resource": self.logical_id, "type": self.resource_type,
-                "replacement": self.replacement}
-
-
-@dataclass(frozen=True)
-class TemplateSource:
-    """Where CloudFormation reads a template from: the request itself (TemplateBody) or S3 (TemplateURL)."""
-
-    body: str = ""
-    url: str = ""
-
-    @property
-    def kind(self) -> str:
-        return "TemplateURL" if self.url else "TemplateBody"
-
-    def as_params(self) -> dict[str, str]:
-        return {"TemplateURL": self.url} if self.url else {"TemplateBody": self.body}
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    name: str
-    ready: bool  # False: nothing to change (CloudFormation refused an empty change set)
-    changes: list[Change]
-    reason: str = ""
 
 
 class AwsClient:
@@ -245,7 +209,7 @@ class AwsClient:
             described = self._call("cloudformation", "describe_change_set", StackName=stack, ChangeSetName=name)
             status = described["Status"]
             if status == "CREATE_COMPLETE":
-                return ChangeSet(name, True, [_change(c) for c in self._all_changes(stack, name, described)])
+                return ChangeSet(name, True, [change_of(c) for c in self._all_changes(stack, name, described)])
             if status == "FAILED":
                 reason = described.get("StatusReason", "")
                 if any(marker in reason for marker in NO_CHANGES):
@@ -408,9 +372,3 @@ def _failure(service: str, operation: str, exc: Exception) -> TxpipeError:
     if known is not None and not known.reason.startswith("AWS: "):
         return known
     return TxpipeError(f"AWS {service}.{operation} failed: {exc}", hint="run: txpipe doctor --target aws")
-
-
-def _change(raw: dict[str, Any]) -> Change:
-    rc = raw.get("ResourceChange", {})
-    return Change(rc.get("Action", "?"), rc.get("LogicalResourceId", "?"), rc.get("ResourceType", "?"),
-                  rc.get("Replacement") or "-")

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from txpipe_cli.aws.applier import Applier, AwsApplier, DeployResult, DisplayApplier, reasons, record_path
-from txpipe_cli.aws.client import AwsClient, Change
+from txpipe_cli.aws.change_sets import Change
+from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.package import CompiledTemplate
 from txpipe_cli.aws.planner import Planner, function_name, stack_name, template_parameters
 from txpipe_cli.config import DEFAULT_ORDERS_PER_MONTH, PipelineSettings

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from txpipe_cli.aws import network
-from txpipe_cli.aws.client import AwsClient, ChangeSet, TemplateSource
+from txpipe_cli.aws.change_sets import ChangeSet, TemplateSource
+from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.aws.package import TEMPLATE_BODY_LIMIT, CompiledTemplate
 from txpipe_cli.aws.pricing import Estimate, estimate
 from txpipe_cli.config import DEFAULT_ORDERS_PER_MONTH, PipelineSettings, parse_clock
