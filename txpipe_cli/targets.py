@@ -17,7 +17,7 @@ from txpipe_cli.errors import OptionError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from txpipe_cli.local.logs import LogRecord
+    from txpipe_cli.log_records import LogRecord
 
 TARGETS = ("local", "aws")
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lambdas.core import log
+from txpipe_cli import log_records
 from txpipe_cli.commands.logs import _lines
 from txpipe_cli.local import logs
 
@@ -36,11 +37,11 @@ def test_structured_lines_read_back_with_their_figures_beside_plain_ones(tmp_pat
     assert (store.function, store.level, store.message, store.figures) == (
         "store", "INFO", "10 messages: 480 orders stored", {"messages": 10, "stored": 480})
     assert list(store.to_dict()) == ["level", "timestamp", "service", "message", "messages", "stored"]
-    assert status.level == "DEBUG" and logs.level_rank(status.level) < logs.level_rank("INFO")
+    assert status.level == "DEBUG" and log_records.level_rank(status.level) < log_records.level_rank("INFO")
     assert (broken.structured, broken.message) == (False, "{not json")  # shown as written, not lost
     assert _lines(store, 80) == ["[dim]2026-12-01 11:00:01 INFO   [/] [bold]store  [/] 10 messages: 480 orders stored",
                                  "    [dim]messages=10 stored=480[/]"]
-    many = logs.LogRecord(**{**store.__dict__, "figures": {f"figure_{i}": i for i in range(30)}})
+    many = log_records.LogRecord(**{**store.__dict__, "figures": {f"figure_{i}": i for i in range(30)}})
     folded = _lines(many, 80)[1:]  # the figures fold under the line, each whole, none past 80 columns
     assert len(folded) > 1 and all(len(line) - len("[dim][/]") <= 80 for line in folded)
     assert " ".join(line.strip()[5:-3] for line in folded).split() == [f"figure_{i}={i}" for i in range(30)]

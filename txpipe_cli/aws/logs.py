@@ -15,7 +15,7 @@ from typing import Any
 
 from txpipe_cli.aws.client import AwsClient
 from txpipe_cli.errors import TxpipeError, aws_error
-from txpipe_cli.local.logs import LogRecord, from_structured, structured
+from txpipe_cli.log_records import LogRecord, from_structured, structured
 
 
 def _events(aws: AwsClient, group: str, start_ms: int) -> Iterator[dict[str, Any]]:

@@ -22,7 +22,7 @@ from txpipe_cli.ops_client import OpsClient
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from txpipe_cli.local.logs import LogRecord
+    from txpipe_cli.log_records import LogRecord
 
 HEALTHY = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 ALARMS = ("dead-letters", "sync-errors", "sla-at-risk")  # infra/template.yaml

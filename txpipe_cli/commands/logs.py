@@ -15,7 +15,7 @@ from lambdas.functions import FUNCTIONS
 from txpipe_cli import config
 from txpipe_cli.commands.options import JsonOpt, StageOpt, TargetOpt
 from txpipe_cli.errors import OptionError
-from txpipe_cli.local.logs import LEVELS, LogRecord, level_rank
+from txpipe_cli.log_records import LEVELS, LogRecord, level_rank
 from txpipe_cli.output import console, err_console, handle_errors, stopped
 from txpipe_cli.targets import get_target
 

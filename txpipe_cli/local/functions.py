@@ -13,8 +13,8 @@ from lambdas.core.reasons import one_line
 from txpipe_cli.errors import TxpipeError
 from txpipe_cli.local import control
 from txpipe_cli.local import logs as runtime_log
-from txpipe_cli.local.logs import LogRecord
 from txpipe_cli.local.state import LocalState
+from txpipe_cli.log_records import LogRecord
 
 
 def invoke(state: LocalState, function: str, payload: dict[str, Any], timeout: float) -> Any:

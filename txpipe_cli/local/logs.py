@@ -10,67 +10,16 @@ reading a window reads the rotated files first.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from lambdas.core.log import KEYS, LOGGER_NAME, timestamp
+from lambdas.core.log import LOGGER_NAME
+from txpipe_cli.log_records import LogRecord, from_structured, structured
 
 RECORD = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (\w+) (\S+) (\S+) (.*)$")
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # `txpipe logs --level`, least to most severe
-
-
-def level_rank(level: str) -> int:
-    """DEBUG 0 .. ERROR 3 (CRITICAL as ERROR); a level nobody knows as INFO."""
-    name = {"CRITICAL": "ERROR", "FATAL": "ERROR", "WARN": "WARNING"}.get(level.upper(), level.upper())
-    return LEVELS.index(name) if name in LEVELS else 1
-
-
-@dataclass
-class LogRecord:
-    at: datetime
-    level: str
-    function: str
-    logger: str
-    message: str
-    figures: dict[str, Any] = field(default_factory=dict)  # a structured line's, after its four keys
-    structured: bool = False  # a function's own line (lambdas.core.log), not a plain log line
-
-    def to_dict(self) -> dict[str, Any]:
-        """As the function wrote it (Powertools' keys, then the figures); a plain line in the same keys, with the
-        logger that wrote it."""
-        record = {"level": self.level, "timestamp": timestamp(self.at), "service": self.function,
-                  "message": self.message}
-        return {**record, **self.figures} if self.structured else {**record, "logger": self.logger}
-
-
-def structured(text: str) -> dict[str, Any] | None:
-    """The record of a structured line (a JSON object with Powertools' four keys), else None."""
-    if not text.startswith("{"):
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and all(key in record for key in KEYS) else None
-
-
-def from_structured(record: dict[str, Any], at: datetime, logger: str) -> LogRecord:
-    """A structured record as a LogRecord; `at` when its own timestamp does not parse."""
-    try:
-        at = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        pass
-    figures = {key: value for key, value in record.items() if key not in KEYS}
-    return LogRecord(at, str(record["level"]).upper(), str(record["service"]), logger, str(record["message"]),
-                     figures, structured=True)
-
-
 def _parse(lines: Iterator[str]) -> Iterator[LogRecord]:
     """Records from lines; a line that starts no record (a traceback's) belongs to the one before."""
     current: LogRecord | None = None

@@ -46,7 +46,7 @@ from txpipe_cli.ops_client import OpsClient
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from txpipe_cli.local.logs import LogRecord
+    from txpipe_cli.log_records import LogRecord
 
 # The event source mapping's and the sync's options (why each: lambdas/core/defaults.py).
 RUNTIME_DEFAULTS = {"pollers": defaults.LOCAL_POLLERS, "batch_size": defaults.STORE_BATCH_SIZE,
