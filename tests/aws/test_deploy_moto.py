@@ -334,7 +334,7 @@ def test_a_function_error_is_one_line_and_exit_1(env: dict[str, str], moto_url: 
 def test_dashboard_and_history_go_through_the_ops_function(env: dict[str, str], moto_url: str) -> None:
     """On AWS the dashboard runs on this machine and reads through the ops function (Lambda Invoke), as
     `report` does; `seed --history` loads its chunks through it too."""
-    from tests.e2e.test_dashboard_e2e import Dashboard
+    from tests.support.dashboard import Dashboard
 
     texas = {"state": "TX", "state_name": "Texas", "population": 29145505, "rank": 1, "total_pizzas": 5,
              "gross_sales": 70.95, "gross_sales_per_capita": 0.0000024, "unique_customers": 2,

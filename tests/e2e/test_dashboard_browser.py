@@ -19,14 +19,20 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.dashboard import headless_chromium
-from tests.e2e.test_dashboard_e2e import Dashboard, cli, dashboard  # noqa: F401 - the module's fixtures
-from tests.e2e.test_local_target import Cli
+from tests.support.dashboard import Dashboard, dashboard_home
+from tests.support.local_cli import Cli
 
 ARTIFACTS = Path(os.environ.get("TXPIPE_ARTIFACTS", Path(__file__).resolve().parents[2] / ".artifacts"))
 
 
 @pytest.fixture(scope="module")
-def browser(dashboard: Dashboard) -> Iterator[webdriver.Chrome]:  # noqa: F811
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    with dashboard_home(tmp_path_factory) as cli:
+        yield cli
+
+
+@pytest.fixture(scope="module")
+def browser(dashboard: Dashboard) -> Iterator[webdriver.Chrome]:
     """A browser that opened the printed URL once, as the operator does: it holds the dashboard's cookie."""
     chrome = headless_chromium()
     chrome.get(dashboard.url)

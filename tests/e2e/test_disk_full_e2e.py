@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_local_target import Cli, local_home, post, wait_for
 from tests.support.disk import fill, move_postgres_to_tmpfs, release_tmpfs
+from tests.support.local_cli import Cli, local_home, post, wait_for
 
 TMPFS_MIB = 256
 BATCH = 100  # orders per request

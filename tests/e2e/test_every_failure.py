@@ -14,7 +14,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli, wait_for
+from tests.support.local_cli import Cli, wait_for
 from txpipe_cli.app import app
 from txpipe_cli.commands import pipeline
 from txpipe_cli.local.pg import PgServer, find_bindir

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.queue import PgQueue
-from tests.e2e.test_local_target import Cli, local_home, post, wait_for
+from tests.support.local_cli import Cli, local_home, post, wait_for
 from txpipe_cli.app import app
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli, local_home
+from tests.support.local_cli import Cli, local_home
 from txpipe_cli.app import app
 from txpipe_cli.commands import orders as orders_commands
 from txpipe_cli.errors import TxpipeError

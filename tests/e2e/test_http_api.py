@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.test_local_target import Cli, local_home, post
+from tests.support.local_cli import Cli, local_home, post
 from tests.support.strategies import json_values, oracle, to_json, valid_orders
 
 HTTP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

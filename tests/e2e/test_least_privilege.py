@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from lambdas.core.db import connect_postgres
-from tests.e2e.test_local_target import Cli, local_home
+from tests.support.local_cli import Cli, local_home
 
 
 @pytest.fixture(scope="module")

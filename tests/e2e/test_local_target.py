@@ -8,94 +8,23 @@ root) must fall back to a data directory it can reach.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from lambdas.core.db import connect_postgres
 from lambdas.core.queue import PgQueue
-from txpipe_cli.app import app
+from tests.support.local_cli import Cli, local_home, post, wait_for
 from txpipe_cli.local.pg import PgServer, find_bindir
 from txpipe_cli.local.processes import pid_is_runtime
-from txpipe_cli.local.state import LocalState
 from txpipe_cli.synthetic import iter_customers
 
-runner = CliRunner()
 CUSTOMERS = 300
-
-
-class Cli:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = runner.invoke(app, list(args), env={"TXPIPE_HOME": str(self.home), "TXPIPE_TARGET": "local"})
-        assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self(*args, "--json", code=code).stdout)
-
-    @property
-    def state(self) -> LocalState:
-        state = LocalState.load(self.home)
-        assert state is not None
-        return state
-
-    def sql(self, database: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = connect_postgres(self.state.endpoint(database))
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def post(state: LocalState, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    """POST /orders with the deployment's API key (unless headers replace it)."""
-    conn = http.client.HTTPConnection("127.0.0.1", state.api_port, timeout=10)
-    try:
-        conn.request("POST", "/orders", body=body, headers={"Content-Type": "application/json",
-                                                            "x-api-key": state.api_key(), **(headers or {})})
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
-    finally:
-        conn.close()
-
-
-@contextmanager
-def local_home(tmp_path_factory: pytest.TempPathFactory, name: str, deploy: bool = True) -> Iterator[Cli]:
-    """A test module's own local deployment (`txpipe deploy` under a fresh TXPIPE_HOME, unless not `deploy`),
-    destroyed afterwards if one is there."""
-    home = tmp_path_factory.mktemp(name) / "txpipe-home"
-    cli = Cli(home)
-    if deploy:
-        cli.json("deploy")
-    try:
-        yield cli
-    finally:
-        if (home / "local.json").exists():
-            runner.invoke(app, ["destroy", "--yes"], env={"TXPIPE_HOME": str(home)})
 
 
 @pytest.fixture(scope="module")

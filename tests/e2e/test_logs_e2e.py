@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from lambdas.core.db import connect_postgres
-from tests.e2e.test_local_target import Cli, local_home, post, wait_for
+from tests.support.local_cli import Cli, local_home, post, wait_for
 
 CUSTOMERS = 300
 GOOD = 700  # two requests: 500 and 200

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e.test_local_target import Cli, local_home, post, wait_for
+from tests.support.local_cli import Cli, local_home, post, wait_for
 from txpipe_cli.app import app
 
 runner = CliRunner()

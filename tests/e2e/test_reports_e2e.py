@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_local_target import Cli, local_home, wait_for
+from tests.support.local_cli import Cli, local_home, wait_for
 
 
 @pytest.fixture(scope="module")

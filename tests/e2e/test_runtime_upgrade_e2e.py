@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.test_local_target import Cli, local_home
+from tests.support.local_cli import Cli, local_home
 from txpipe_cli.local.target import RUNTIME_DEFAULTS, runtime_code
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from lambdas.core.rejections import conflict_reason
 from lambdas.core.store import REASON_CONFLICT
-from tests.e2e.test_local_target import Cli, local_home, post, wait_for
+from tests.support.local_cli import Cli, local_home, post, wait_for
 
 COPIES = 20
 ORDER_ID = "pos-9-000001"

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_dashboard_e2e import Dashboard
-from tests.e2e.test_local_target import Cli, wait_for
+from tests.support.dashboard import Dashboard
+from tests.support.local_cli import Cli, wait_for
 from tests.support.unix_user import OTHER_USER, answer, as_other, why_not
 from tests.support.unix_user import other_user as make_other_user
 
@@ -96,13 +96,6 @@ def cli(other_user: pwd.struct_passwd) -> Iterator[Cli]:
         if (cli.home / "local.json").exists():
             cli("destroy", "--yes")
         shutil.rmtree(parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def dashboard(cli: Cli) -> Iterator[Dashboard]:
-    server = Dashboard(cli.home)
-    yield server
-    server.stop()
 
 
 def refreshed_at(cli: Cli) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lambdas.core.defaults import MAX_RECEIVE_COUNT
-from tests.e2e.test_local_target import Cli, local_home
+from tests.support.local_cli import Cli, local_home
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "release-ab5771d" / "local.json"
 PREVIOUS = json.loads(FIXTURE.read_text())

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_dashboard_e2e import Dashboard
-from tests.e2e.test_local_target import Cli, local_home
+from tests.support.dashboard import Dashboard
+from tests.support.local_cli import Cli, local_home
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.unit.test_sender import FakeApi, order, serve
+from tests.support.sender import FakeApi, order, serve
 from txpipe_cli import sender
 from txpipe_cli.app import app
 from txpipe_cli.commands import orders as orders_command

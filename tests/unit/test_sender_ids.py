@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,12 @@ import pytest
 from hypothesis import given, settings
 
 from lambdas.core.orders import OrderIn, parse_json, validate_items
+from tests.support.sender import FakeApi, Sleeps, fake_client, order, order_file
 from tests.support.strategies import to_json, valid_orders
-from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
 from txpipe_cli.send_ids import CONTENT_FIELDS, dumps, order_id, stamp, with_id
 from txpipe_cli.sender import ApiClient, plan, read_orders, send
 
 ID = re.compile(r"send-([0-9a-f]{32})-(\d+)-(\d+)")
-
-
-@pytest.fixture
-def client() -> Iterator[tuple[ApiClient, FakeApi, Sleeps]]:
-    with fake_client() as made:
-        yield made
 
 
 def ids_of(path: Path, pass_number: int = 1, **options: Any) -> list[Any]:

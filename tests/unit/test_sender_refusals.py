@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
+from tests.support.sender import FakeApi, Sleeps, order, order_file
 from txpipe_cli.sender import ApiClient, Refusal, check, read_orders, send, write_rejects
 
 QTY_REASON = "Input should be less than or equal to 100"
 SEND_ID = r"send-[0-9a-f]{32}-%d-%d"  # pass, which of the identical orders (txpipe_cli/send_ids.py)
-
-
-@pytest.fixture
-def client() -> Iterator[tuple[ApiClient, FakeApi, Sleeps]]:
-    with fake_client() as made:
-        yield made
 
 
 def refused_at(result: Any) -> list[tuple[int, str, list[Any]]]:

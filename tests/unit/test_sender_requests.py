@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.unit.test_sender import FakeApi, Sleeps, fake_client, order, order_file
+from tests.support.sender import FakeApi, Sleeps, order, order_file
 from txpipe_cli import sender
 from txpipe_cli.sender import ApiClient, send
-
-
-@pytest.fixture
-def client() -> Iterator[tuple[ApiClient, FakeApi, Sleeps]]:
-    with fake_client() as made:
-        yield made
-
 
 # --- send: the plain path and pacing ---------------------------------------------------------------
 

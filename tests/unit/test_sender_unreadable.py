@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.unit.test_sender import FakeApi, order, serve
+from tests.support.sender import FakeApi, order, serve
 from txpipe_cli.app import app
 from txpipe_cli.commands import orders as orders_command
 from txpipe_cli.order_file import Unreadable, read_orders
