@@ -4,6 +4,8 @@ infra/template.yaml is the source, written with CloudFormation's short tags (!Re
 infra/template.json is the same template resolved (what CloudFormation receives), kept beside it so
 that deploying needs no YAML tooling. `python -m infra` writes it again after an edit; a test fails
 while the two disagree.
+
+Imports: nothing of the project. Imported by the AWS target (txpipe_cli/aws) and the template tests.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ to the queue (`redrive`: SQS's StartMessageMoveTask) or purged.
 
 `queue_from_env()` picks one from TXPIPE_QUEUE_URL: an SQS URL (https://...) or
 `pgqueue://<name>` with the database in TXPIPE_QUEUE_HOST/PORT/DB/SECRET.
+
+Imports: `lambdas.core` only. Imported by the functions' environment (env.py) and the local target, which
+creates the PostgreSQL queue's tables.
 """
 
 from __future__ import annotations

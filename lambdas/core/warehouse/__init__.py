@@ -19,6 +19,9 @@ A warehouse is PostgreSQL or "PostgreSQL with differences" (Redshift). The SQL t
 - `is_connection_error(exc)`: whether a driver error means the connection is gone (transient: retried once
   on a fresh connection, env.fresh_connections_on_error) rather than a statement that failed (terminal).
 
+Imports: `lambdas.core` only. Imported by env.py, sync.py and the ops and refresh functions, and by the CLI
+for a kind's capabilities (`warehouse_class`), never a kind's module by name.
+
 run_sync (sync.py) drives every warehouse alike: per batch, clear the stage, `load_stage` the claimed rows,
 merge, commit, then `unstage`. The ops function's migrate calls `migrate` and `grant`; the refresh function
 calls `refresh`. None of them, nor env.py, names a kind: they find the class in `WAREHOUSES` by
