@@ -1,6 +1,7 @@
 """Shared fixtures: one real PostgreSQL server per test session, owned by txpipe's own code.
 
-The server holds the three local databases (OLTP, warehouse, queue), migrated once;
+The server holds the three local databases (OLTP, warehouse, queue), migrated once (the warehouse as ops'
+migrate does it: tests/support/warehouse.py);
 `clean` empties their tables before a test. Tests that need the whole local target
 (runtime and all) deploy it themselves under a temporary TXPIPE_HOME.
 """
@@ -22,6 +23,7 @@ from psycopg2 import sql
 from lambdas.core import schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.queue import PgQueue
+from tests.support.warehouse import migrate_warehouse
 from txpipe_cli.local.pg import PgServer, find_bindir, server_user
 from txpipe_cli.local.target import free_port
 
@@ -76,13 +78,12 @@ def databases(pg_server: tuple[PgServer, str]) -> Databases:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     admin.close()
     dbs = Databases({name: Endpoint("127.0.0.1", server.port, db, secret_ref) for name, db in DATABASES.items()})
-    for name, migrations in (("oltp", schema.OLTP_MIGRATIONS), ("warehouse", schema.WAREHOUSE_MIGRATIONS)):
-        conn = dbs.connect(name)
-        schema.migrate(conn, migrations)
-        if name == "warehouse":
-            schema.load_state_population(conn)
-            schema.apply_statements(conn, schema.WAREHOUSE_INDEXES_POSTGRES)
-        conn.close()
+    conn = dbs.connect("oltp")
+    schema.migrate(conn, schema.OLTP_MIGRATIONS)
+    conn.close()
+    conn = dbs.connect("warehouse")
+    migrate_warehouse(conn, "postgres")  # as ops' migrate does it: its indexes and grants, the population
+    conn.close()
     PgQueue.from_endpoint(dbs.endpoints["queue"], "orders").create()
     return dbs
 

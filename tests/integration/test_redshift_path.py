@@ -7,20 +7,16 @@ against PostgreSQL) that owns a warehouse database of its own. Everything else i
 code: connect_redshift, the migrations and the reports here; the Redshift warehouse's loads in
 test_warehouse_redshift_insert.py (multi-row INSERT) and test_warehouse_redshift_copy.py (S3 and COPY);
 the sync/ops/refresh handlers with TXPIPE_WAREHOUSE_KIND=redshift in test_warehouse_redshift_handlers.py.
-Those modules share this one's fixtures and helpers.
+Those modules and this one share the fixtures of tests/integration/conftest.py and the helpers of
+tests/support/redshift.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import redshift_connector
@@ -34,139 +30,9 @@ from lambdas.core.warehouse.redshift import (
     RedshiftWarehouse,
     connect_redshift,
 )
-from tests.integration.helpers import md5_login, order, retry_until, seed_customers, store_directly
+from tests.integration.helpers import order, store_directly
+from tests.support.redshift import RS_DB, RS_ROLE, SALES, SCRATCH_DB
 from tests.support.redshift_shim import RedshiftShim
-
-RS_ROLE = "txpipe_rs"
-RS_DB = "test_rs_warehouse"
-SCRATCH_DB = "test_rs_scratch"
-CUSTOMERS = [[1, "TX", "A"], [2, "TX", "B"], [3, "CA", "C"], [4, "NY", "D"]]
-STATE_OF = {1: "TX", 2: "TX", 3: "CA", 4: "NY"}
-FACT_COLUMNS = "order_id, customer_id, state, pizza_type, qty, retail_price, accepted_at, stored_at, loaded_at"
-
-
-@dataclass
-class Redshift:
-    """The md5 role's warehouse database, reached through the shim (as Redshift) or directly (for checks)."""
-
-    shim: RedshiftShim
-    endpoint: Endpoint  # 127.0.0.1:<shim port>, the md5 role's secret
-    direct: Endpoint  # the server's own port, the superuser's secret
-    password: str
-
-    def connect(self, **kwargs: Any) -> Any:
-        return connect_redshift(self.endpoint, ssl=False, **kwargs)
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Runs a query with psycopg2 straight on the server: an independent read of what the driver wrote."""
-        conn = connect_postgres(self.direct, autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
-
-    def env(self) -> dict[str, str]:
-        return {**self.endpoint.to_env("warehouse"), "TXPIPE_WAREHOUSE_KIND": "redshift",
-                "TXPIPE_WAREHOUSE_SSL": "false"}
-
-
-@pytest.fixture(scope="module")
-def redshift(pg_server, databases, tmp_path_factory) -> Iterator[Redshift]:
-    """An md5 role owning its own migrated warehouse database, a pg_hba line for it, and a shim in front."""
-    server, admin_ref = pg_server
-    password = "rs-" + os.urandom(8).hex() + " q'uote\"d\\%"  # the secret must travel intact, specials and all
-    secret = tmp_path_factory.mktemp("redshift") / "secret.json"
-    secret.write_text(json.dumps({"username": RS_ROLE, "password": password}))
-    os.chmod(secret, 0o600)
-    admin = connect_postgres(Endpoint("127.0.0.1", server.port, "postgres", admin_ref), autocommit=True)
-    shim = RedshiftShim(server.port).start()
-    try:
-        with md5_login(server, admin, RS_ROLE, password, RS_DB):
-            target = Redshift(shim, Endpoint("127.0.0.1", shim.port, RS_DB, f"file:{secret}"),
-                              Endpoint("127.0.0.1", server.port, RS_DB, admin_ref), password)
-            conn = retry_until(lambda: target.connect(connect_timeout=2))
-            try:
-                schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS)
-                schema.load_state_population(conn)
-            finally:
-                conn.close()
-            yield target
-    finally:
-        shim.stop()
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SCRATCH_DB)))
-        admin.close()
-
-
-@pytest.fixture
-def rs(redshift: Redshift) -> Redshift:
-    """The Redshift-path warehouse emptied (reference data kept) with its views refreshed to empty."""
-    redshift.query("TRUNCATE orders_fact, sync_runs")
-    redshift.query("REFRESH MATERIALIZED VIEW sales_by_state")
-    redshift.query("REFRESH MATERIALIZED VIEW state_sales")
-    return redshift
-
-
-@pytest.fixture
-def dbs(clean):
-    seed_customers(clean, CUSTOMERS)
-    return clean
-
-
-@pytest.fixture
-def rs_handler_env(handler_env, rs: Redshift, monkeypatch) -> Redshift:
-    """The handlers see the session's OLTP and queue, and the Redshift-path warehouse through the shim."""
-    seed_customers(handler_env, CUSTOMERS)
-    for key, value in rs.env().items():
-        monkeypatch.setenv(key, value)
-    return rs
-
-
-def fact_rows(rs: Redshift) -> list[tuple[Any, ...]]:
-    return rs.query(f"SELECT {FACT_COLUMNS} FROM orders_fact ORDER BY order_id")  # noqa: S608 - fixed names
-
-
-def outbox_ids(dbs) -> list[str]:
-    conn = dbs.connect("oltp", autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT order_id FROM outbox ORDER BY order_id")
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
-
-
-def tricky_orders() -> list:
-    """Ids a CSV or a hand-built INSERT would mangle, prices at the edges of decimal(8,2), odd time zones."""
-    base = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC) - timedelta(minutes=5)
-    zones = [timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=45)), UTC,
-             timezone(timedelta(hours=14)), timezone(timedelta(hours=-9, minutes=-30))]
-    ids = ["a,b", 'quote"inside', "single'quote", "back\\slash", "\\N", " padded ", "NULL", "%s", "$1",
-           "x" * 64, "tab\there", "ünïcødé-ℤ", "); DROP TABLE orders_fact; --"]
-    prices = ["0.01", "16.99", "999999.99", "10.10", "12.34"]
-    return [order(oid, 1 + i % 4, ["cheese", "meat lover", "veggie"][i % 3], 1 + i % 100, prices[i % len(prices)],
-                  (base + timedelta(microseconds=7 * i)).astimezone(zones[i % len(zones)]))
-            for i, oid in enumerate(ids)]
-
-
-class FailingCommit:
-    """A warehouse connection whose `at`-th commit raises: the process dies just before that commit. On Redshift
-    run_sync commits twice a batch: 1 after clearing the stage (TRUNCATE commits there), 2 after the merge."""
-
-    def __init__(self, conn: Any, at: int = 2) -> None:
-        self._conn, self._at, self.commits = conn, at, 0
-
-    def commit(self) -> None:
-        self.commits += 1
-        if self.commits == self._at:
-            raise ConnectionAbortedError("simulated crash before the warehouse commit")
-        self._conn.commit()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
 
 # -- the shim and the connection --------------------------------------------------------------------------
 
@@ -283,16 +149,11 @@ def test_warehouse_migrations_run_on_redshift_connector(pg_server, redshift):
 
 # -- reporting over redshift-connector --------------------------------------------------------------------
 
-# TX: customers 1 and 2. cheese 3 for 30.00; pepperoni 3 for 36.00; veggie 3 for 36.00; meat lover 4 for 20.00.
-SALES = [("tx-1", 1, "cheese", 3, "10.00"), ("tx-2", 1, "pepperoni", 2, "12.00"), ("tx-3", 2, "pepperoni", 1, "12.00"),
-         ("tx-4", 2, "veggie", 3, "12.00"), ("tx-5", 2, "meat lover", 4, "5.00"), ("ca-1", 3, "cheese", 2, "10.50")]
-
-
-def test_reporting_over_redshift_connector(dbs, rs):
+def test_reporting_over_redshift_connector(rs_dbs, rs):
     """refresh_views, state_report, sla_report and last_sync give over redshift-connector what psycopg2 gives."""
     accepted = datetime.now(UTC) - timedelta(seconds=30)
-    store_directly(dbs, [order(oid, c, p, q, price, accepted) for oid, c, p, q, price in SALES])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    store_directly(rs_dbs, [order(oid, c, p, q, price, accepted) for oid, c, p, q, price in SALES])
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     reference = connect_postgres(rs.direct)
     try:
         run_sync(oltp, warehouse, backend=RedshiftWarehouse())

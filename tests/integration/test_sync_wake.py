@@ -1,6 +1,6 @@
 """A sync with nothing to move does not wake a warehouse that bills by wake (Redshift Serverless: at least 60 s of
 base capacity per wake), through the Redshift path: redshift-connector against PostgreSQL through the loopback
-shim (fixtures from test_redshift_path.py). What is counted is the driver's own connect (redshift_connector.connect,
+shim (fixtures: tests/integration/conftest.py). What is counted is the driver's own connect (redshift_connector.connect,
 counted or refused) and the connections the shim accepted; locally (PostgreSQL) an idle run is still recorded
 (test_sync.py).
 """
@@ -17,14 +17,10 @@ from lambdas.core import env
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse.postgres import PostgresWarehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse
-from tests.integration import test_redshift_path as shared
 from tests.integration.helpers import order, query, store_directly
-from tests.integration.test_redshift_path import RS_DB, RS_ROLE, Redshift, fact_rows
+from tests.support.redshift import RS_DB, RS_ROLE, Redshift, fact_rows
 from txpipe_cli.commands.warehouse import last_sync_label
 from txpipe_cli.local.events import scheduled_event
-
-# The Redshift-path fixtures, shared (pytest finds a fixture by its name in the test's module).
-redshift, rs, rs_handler_env, dbs = shared.redshift, shared.rs, shared.rs_handler_env, shared.dbs
 
 
 @pytest.fixture
@@ -58,7 +54,7 @@ def test_capabilities_say_which_warehouse_bills_by_wake():
     assert PostgresWarehouse.capabilities.bills_by_wake is False
 
 
-def test_run_sync_connects_to_redshift_only_when_it_has_orders_to_move(dbs, rs, driver_connects):
+def test_run_sync_connects_to_redshift_only_when_it_has_orders_to_move(rs_dbs, rs, driver_connects):
     """Given the backend's connect as its factory: an empty outbox makes no driver connect, no connection at the
     shim and no sync_runs row, and says warehouse_woken false; with orders, one connect, and the run recorded."""
     backend = RedshiftWarehouse(rs.endpoint, ssl=False, application_name="txpipe-wake-factory")
@@ -68,14 +64,14 @@ def test_run_sync_connects_to_redshift_only_when_it_has_orders_to_move(dbs, rs, 
         opened.append(backend.connect())
         return opened[-1]
 
-    oltp = dbs.connect("oltp")
+    oltp = rs_dbs.connect("oltp")
     try:
         idle = run_sync(oltp, open_warehouse, backend=backend)
         assert (idle.synced, idle.pending, idle.batches, idle.warehouse_woken) == (0, 0, 0, False)
         assert (driver_connects, opened, rs.shim.connections) == ([], [], connections)
         assert recorded_runs(rs) == []
 
-        store_directly(dbs, [order(f"wake-{i}", 1 + i % 4) for i in range(3)])
+        store_directly(rs_dbs, [order(f"wake-{i}", 1 + i % 4) for i in range(3)])
         busy = run_sync(oltp, open_warehouse, backend=backend, batch_rows=2)
         assert (busy.synced, busy.pending, busy.batches, busy.warehouse_woken) == (3, 0, 2, True)
         assert (driver_connects, len(opened), rs.shim.connections) == ([rs.shim.port], 1, connections + 1)
@@ -87,10 +83,10 @@ def test_run_sync_connects_to_redshift_only_when_it_has_orders_to_move(dbs, rs, 
             conn.close()
 
 
-def test_run_sync_sends_nothing_on_an_open_redshift_connection_when_idle(dbs, rs):
+def test_run_sync_sends_nothing_on_an_open_redshift_connection_when_idle(rs_dbs, rs):
     """Handed an open connection instead of a factory, an idle run on Redshift leaves it untouched: no statement
     (the session's last activity does not move) and no run recorded."""
-    oltp, warehouse = dbs.connect("oltp"), rs.connect(application_name="txpipe-wake-open")
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect(application_name="txpipe-wake-open")
     try:
         before = sessions(rs, "txpipe-wake-open")
         assert len(before) == 1

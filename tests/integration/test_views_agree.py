@@ -36,12 +36,8 @@ from lambdas.core.reporting import STATE_CODES, views_freshness
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse.postgres import PostgresWarehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse
-from tests.integration import test_redshift_path as shared
 from tests.integration.helpers import order, seed_customers, store_directly
 from txpipe_cli.local.events import scheduled_event
-
-# The Redshift-path fixtures, shared (pytest finds a fixture by its name in the test's module).
-redshift, rs, rs_handler_env = shared.redshift, shared.rs, shared.rs_handler_env
 
 CODES = sorted(STATE_CODES)
 FIRST_CUSTOMER, CUSTOMERS = 1000, 3000  # ids apart from the Redshift-path fixtures' customers 1-4

@@ -27,13 +27,9 @@ from lambdas.core.db import connect_postgres
 from lambdas.core.schema import STAGE_DDL
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
-from tests.integration import test_redshift_path as shared
 from tests.integration.helpers import order, query, store_directly
-from tests.integration.test_redshift_path import FailingCommit, Redshift, fact_rows, outbox_ids, tricky_orders
+from tests.support.redshift import FACT_COLUMNS, FailingCommit, Redshift, fact_rows, outbox_ids, tricky_orders
 from txpipe_cli.local.events import LambdaContext, scheduled_event
-
-# The Redshift-path fixtures, shared (pytest finds a fixture by its name in the test's module).
-dbs, redshift, rs, rs_handler_env = shared.dbs, shared.redshift, shared.rs, shared.rs_handler_env
 
 BUCKET = "txpipe-test-stage"
 ROLE = "arn:aws:iam::123456789012:role/txpipe-test-CopyRole-1A2B3C"
@@ -58,8 +54,8 @@ def staged_keys(s3: Any) -> list[str]:
     return sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []))
 
 
-def sync_once(dbs: Any, rs: Redshift, backend: RedshiftWarehouse, **kwargs: Any) -> Any:
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+def sync_once(rs_dbs: Any, rs: Redshift, backend: RedshiftWarehouse, **kwargs: Any) -> Any:
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     try:
         return run_sync(oltp, warehouse, backend=backend, **kwargs)
     finally:
@@ -75,9 +71,9 @@ def fact_checksum(endpoint: Any) -> Any:
         conn.close()
 
 
-def requeue_all(dbs: Any) -> None:
+def requeue_all(rs_dbs: Any) -> None:
     """Puts every stored order back in the outbox (as if never synced), to move the same data again."""
-    conn = dbs.connect("oltp", autocommit=True)
+    conn = rs_dbs.connect("oltp", autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute("INSERT INTO outbox (order_id, accepted_at) SELECT order_id, accepted_at FROM orders")
@@ -104,26 +100,26 @@ class RecordingS3:
         return getattr(self._client, name)
 
 
-def test_copy_path_loads_what_the_postgres_path_loads(dbs, rs, s3):
+def test_copy_path_loads_what_the_postgres_path_loads(rs_dbs, rs, s3):
     """The same tricky orders moved by PostgreSQL's COPY and by Redshift's COPY from S3: same rows, same checksum."""
     orders = tricky_orders()
-    store_directly(dbs, orders)
-    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
+    store_directly(rs_dbs, orders)
+    oltp, warehouse = rs_dbs.connect("oltp"), rs_dbs.connect("warehouse")
     try:
         assert run_sync(oltp, warehouse).synced == len(orders)  # the local PostgreSQL warehouse
     finally:
         oltp.close()
         warehouse.close()
-    requeue_all(dbs)
+    requeue_all(rs_dbs)
 
-    result = sync_once(dbs, rs, RedshiftWarehouse(stage=STAGE, s3=s3))
+    result = sync_once(rs_dbs, rs, RedshiftWarehouse(stage=STAGE, s3=s3))
     assert (result.synced, result.inserted, result.batches, result.staged_batches) == (len(orders), len(orders), 1, 1)
     [copied] = rs.shim.copies  # it went in by COPY, from the bucket, as the role
     assert (copied.role, copied.rows) == (ROLE, len(orders))
     assert copied.keys[0].startswith("stage/orders-") and copied.uri == f"s3://{BUCKET}/{copied.keys[0]}"
-    postgres = fact_checksum(dbs.endpoints["warehouse"])
+    postgres = fact_checksum(rs_dbs.endpoints["warehouse"])
     assert postgres.rows == len(orders) and fact_checksum(rs.direct) == postgres
-    local = query(dbs, "warehouse", f"SELECT {shared.FACT_COLUMNS} FROM orders_fact ORDER BY order_id")  # noqa: S608
+    local = query(rs_dbs, "warehouse", f"SELECT {FACT_COLUMNS} FROM orders_fact ORDER BY order_id")  # noqa: S608
     # and value by value: ids with commas, quotes, backslashes, \\N, NULL, a tab, unicode; prices; instants
     assert [r[:8] for r in fact_rows(rs)] == [r[:8] for r in local]
     assert staged_keys(s3) == []  # deleted once committed
@@ -143,10 +139,10 @@ class CommitWatcher:
         return getattr(self._conn, name)
 
 
-def test_the_object_is_deleted_after_the_warehouse_commit(dbs, rs, s3):
+def test_the_object_is_deleted_after_the_warehouse_commit(rs_dbs, rs, s3):
     """Each batch's object exists when its warehouse transaction commits and is gone right after; none is left."""
-    store_directly(dbs, [order(f"w-{i:04d}", 1 + i % 4) for i in range(50)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    store_directly(rs_dbs, [order(f"w-{i:04d}", 1 + i % 4) for i in range(50)])
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     watcher = CommitWatcher(warehouse, s3)
     try:
         result = run_sync(oltp, watcher, backend=RedshiftWarehouse(stage=STAGE, s3=s3), batch_rows=20)
@@ -161,24 +157,24 @@ def test_the_object_is_deleted_after_the_warehouse_commit(dbs, rs, s3):
     assert staged_keys(s3) == [] and len(fact_rows(rs)) == 50
 
 
-def test_a_crash_between_copy_and_commit_leaves_nothing_and_the_rerun_overwrites_the_key(dbs, rs, s3):
+def test_a_crash_between_copy_and_commit_leaves_nothing_and_the_rerun_overwrites_the_key(rs_dbs, rs, s3):
     """Died after COPY and merge, before the commit: no row in the warehouse, the object left under its key;
     the re-run writes that same key again, loads each order once, and deletes it."""
     orders = [order(f"c-{i:03d}", 1 + i % 4, "veggie", 1 + i % 5, "9.99") for i in range(40)]
-    store_directly(dbs, orders)
+    store_directly(rs_dbs, orders)
     recording = RecordingS3(s3)
     backend = RedshiftWarehouse(stage=STAGE, s3=recording)
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     with pytest.raises(ConnectionAbortedError):
         run_sync(oltp, FailingCommit(warehouse, at=2), backend=backend)
     oltp.close()
     warehouse.close()
     [crashed] = rs.shim.copies
     assert crashed.rows == 40  # COPY did run
-    assert fact_rows(rs) == [] and len(outbox_ids(dbs)) == 40
+    assert fact_rows(rs) == [] and len(outbox_ids(rs_dbs)) == 40
     assert staged_keys(s3) == list(crashed.keys)  # the object outlived the crash
 
-    result = sync_once(dbs, rs, backend)
+    result = sync_once(rs_dbs, rs, backend)
     assert (result.synced, result.inserted, result.already_present) == (40, 40, 0)
     [(first_key, first_body), (again_key, again_body)] = recording.puts
     assert again_key == first_key == crashed.keys[0]  # the same key, overwritten rather than a second object
@@ -186,17 +182,17 @@ def test_a_crash_between_copy_and_commit_leaves_nothing_and_the_rerun_overwrites
     assert rs.shim.copies[-1].keys == crashed.keys
     assert staged_keys(s3) == []
     assert rs.query("SELECT count(*), count(DISTINCT order_id) FROM orders_fact") == [(40, 40)]
-    assert outbox_ids(dbs) == []
+    assert outbox_ids(rs_dbs) == []
 
 
-def test_a_failed_copy_leaves_no_object_and_nothing_synced(dbs, rs, s3):
+def test_a_failed_copy_leaves_no_object_and_nothing_synced(rs_dbs, rs, s3):
     """A role Redshift may not assume: COPY fails, the object is removed, the outbox and warehouse untouched."""
-    store_directly(dbs, [order(f"r-{i}", 1) for i in range(3)])
+    store_directly(rs_dbs, [order(f"r-{i}", 1) for i in range(3)])
     stranger = S3Stage(BUCKET, "stage/", "arn:aws:iam::123456789012:role/not-associated")
     with pytest.raises(redshift_connector.ProgrammingError, match="not authorized to assume IAM Role"):
-        sync_once(dbs, rs, RedshiftWarehouse(stage=stranger, s3=s3))
+        sync_once(rs_dbs, rs, RedshiftWarehouse(stage=stranger, s3=s3))
     assert staged_keys(s3) == [] and rs.shim.copies == []
-    assert fact_rows(rs) == [] and len(outbox_ids(dbs)) == 3
+    assert fact_rows(rs) == [] and len(outbox_ids(rs_dbs)) == 3
 
 
 class NoDelete:
@@ -212,11 +208,11 @@ class NoDelete:
         return getattr(self._client, name)
 
 
-def test_a_failed_delete_is_logged_and_the_sync_still_succeeds(dbs, rs, s3, caplog):
+def test_a_failed_delete_is_logged_and_the_sync_still_succeeds(rs_dbs, rs, s3, caplog):
     """The batch is committed either way: a denied delete is a warning naming the object, not a failed sync."""
-    store_directly(dbs, [order(f"d-{i}", 2) for i in range(4)])
+    store_directly(rs_dbs, [order(f"d-{i}", 2) for i in range(4)])
     caplog.set_level(logging.WARNING, logger="lambdas.core.warehouse.redshift")
-    result = sync_once(dbs, rs, RedshiftWarehouse(stage=STAGE, s3=NoDelete(s3)))
+    result = sync_once(rs_dbs, rs, RedshiftWarehouse(stage=STAGE, s3=NoDelete(s3)))
     assert (result.synced, result.inserted, result.pending) == (4, 4, 0)
     [left] = staged_keys(s3)
     assert f"s3://{BUCKET}/{left}" in caplog.text and "AccessDenied" in caplog.text

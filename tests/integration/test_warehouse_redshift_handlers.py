@@ -1,7 +1,7 @@
 """The sync, ops and refresh functions with TXPIPE_WAREHOUSE_KIND=redshift, through the shim.
 
 The handlers see the session's OLTP database and queue and the Redshift-path warehouse (fixtures from
-test_redshift_path.py): env picks the Redshift warehouse backend, connects with redshift-connector,
+tests/integration/conftest.py): env picks the Redshift warehouse backend, connects with redshift-connector,
 and retries once on a dropped connection.
 """
 
@@ -16,13 +16,9 @@ from lambdas import ops, refresh, sync
 from lambdas.core import env
 from lambdas.core.warehouse.postgres import PostgresWarehouse
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, is_connection_error
-from tests.integration import test_redshift_path as shared
 from tests.integration.helpers import order, store_directly
-from tests.integration.test_redshift_path import RS_DB, RS_ROLE, SALES, Redshift, fact_rows
+from tests.support.redshift import RS_DB, RS_ROLE, SALES, Redshift, fact_rows
 from txpipe_cli.local.events import LambdaContext, scheduled_event
-
-# The Redshift-path fixtures, shared (pytest finds a fixture by its name in the test's module).
-redshift, rs, rs_handler_env = shared.redshift, shared.rs, shared.rs_handler_env
 
 # -- the handlers with TXPIPE_WAREHOUSE_KIND=redshift -----------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The Redshift warehouse without a staging bucket: the stage filled by parameterized multi-row INSERTs.
 
 redshift-connector talks to the session's PostgreSQL through tests/support/redshift_shim.py (see
-test_redshift_path.py, whose fixtures these tests share); everything else is the real code:
+tests/integration/conftest.py, whose fixtures these tests share); everything else is the real code:
 insert_stage, run_sync with a RedshiftWarehouse that has no S3 stage.
 """
 
@@ -19,12 +19,8 @@ from lambdas.core.schema import STAGE_DDL
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse.postgres import PostgresWarehouse
 from lambdas.core.warehouse.redshift import LOAD_CHUNK_ROWS, RedshiftWarehouse, insert_stage
-from tests.integration import test_redshift_path as shared
 from tests.integration.helpers import order, store_directly
-from tests.integration.test_redshift_path import STATE_OF, FailingCommit, fact_rows, outbox_ids, tricky_orders
-
-# The Redshift-path fixtures, shared (pytest finds a fixture by its name in the test's module).
-dbs, redshift, rs = shared.dbs, shared.redshift, shared.rs
+from tests.support.redshift import STATE_OF, FailingCommit, fact_rows, outbox_ids, tricky_orders
 
 
 class CountingCursor:
@@ -80,11 +76,11 @@ def test_insert_stage_rejects_malformed_rows(rs):
 
 # -- run_sync over redshift-connector, INSERT load ---------------------------------------------------------------------
 
-def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
+def test_run_sync_moves_exact_values_and_is_idempotent(rs_dbs, rs):
     """psycopg2 OLTP -> redshift-connector warehouse: ids, Decimal prices, instants arrive exactly; a re-run moves 0."""
     orders = tricky_orders()
-    store_directly(dbs, orders)
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    store_directly(rs_dbs, orders)
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     try:
         before = datetime.now(UTC)
         result = run_sync(oltp, warehouse, backend=RedshiftWarehouse())
@@ -102,7 +98,7 @@ def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
         warehouse.commit()
         assert via_driver == [(r[0], r[5], r[6]) for r in expected]
         assert all(isinstance(p, Decimal) and a.utcoffset() == timedelta(0) for _, p, a in via_driver)
-        assert outbox_ids(dbs) == []
+        assert outbox_ids(rs_dbs) == []
 
         again = run_sync(oltp, warehouse, backend=RedshiftWarehouse())
         assert (again.synced, again.pending, again.batches, again.warehouse_woken) == (0, 0, 0, False)
@@ -114,12 +110,12 @@ def test_run_sync_moves_exact_values_and_is_idempotent(dbs, rs):
         warehouse.close()
 
 
-def test_run_sync_in_batches_larger_than_a_chunk(dbs, rs):
+def test_run_sync_in_batches_larger_than_a_chunk(rs_dbs, rs):
     """2,500 orders with batch_rows=1,200 move in 3 batches, each loaded in several INSERT chunks, none doubled."""
     start = datetime.now(UTC) - timedelta(minutes=1)
-    store_directly(dbs, [order(f"bulk-{i:05d}", 1 + i % 4, "pepperoni", 1 + i % 7, "11.25",
+    store_directly(rs_dbs, [order(f"bulk-{i:05d}", 1 + i % 4, "pepperoni", 1 + i % 7, "11.25",
                                start + timedelta(microseconds=i)) for i in range(2500)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     try:
         result = run_sync(oltp, warehouse, batch_rows=1200, backend=RedshiftWarehouse())
     finally:
@@ -128,13 +124,13 @@ def test_run_sync_in_batches_larger_than_a_chunk(dbs, rs):
     assert (result.synced, result.batches, result.pending) == (2500, 3, 0)
     assert rs.query("SELECT count(*), count(DISTINCT order_id), sum(qty * retail_price) FROM orders_fact") == [
         (2500, 2500, sum(Decimal("11.25") * (1 + i % 7) for i in range(2500)))]
-    assert outbox_ids(dbs) == []
+    assert outbox_ids(rs_dbs) == []
 
 
-def test_crash_before_warehouse_commit_leaves_nothing(dbs, rs):
+def test_crash_before_warehouse_commit_leaves_nothing(rs_dbs, rs):
     """Merged but not committed: closing the redshift-connector connection keeps no row; a re-run moves all."""
-    store_directly(dbs, [order(f"crash-{i}", 1 + i % 4) for i in range(5)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    store_directly(rs_dbs, [order(f"crash-{i}", 1 + i % 4) for i in range(5)])
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     crashing = FailingCommit(warehouse, at=2)  # the stage clear committed; the batch's own commit fails
     with pytest.raises(ConnectionAbortedError):
         run_sync(oltp, crashing, backend=RedshiftWarehouse())
@@ -142,8 +138,8 @@ def test_crash_before_warehouse_commit_leaves_nothing(dbs, rs):
     oltp.close()
     warehouse.close()
     assert fact_rows(rs) == []
-    assert len(outbox_ids(dbs)) == 5
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    assert len(outbox_ids(rs_dbs)) == 5
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     try:
         assert run_sync(oltp, warehouse, backend=RedshiftWarehouse()).synced == 5
     finally:
@@ -152,10 +148,10 @@ def test_crash_before_warehouse_commit_leaves_nothing(dbs, rs):
     assert len(fact_rows(rs)) == 5
 
 
-def test_copy_loader_cannot_run_on_redshift_connector(dbs, rs):
+def test_copy_loader_cannot_run_on_redshift_connector(rs_dbs, rs):
     """The PostgreSQL backend's COPY FROM STDIN fails on a redshift-connector cursor: the kind's backend matters."""
-    store_directly(dbs, [order("copy-1", 1)])
-    oltp, warehouse = dbs.connect("oltp"), rs.connect()
+    store_directly(rs_dbs, [order("copy-1", 1)])
+    oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     try:
         with pytest.raises(AttributeError):
             run_sync(oltp, warehouse, backend=PostgresWarehouse())
@@ -163,4 +159,4 @@ def test_copy_loader_cannot_run_on_redshift_connector(dbs, rs):
         oltp.close()
         warehouse.close()
     assert fact_rows(rs) == []
-    assert outbox_ids(dbs) == ["copy-1"]
+    assert outbox_ids(rs_dbs) == ["copy-1"]
