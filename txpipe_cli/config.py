@@ -38,6 +38,12 @@ EARLIER_DEFAULTS: dict[str, tuple[Any, ...]] = {"max_receive_count": (5,), "sync
 SETTING_FLAGS = {"sla_seconds": "--sla", "sync_every_seconds": "--sync-every", "refresh_at": "--refresh-at",
                  "timezone": "--timezone", "visibility_timeout_seconds": "--visibility-timeout",
                  "max_receive_count": "--max-receive-count"}
+# The local queue's knobs. On AWS the template sets them (the queue's visibility timeout from the store function's
+# timeout, as AWS advises for an event source mapping; its redrive policy's maxReceiveCount): deploy refuses them
+# there, and a change of them is said without a flag to keep it.
+LOCAL_ONLY_SETTINGS = ("visibility_timeout_seconds", "max_receive_count")
+LOCAL_ONLY_VARIABLES = {"visibility_timeout_seconds": "TXPIPE_VISIBILITY_TIMEOUT",
+                        "max_receive_count": "TXPIPE_MAX_RECEIVE_COUNT"}
 
 LEGACY_HOME = Path(".txpipe")  # the default of earlier releases: relative to the working directory
 
@@ -189,6 +195,7 @@ class SettingChange:
     given: bool
     recorded_choices: bool = True  # the record said what was chosen (False: an earlier release's record)
     sla_seconds: float | None = None  # the SLA an AWS sync default follows
+    template_sets: bool = False  # a local-only setting on AWS: no flag keeps it there (LOCAL_ONLY_SETTINGS)
 
     @property
     def reason(self) -> str:
@@ -198,6 +205,8 @@ class SettingChange:
         never = (f"you never chose {self.before}" if self.recorded_choices else
                  f"{self.before} was an earlier release's default, not recorded as your choice")
         keep = f": to keep it, deploy {flag_text(self.name, self.before)}" if self.before is not None else ""
+        if self.template_sets:
+            keep = " (the local queue's setting: on AWS the template sets the queue)"
         return f"{default}; {never}{keep}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,5 +241,6 @@ def resolve_settings(target: str, given: dict[str, Any],
     for name, value in settings.values().items():
         if recorded and recorded.get(name) != value:
             follows = sla if name == "sync_every_seconds" and target == "aws" else None
-            changes[name] = SettingChange(name, recorded.get(name), value, name in now, said, follows)
+            changes[name] = SettingChange(name, recorded.get(name), value, name in now, said, follows,
+                                          template_sets=target != "local" and name in LOCAL_ONLY_SETTINGS)
     return settings, changes

@@ -62,6 +62,10 @@ def test_an_aws_deployment_of_the_previous_release_syncs_as_a_first_aws_deploy_w
     assert changes["sync_every_seconds"].line() == (
         "setting sync_every_seconds: 300.0 -> 780.0 (the release's default for a 900 s SLA; 300.0 was an earlier "
         "release's default, not recorded as your choice: to keep it, deploy --sync-every 300s)")
+    # The queue's receive count is the template's on AWS: no flag to keep 5 there (deploy refuses it for AWS).
+    assert changes["max_receive_count"].line() == (
+        "setting max_receive_count: 5 -> 1000 (the release's default; 5 was an earlier release's default, not "
+        "recorded as your choice (the local queue's setting: on AWS the template sets the queue))")
 
 
 def test_a_flag_given_at_the_upgrade_is_a_choice_and_stays() -> None:
@@ -138,7 +142,7 @@ def test_an_aws_upgrade_says_what_moved_and_records_the_choices(tmp_path: Path,
     result = runner.invoke(app, ["deploy", "--target", "aws", "--stage", "prod"])
     assert result.exit_code == 0, result.output
     assert ("setting max_receive_count: 5 -> 1000 (the release's default; 5 was an earlier release's default, not "
-            "recorded as your choice: to keep it, deploy --max-receive-count 5)") in result.stdout
+            "recorded as your choice (the local queue's setting: on AWS the template sets the queue))") in result.stdout
     assert "setting sync_every_seconds: 300.0 -> 780.0 (the release's default for a 900 s SLA" in result.stdout
     assert "timezone" not in result.stdout
     [params] = cloud.params("CreateChangeSet")

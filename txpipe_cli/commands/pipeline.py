@@ -45,13 +45,16 @@ def deploy(
         envvar="TXPIPE_TIMEZONE", show_default=False,
         help="IANA time zone for the refresh. [until given: the machine's]")] = None,
     visibility_timeout: Annotated[float | None, typer.Option(
-        min=1, envvar="TXPIPE_VISIBILITY_TIMEOUT", show_default=False,
-        help=f"Seconds a received order stays hidden. [until given: {defaults.VISIBILITY_TIMEOUT_SECONDS:g}]")
+        min=1, envvar=config.LOCAL_ONLY_VARIABLES["visibility_timeout_seconds"], show_default=False,
+        help="Local target only: seconds a received order stays hidden. "
+             f"[until given: {defaults.VISIBILITY_TIMEOUT_SECONDS:g}]")
     ] = None,
     max_receive_count: Annotated[int | None, typer.Option(
-        min=1, max=defaults.SQS_MAX_RECEIVE_COUNT, envvar="TXPIPE_MAX_RECEIVE_COUNT", show_default=False,
-        help="Deliveries that crash before an order goes to the DLQ (a backstop: a failure the store "
-             f"reports is retried with backoff or dead-lettered at once). [until given: {defaults.MAX_RECEIVE_COUNT}]")
+        min=1, max=defaults.SQS_MAX_RECEIVE_COUNT, envvar=config.LOCAL_ONLY_VARIABLES["max_receive_count"],
+        show_default=False,
+        help="Local target only: deliveries that crash before an order goes to the DLQ (a backstop: a failure the "
+             "store reports is retried with backoff or dead-lettered at once). "
+             f"[until given: {defaults.MAX_RECEIVE_COUNT}]")
     ] = None,
     orders_per_month: Annotated[int, typer.Option(
         min=0, help="Orders a month the cost estimate is for (--plan; AWS: also printed before deploying).")
@@ -76,11 +79,12 @@ def deploy(
     Cost: --plan prints the monthly estimate line by line for the settings, --param and --orders-per-month
     given (the local target costs nothing); a deploy to AWS prints it before creating anything.
     """
-    chosen = get_target(target, stage=stage, plan=plan, parameters=_parameters(param or []),
-                        orders_per_month=orders_per_month)
     given = {"sla_seconds": sla, "sync_every_seconds": config.parse_duration(sync_every) if sync_every else None,
              "refresh_at": refresh_at, "timezone": timezone, "visibility_timeout_seconds": visibility_timeout,
              "max_receive_count": max_receive_count}
+    _refuse_local_only(target, given)
+    chosen = get_target(target, stage=stage, plan=plan, parameters=_parameters(param or []),
+                        orders_per_month=orders_per_month)
     settings, changes = config.resolve_settings(target, given, _deployed_settings(chosen))
     settings.validate()
     with err_console.status("deploying...") as spinner:
@@ -107,6 +111,20 @@ def deploy(
                           f"orders (the lines: txpipe deploy --target {target} --plan)", highlight=False)
         for change in changes.values():
             console.print(change.line(), highlight=False, soft_wrap=True)
+
+
+def _refuse_local_only(target: str, given: dict[str, Any]) -> None:
+    """A local-only setting given (by its flag or its variable) for another target: one usage line, nothing done
+    (it would be recorded and never reach the queue)."""
+    if target == "local":
+        return
+    for name in config.LOCAL_ONLY_SETTINGS:
+        if given.get(name) is not None:
+            flag, variable = config.SETTING_FLAGS[name], config.LOCAL_ONLY_VARIABLES[name]
+            raise OptionError(f"{flag} (or {variable}) sets the local queue only; on {target} the template sets it "
+                              f"(the queue's visibility timeout: {defaults.SQS_VISIBILITY_TIMEOUTS_PER_STORE_TIMEOUT} "
+                              f"x the store function's timeout; its max receive count: {defaults.MAX_RECEIVE_COUNT})",
+                              hint=f"deploy --target {target} without {flag}, and unset {variable}")
 
 
 def _deployed_settings(target: Target) -> dict[str, Any]:
