@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.stack import REPO, Stack, txpipe_executable
 
 if TYPE_CHECKING:
-    from benchmarks.faults import Harness, Row
+    from benchmarks.fault_harness import Harness, Row
 
 # The last release whose defaults the operator never chose but its state recorded as if chosen (among them
 # max_receive_count 5): tests/fixtures/release-ab5771d holds the state files it wrote.
@@ -45,7 +45,7 @@ WHERE s.state IS NULL OR b.state IS NULL OR s.total_pizzas <> b.pizzas OR s.gros
 
 
 def _row(**fields: Any) -> Row:
-    from benchmarks.faults import Row
+    from benchmarks.fault_harness import Row
 
     return Row(**{"trial": "", "accepted": 0, "oltp": 0, "warehouse": 0, "doubled": 0, "lost": 0,
                   "dead_letters": 0, "note": "", "ok": True, **fields})
@@ -164,7 +164,7 @@ def upgrade_under_load(h: Harness) -> Row:
     """The previous release deploys (its defaults recorded as if chosen: 5 deliveries before the DLQ) and takes a
     paced send; today's `txpipe deploy` upgrades it mid-send; the same send again; then an OLTP outage under
     load: an upgrade that kept 5 would dead-letter what the outage delays."""
-    from benchmarks.faults import CUSTOMERS
+    from benchmarks.fault_harness import CUSTOMERS
 
     p = h.profile
     with _previous_release(h.workdir) as old_code, _undeployed() as stack:
@@ -208,7 +208,7 @@ def _undeployed() -> Iterator[Stack]:
 
 
 def _on(h: Harness, stack: Stack) -> Harness:
-    from benchmarks.faults import Harness
+    from benchmarks.fault_harness import Harness
 
     return Harness(stack, h.profile, h.workdir, h.log)
 
@@ -265,7 +265,7 @@ def _post_until_refused(stack: Stack, name: str, refusals: int = 3) -> tuple[int
 def full_disk(h: Harness) -> Row:
     """PostgreSQL's data on a small tmpfs, filled while orders arrive: status says disk full, the API answers 503;
     space freed and `txpipe deploy`: every accepted order stored once, none dead-lettered."""
-    from benchmarks.faults import CUSTOMERS
+    from benchmarks.fault_harness import CUSTOMERS
     from tests.support.disk import fill, move_postgres_to_tmpfs, release_tmpfs
 
     with Stack.deployed(customers=CUSTOMERS) as stack:

@@ -11,6 +11,7 @@ After each trial the operator's own recovery runs (`txpipe deploy`, the same `tx
 the warehouse hold. One table: trial | accepted | OLTP | warehouse | doubled | lost | dead letters
 | note. Everything talks to 127.0.0.1 only and every trial is bounded in time and requests.
 Exits 1 if any trial loses, doubles or dead-letters an order, or misses its figure.
+The harness the trials drive (profiles, a trial's row, sending and counting) is benchmarks/fault_harness.py.
 """
 
 from __future__ import annotations
@@ -23,152 +24,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from benchmarks import fault_trials, flood
+from benchmarks.fault_harness import CUSTOMERS, FULL, SHORT, Harness, Profile, Row
 from benchmarks.stack import Stack, txpipe_executable
-from txpipe_cli.local.pg import PgServer, find_bindir
 
-CUSTOMERS = 2000
-# What a trial's orders are counted by: an order_id prefix (ids the trial chose) or a retail_price (orders
-# `txpipe send` names from their content: each trial's file has a price of its own).
-Selector = str | float
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    send_orders: int  # orders in each kill/re-run trial's file
-    send_rate: int
-    backlog: int  # rows in the outbox when sync-now is killed
-    outage_seconds: float
-    outage_rate: int  # orders/s sent through an outage
-    flood_clients: int
-    flood_requests: int  # per client
-    hostile_bodies: int
-    slow_clients: int
-
-
-FULL = Profile("full", send_orders=5000, send_rate=500, backlog=200_000, outage_seconds=60, outage_rate=50,
-               flood_clients=500, flood_requests=4, hostile_bodies=100, slow_clients=200)
-SHORT = Profile("short", send_orders=1500, send_rate=500, backlog=100_000, outage_seconds=8, outage_rate=50,
-                flood_clients=500, flood_requests=2, hostile_bodies=30, slow_clients=40)
 RSS_LIMIT_MB = 300
 
 
-@dataclass
-class Row:
-    trial: str
-    accepted: int
-    oltp: int
-    warehouse: int
-    doubled: int
-    lost: int
-    dead_letters: int
-    note: str
-    ok: bool
-
-
-class Harness:
-    def __init__(self, stack: Stack, profile: Profile, workdir: Path, log: Callable[[str], None]) -> None:
-        self.stack, self.profile, self.workdir, self.log = stack, profile, workdir, log
-
-    # ------------------------------------------------------------------ helpers
-
-    def sql(self, database: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = self.stack.connect(database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
-    def order_file(self, name: str, count: int) -> tuple[Path, float]:
-        """An NDJSON file of orders without ids, priced for this trial alone; returns it and that price, by which
-        the trial's orders are counted (`txpipe send` names each from its content)."""
-        import hashlib
-
-        price = round(10 + (int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 900) / 100, 2)
-        body = "".join(self.order_line(i, price) for i in range(count))
-        path = self.workdir / f"{name}.ndjson"
-        path.write_text(body)
-        return path, price
-
-    @staticmethod
-    def order_line(i: int, price: float) -> str:
-        return json.dumps({"customer_id": 1 + (i * 7919) % CUSTOMERS, "type": "veggie", "qty": 1 + i % 3,
-                           "retail_price": price}) + "\n"
-
-    def send(self, path: Path, *, rate: int | None = None, wait: bool = True) -> Any:
-        args = [*txpipe_executable(), "send", str(path), "--json", "--batch", "50"]
-        if rate:
-            args += ["--rate", str(rate)]
-        proc = subprocess.Popen(args, env=self.stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: S603
-                                stdin=subprocess.DEVNULL, text=True)
-        if not wait:
-            return proc
-        out, _ = proc.communicate(timeout=600)
-        return json.loads(out) if out.strip() else {"accepted": 0}
-
-    def counts(self, selector: Selector) -> tuple[int, int, int, int]:
-        """(OLTP rows, OLTP distinct ids, warehouse rows, warehouse distinct ids) of a trial's orders."""
-        where, params = (("order_id LIKE %s", (selector + "%",)) if isinstance(selector, str)
-                         else ("retail_price = %s", (selector,)))
-        oltp = self.sql("oltp", f"SELECT count(*), count(DISTINCT order_id) FROM orders WHERE {where}",  # noqa: S608
-                        params)[0]
-        wh = self.sql("warehouse", f"SELECT count(*), count(DISTINCT order_id) FROM orders_fact "  # noqa: S608
-                                   f"WHERE {where}", params)[0]
-        return oltp[0], oltp[1], wh[0], wh[1]
-
-    def dead_letters(self) -> int:
-        return int(self.sql("queue", "SELECT count(*) FROM queue_messages WHERE queue = 'orders-dlq'")[0][0])
-
-    def wait_stored(self, prefix: Selector, want: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.counts(prefix)[1] >= want:
-                return
-            time.sleep(0.25)
-
-    def settle(self, prefix: Selector, expected: int, accepted: int, note: str, ok: bool = True,
-               wait: float = 120.0) -> Row:
-        """Waits for the accepted orders to be stored, syncs, and counts."""
-        self.wait_stored(prefix, accepted, wait)
-        self.stack.txpipe_json("sync-now")
-        rows, distinct, wh_rows, wh_distinct = self.counts(prefix)
-        doubled = (rows - distinct) + (wh_rows - wh_distinct) + max(0, distinct - expected)
-        lost = max(0, accepted - distinct) + max(0, distinct - wh_distinct)
-        dead = self.dead_letters()
-        ok = ok and doubled == 0 and lost == 0 and dead == 0
-        return Row("", accepted, distinct, wh_distinct, doubled, lost, dead, note, ok)
-
-    def runtime_pid(self) -> int:
-        return self.stack.runtime_pid()
-
-    def postmaster_pid(self) -> int | None:
-        state = self.stack.state
-        return PgServer(Path(state.pg_root), state.pg_port, state.pg_user, find_bindir()).postmaster_pid()
-
-    def set_connections(self, database: str, allowed: bool) -> None:
-        """An outage of one database: it refuses new connections and its sessions are cut."""
-        from psycopg2 import sql
-
-        self.stack.execute("queue", sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
-            sql.Identifier(database), sql.SQL("true" if allowed else "false")))
-        if not allowed:
-            self.sql("queue", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
-                     (database,))
-
-    def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.05)
-        return False
+class Trials(Harness):
+    """The harness's own trials (the others are benchmarks/fault_trials.py's functions of a Harness)."""
 
     # ------------------------------------------------------------------ trials
 
@@ -355,17 +222,17 @@ class Harness:
         return row
 
 
-TRIALS: dict[str, Callable[[Harness], Row]] = {
-    "kill -9 runtime under send": Harness.kill_runtime_under_send,
-    "kill -9 postmaster under send": Harness.kill_postmaster_under_send,
-    "kill -9 runtime mid sync-now": Harness.kill_runtime_mid_sync,
+TRIALS: dict[str, Callable[[Trials], Row]] = {
+    "kill -9 runtime under send": Trials.kill_runtime_under_send,
+    "kill -9 postmaster under send": Trials.kill_postmaster_under_send,
+    "kill -9 runtime mid sync-now": Trials.kill_runtime_mid_sync,
     "OLTP outage under load": lambda h: h.database_outage("txpipe_oltp"),
     "warehouse outage under load": lambda h: h.database_outage("txpipe_warehouse"),
-    "hung runtime (SIGSTOP)": Harness.hung_runtime,
-    "send killed and re-run": Harness.send_killed_and_rerun,
-    "flood: keep-alive clients": Harness.flood_of_clients,
-    "flood: hostile 1 MiB bodies": Harness.hostile_bodies,
-    "flood: idle and slow clients": Harness.slow_clients,
+    "hung runtime (SIGSTOP)": Trials.hung_runtime,
+    "send killed and re-run": Trials.send_killed_and_rerun,
+    "flood: keep-alive clients": Trials.flood_of_clients,
+    "flood: hostile 1 MiB bodies": Trials.hostile_bodies,
+    "flood: idle and slow clients": Trials.slow_clients,
     "re-send after append": fault_trials.resend_after_append,
     "refresh under a live sync": fault_trials.refresh_under_live_sync,
     "second Unix user": fault_trials.second_user,
@@ -380,7 +247,7 @@ def run(profile: Profile, only: list[str] | None = None, log: Callable[[str], No
     rows: list[Row] = []
     with Stack.deployed(customers=CUSTOMERS) as stack, \
             tempfile.TemporaryDirectory(prefix="txpipe-faults-", dir="/var/tmp") as work:
-        harness = Harness(stack, profile, Path(work), log)
+        harness = Trials(stack, profile, Path(work), log)
         for name, trial in TRIALS.items():
             if only and not any(word in name for word in only):
                 continue

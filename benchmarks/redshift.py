@@ -33,7 +33,6 @@ from psycopg2 import sql
 from benchmarks.data import SYNC_COLUMNS, Check, Checksum, table_checksum
 from benchmarks.stack import Stack
 from benchmarks.sync import lay_down_backlog
-from lambdas.core import schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, connect_redshift
@@ -82,6 +81,7 @@ def redshift_path(stack: Stack, workdir: Path) -> Iterator[RedshiftPath]:
     from moto.server import ThreadedMotoServer
 
     from tests.support.redshift_shim import RedshiftShim
+    from tests.support.warehouse import migrate_warehouse
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
     state = stack.state
@@ -114,8 +114,7 @@ def redshift_path(stack: Stack, workdir: Path) -> Iterator[RedshiftPath]:
                             Endpoint("127.0.0.1", state.pg_port, DATABASE, f"file:{state.secret_file}"), shim, s3)
         conn = _connect(path)
         try:
-            schema.migrate(conn, schema.WAREHOUSE_MIGRATIONS)
-            schema.load_state_population(conn)
+            migrate_warehouse(conn, "redshift")  # as ops' migrate does it (no IAM users to grant behind the shim)
         finally:
             conn.close()
         yield path

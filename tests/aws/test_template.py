@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from cfnlint.decode.cfn_yaml import loads
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
+from tests.support.template import TEMPLATE, resources
+
 # Actions AWS allows on "*" only (no resource-level permissions): each needs a reason in the template.
 STAR_RESOURCE_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
                          "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
@@ -22,10 +23,6 @@ STAR_RESOURCE_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInter
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return loads(TEMPLATE.read_text())
-
-
-def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
 def checkov_binary() -> str:

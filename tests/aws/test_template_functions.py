@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lambdas.functions import FUNCTIONS, Function
-from tests.aws.test_template import TEMPLATE, resources
+from tests.support.template import TEMPLATE, resources
 from txpipe_cli.aws.package import compile_template
 from txpipe_cli.aws.planner import function_name
 

@@ -9,7 +9,7 @@ import pytest
 from cfnlint.decode.cfn_yaml import loads
 
 from infra import name_api_deployments
-from tests.aws.test_template import TEMPLATE
+from tests.support.template import TEMPLATE
 from txpipe_cli.aws.package import TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT, compile_template
 from txpipe_cli.errors import TxpipeError
 
