@@ -63,6 +63,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdas.core import defaults
 from lambdas.core.schema import MERGE_SQL, RECORD_RUN_SQL, STAGE_CLEAR, STAGE_DDL
 from lambdas.core.warehouse import DEFAULT_KIND, CopyRows, Warehouse, warehouse_class
 
@@ -224,8 +225,8 @@ def run_sync(
     warehouse: Any | Callable[[], Any],
     *,
     backend: Warehouse | None = None,
-    batch_rows: int = 20_000,
-    max_seconds: float = 240.0,
+    batch_rows: int = defaults.SYNC_BATCH_ROWS,
+    max_seconds: float = defaults.SYNC_MAX_SECONDS,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[int], None] | None = None,
 ) -> SyncResult:

@@ -124,9 +124,10 @@ def test_the_orders_queue_holds_the_defaults(template: dict[str, Any]) -> None:
 
 def test_the_parameters_deploy_sets_default_to_what_deploy_sends_by_default(template: dict[str, Any]) -> None:
     """A stack made from the template's defaults is the stack a deploy with no flag asks for: SLA, schedule,
-    alarm and refresh time (the time zone aside: deploy sends the operator's, else UTC)."""
+    alarm, refresh time and its time zone (deploy sends the operator's --timezone, else UTC)."""
     sla = defaults.SLA_SECONDS
     settings = PipelineSettings(sync_every_seconds=default_sync_every("aws", sla))
     sent = template_parameters("dev", settings, "bucket", "key", {})
-    for name in ("SyncScheduleMinutes", "SlaSeconds", "SlaAtRiskSeconds", "SlaAlarmPeriodSeconds", "RefreshCron"):
+    for name in ("SyncScheduleMinutes", "SlaSeconds", "SlaAtRiskSeconds", "SlaAlarmPeriodSeconds", "RefreshCron",
+                 "RefreshTimezone"):
         assert str(template["Parameters"][name]["Default"]) == sent[name], name

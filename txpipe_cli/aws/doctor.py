@@ -325,7 +325,7 @@ class Doctor:
         """Unreserved concurrency against what the pipeline may run at once: the store's event source
         mapping at its MaximumConcurrency, and one each for the other functions."""
         limits = self.aws.client("lambda").get_account_settings()["AccountLimit"]
-        store = int({**self.template.defaults, **self.parameters}.get("StoreMaxConcurrency", "2"))
+        store = int({**self.template.defaults, **self.parameters}["StoreMaxConcurrency"])
         functions = self.types.count("AWS::Lambda::Function")
         reserved = limits["ConcurrentExecutions"] - limits["UnreservedConcurrentExecutions"]  # by other functions
         return float(limits["ConcurrentExecutions"]), reserved, store + max(functions - 1, 0)

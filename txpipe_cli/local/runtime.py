@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from lambdas.core import defaults
 from lambdas.core.env import function_environment
 from lambdas.core.queue import PgQueue
 from lambdas.core.reasons import one_line
@@ -206,9 +207,10 @@ class Runtime:
         queue = PgQueue.from_endpoint(state.endpoint("queue", role=state.esm_role), QUEUE_NAME,
                                       visibility_timeout=float(settings["visibility_timeout_seconds"]),
                                       max_receive_count=int(settings["max_receive_count"]))
-        self.pollers = [Poller(queue, self.functions.invoke, int(opts.get("batch_size", 10)),
-                               float(opts.get("batch_window", 0.5)), self.stop)
-                        for _ in range(int(opts.get("pollers", 2)))]
+        # A state written before these options were recorded runs with today's (lambdas/core/defaults.py).
+        self.pollers = [Poller(queue, self.functions.invoke, int(opts.get("batch_size", defaults.STORE_BATCH_SIZE)),
+                               float(opts.get("batch_window", defaults.LOCAL_BATCH_WINDOW_SECONDS)), self.stop)
+                        for _ in range(int(opts.get("pollers", defaults.LOCAL_POLLERS)))]
         self.started_at = datetime.now(UTC)
         self.limits = limits = limits or Limits()
         self.app = App(self.functions.invoke, self.health, state.api_key(), set(FUNCTIONS), limits)
