@@ -1,9 +1,10 @@
 """Shared fixtures: one real PostgreSQL server per test session, owned by txpipe's own code.
 
-The server holds the three local databases (OLTP, warehouse, queue), migrated once (the warehouse as ops'
-migrate does it: tests/support/warehouse.py);
-`clean` empties their tables before a test. Tests that need the whole local target
-(runtime and all) deploy it themselves under a temporary TXPIPE_HOME.
+The server holds the three local databases (OLTP, warehouse, queue), migrated once (the
+warehouse as ops' migrate does it: tests/support/warehouse.py); `clean` empties their tables
+before a test. Tests that need the whole local target (runtime and all) deploy it themselves
+under a temporary TXPIPE_HOME. Every test's AWS calls are held to what lambdas/functions.py
+declares (`declared_aws_calls`, autouse: tests/support/aws_calls.py).
 """
 
 from __future__ import annotations

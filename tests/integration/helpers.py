@@ -16,6 +16,7 @@ from lambdas.core.customers import commit_load, stage_rows
 from lambdas.core.orders import Order
 from lambdas.core.queue import Message, sqs_event
 from lambdas.core.sync import SyncResult, run_sync
+from tests.support import database
 from txpipe_cli.local.events import REGION, queue_arn
 
 _ids = itertools.count(1)
@@ -76,13 +77,8 @@ def seed_customers(databases: Any, rows: list[list[Any]]) -> None:
 
 
 def query(databases: Any, name: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = databases.connect(name, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
+    """`sql`'s rows from one of the session's databases (tests/support/database.py's query, autocommit)."""
+    return database.query(databases.endpoints[name], sql, params, autocommit=True)
 
 
 def scalar(databases: Any, name: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
