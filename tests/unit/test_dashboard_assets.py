@@ -21,7 +21,7 @@ PACKAGE = Path(txpipe_cli.dashboard.__file__).parent
 STATIC = PACKAGE / "static"
 VENDOR = STATIC / "vendor"
 ROOT = Path(__file__).resolve().parents[2]
-PAGE_FILES = ["index.html", "dashboard.js", "dashboard.css"]
+PAGE_FILES = ["index.html", "text.js", "dashboard.js", "dashboard.css"]
 SVG_NS = "http://www.w3.org/2000/svg"  # a namespace name, never fetched: the one URL allowed
 URL = re.compile(r"https?://[^\s\"'`<>()]*", re.IGNORECASE)
 # What the browser test and the server rely on (see dashboard.js).
@@ -114,7 +114,8 @@ def test_every_src_and_href_of_the_page_is_a_file_under_static() -> None:
 
 def test_the_libraries_load_before_the_page_script() -> None:
     scripts = [ref for tag, ref in page().refs if tag == "script"]
-    assert scripts == ["/static/vendor/d3.min.js", "/static/vendor/topojson-client.min.js", "/static/dashboard.js"]
+    assert scripts == ["/static/vendor/d3.min.js", "/static/vendor/topojson-client.min.js", "/static/text.js",
+                       "/static/dashboard.js"]
 
 
 def test_every_static_path_in_the_script_is_shipped() -> None:
