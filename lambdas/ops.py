@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.core import contract, customers, env, log, rejections, reporting, schema
+from lambdas.core import access, contract, customers, env, log, rejections, reporting, schema
 from lambdas.core.reasons import one_line
 
 
@@ -20,7 +20,7 @@ def _migrate(event: dict[str, Any]) -> contract.Migrated:
     its own: Warehouse.grant), then the reference population."""
     oltp, warehouse, destination = env.oltp(), env.warehouse(), env.warehouse_backend()
     applied = {"oltp": schema.migrate(oltp, schema.OLTP_MIGRATIONS), "warehouse": destination.migrate(warehouse)}
-    schema.apply_statements(oltp, schema.OLTP_ACCESS)
+    access.apply_statements(oltp, access.OLTP_ACCESS)
     destination.grant(warehouse, env.environ())
     return contract.Migrated(applied=applied, state_population_rows=schema.load_state_population(warehouse))
 

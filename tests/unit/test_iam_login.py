@@ -11,7 +11,7 @@ import boto3
 import pytest
 import sqlglot
 
-from lambdas.core import db, schema
+from lambdas.core import access, db, schema
 from lambdas.core.db import Endpoint
 from lambdas.core.warehouse import redshift
 from tests.support.fakes import SelfCursor
@@ -106,7 +106,7 @@ SYNC, REFRESH = "IAMR:txpipe-dev-SyncRole-1A2B3C", "IAMR:txpipe-dev-RefreshRole-
 
 def test_redshift_users_grants_and_view_owner_on_a_fresh_warehouse() -> None:
     conn = Recorder(users=set(), owner="admin")
-    ran = schema.redshift_access(conn, SYNC, REFRESH)
+    ran = access.redshift_access(conn, SYNC, REFRESH)
     assert ran[:2] == [f'CREATE USER "{SYNC}" PASSWORD DISABLE', f'CREATE USER "{REFRESH}" PASSWORD DISABLE']
     assert f'GRANT SELECT, INSERT ON orders_fact TO "{SYNC}"' in ran
     assert f'GRANT SELECT ON orders_fact, state_population TO "{REFRESH}"' in ran
@@ -119,14 +119,14 @@ def test_redshift_users_grants_and_view_owner_on_a_fresh_warehouse() -> None:
 
 
 def test_redshift_access_again_only_regrants() -> None:
-    ran = schema.redshift_access(Recorder(users={SYNC, REFRESH}, owner=REFRESH), SYNC, REFRESH)
+    ran = access.redshift_access(Recorder(users={SYNC, REFRESH}, owner=REFRESH), SYNC, REFRESH)
     assert all(s.startswith("GRANT") for s in ran) and len(ran) == 5
 
 
 @pytest.mark.parametrize("bad", ['IAMR:x"; DROP TABLE orders_fact; --', "", "a b"])
 def test_a_user_name_that_is_not_ours_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a database user name"):
-        schema.redshift_access(Recorder(set(), "admin"), bad, REFRESH)
+        access.redshift_access(Recorder(set(), "admin"), bad, REFRESH)
 
 
 def test_the_serverless_admin_secret_is_found_through_its_namespace(monkeypatch: pytest.MonkeyPatch) -> None:

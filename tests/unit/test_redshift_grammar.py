@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from lambdas import ops, refresh
 from lambdas import sync as sync_function
-from lambdas.core import env, reporting, schema, sync
+from lambdas.core import access, env, reporting, schema, sync
 from lambdas.core import warehouse as warehouse_package
 from lambdas.core.warehouse import postgres as postgres_warehouse
 from lambdas.core.warehouse import redshift as redshift_warehouse
@@ -119,7 +119,7 @@ for _invocation, _statements in TRAFFIC.items():
             STATEMENTS[f"{_invocation}#{_i}"] = _sql
 
 # --------------------------------------------------------------------------- the modules' SQL constants
-SCANNED: dict[str, ModuleType] = {"schema": schema, "sync": sync, "reporting": reporting,
+SCANNED: dict[str, ModuleType] = {"schema": schema, "access": access, "sync": sync, "reporting": reporting,
                                   "warehouse": warehouse_package, "warehouse.postgres": postgres_warehouse,
                                   "warehouse.redshift": redshift_warehouse}
 _SQL_START = re.compile(r"\s*(?:SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|GRANT|REVOKE|TRUNCATE|COPY|REFRESH|SET"
@@ -127,10 +127,10 @@ _SQL_START = re.compile(r"\s*(?:SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|GR
 # The SQL constants no function sends to Redshift, and why.
 NOT_SENT_TO_REDSHIFT: dict[str, str] = {
     "schema.OLTP_MIGRATIONS": "the OLTP database's schema (RDS PostgreSQL)",
-    "schema.ENSURE_USERS": "PL/pgSQL: the OLTP database and the local PostgreSQL warehouse",
-    "schema.OLTP_ACCESS": "the OLTP database's grants",
-    "schema.WAREHOUSE_ACCESS_POSTGRES": "the local PostgreSQL warehouse's grants (ops._migrate, kind postgres)",
-    "schema.WAREHOUSE_INDEXES_POSTGRES": "the local PostgreSQL warehouse's indexes (ops._migrate, kind postgres)",
+    "access.ENSURE_USERS": "PL/pgSQL: the OLTP database and the local PostgreSQL warehouse",
+    "access.OLTP_ACCESS": "the OLTP database's grants",
+    "access.WAREHOUSE_ACCESS_POSTGRES": "the local PostgreSQL warehouse's grants (ops._migrate, kind postgres)",
+    "access.WAREHOUSE_INDEXES_POSTGRES": "the local PostgreSQL warehouse's indexes (ops._migrate, kind postgres)",
     "schema.REFRESH_STATEMENTS_POSTGRES": "REFRESH ... CONCURRENTLY: PostgreSQL only (the refresh function's kind)",
     "sync._CLAIM_TEMPLATE": "the OLTP outbox claim",
     "sync._CLAIM_DELETE_TEMPLATE": "the OLTP outbox claim",
@@ -194,7 +194,7 @@ def test_the_capture_saw_every_warehouse_path() -> None:
     assert migrate.count(f'SET SESSION AUTHORIZATION "{REFRESH_USER}"') == len(schema.VIEW_DDL)
     assert migrate.count("SET SESSION AUTHORIZATION DEFAULT") == len(schema.VIEW_DDL)
     assert migrate.count(schema.RECORD_MIGRATION_SQL) == len(schema.WAREHOUSE_MIGRATIONS)
-    assert sum(s in schema._REDSHIFT_KEY_SQL.values() for s in migrate) == 3
+    assert sum(s in access._REDSHIFT_KEY_SQL.values() for s in migrate) == 3
     assert any(s.startswith("ALTER TABLE orders_fact ADD COLUMN snapshot_at") for s in migrate)
     assert any(s.startswith("COPY orders_stage (") for s in TRAFFIC["sync, COPY from S3"])
     assert any(s.startswith("INSERT INTO orders_stage (") for s in TRAFFIC["sync, multi-row INSERT"])

@@ -18,7 +18,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from lambdas.core import reporting, schema, sync
+from lambdas.core import access, reporting, schema, sync
 from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
 from tests.support.fakes import ScriptedConnection, SelfCursor
 from tests.support.scripted_aws import null_s3
@@ -288,7 +288,7 @@ def test_redshift_keys_alters_only_what_differs_in_redshift_sql() -> None:
     """A table without the keys gets its ALTERs (each parsed as Redshift's own ALTER, not an opaque
     command); run again against tables that have them, nothing is altered."""
     bare = RecordingConnection(fetchall=[[("order_id", False, 0)], [("started_at", False, 0)]])
-    ran = schema.redshift_keys(bare)
+    ran = access.redshift_keys(bare)
     assert ran == ["ALTER TABLE orders_fact ALTER DISTSTYLE KEY DISTKEY customer_id",
                    "ALTER TABLE orders_fact ALTER COMPOUND SORTKEY (accepted_at)",
                    "ALTER TABLE sync_runs ALTER COMPOUND SORTKEY (finished_at)"]
@@ -297,10 +297,10 @@ def test_redshift_keys_alters_only_what_differs_in_redshift_sql() -> None:
         assert not isinstance(parsed, exp.Command), statement
     keyed = RecordingConnection(fetchall=[[("customer_id", True, 0), ("accepted_at", False, 1)],
                                           [("finished_at", False, 1)]])
-    assert schema.redshift_keys(keyed) == []
+    assert access.redshift_keys(keyed) == []
 
 
-@pytest.mark.parametrize("sql", [*schema.WAREHOUSE_INDEXES_POSTGRES, *schema.REFRESH_STATEMENTS_POSTGRES])
+@pytest.mark.parametrize("sql", [*access.WAREHOUSE_INDEXES_POSTGRES, *schema.REFRESH_STATEMENTS_POSTGRES])
 def test_postgres_only_warehouse_statements_parse_as_postgres(sql: str) -> None:
     """The local warehouse's indexes and concurrent refresh (never sent to Redshift: see reporting.refresh_views
     and ops._migrate) are single PostgreSQL statements."""

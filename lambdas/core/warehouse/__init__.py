@@ -1,7 +1,8 @@
 """The warehouse as a complete destination, as dlt's: everything txpipe asks of a warehouse, one class per kind.
 
 A warehouse is PostgreSQL or "PostgreSQL with differences" (Redshift). The SQL they share lives in schema.py
-(the migrations, the stage and the merge, the views' snapshot and REFRESH statements, the grants); each
+(the migrations, the stage and the merge, the views' snapshot and REFRESH statements) and access.py (the
+users, grants, indexes and keys); each
 `Warehouse` class decides which of it runs and in what transactions, and owns what differs:
 
 - `from_env(variables)`: the warehouse built from a function's environment (its endpoint, and whatever else it
@@ -62,7 +63,7 @@ Adding a warehouse (Snowflake, DuckDB, ...): one module, one registry line, the 
             return conn
 
         def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
-            schema.apply_statements(conn, schema.WAREHOUSE_ACCESS_EXAMPLE)  # its users and their grants
+            access.apply_statements(conn, access.WAREHOUSE_ACCESS_EXAMPLE)  # its users and their grants
 
         def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
             ...  # fill orders_stage with rows (STAGE_COLUMNS, in order) in the open transaction, its fastest way

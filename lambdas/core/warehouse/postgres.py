@@ -1,7 +1,7 @@
 """The local warehouse: PostgreSQL through psycopg2, the stand-in for Redshift.
 
-Built from TXPIPE_WAREHOUSE_HOST/_PORT/_DB/_SECRET; its users are the fixed txpipe_* roles (schema.ENSURE_USERS),
-granted schema.WAREHOUSE_ACCESS_POSTGRES after its indexes (schema.WAREHOUSE_INDEXES_POSTGRES: the windowed reads'
+Built from TXPIPE_WAREHOUSE_HOST/_PORT/_DB/_SECRET; its users are the fixed txpipe_* roles (access.ENSURE_USERS),
+granted access.WAREHOUSE_ACCESS_POSTGRES after its indexes (access.WAREHOUSE_INDEXES_POSTGRES: the windowed reads'
 and the unique ones a concurrent refresh needs); its views are refreshed CONCURRENTLY in one transaction with the
 snapshot's stamp, so readers are never locked out; a lost connection is psycopg2's OperationalError or
 InterfaceError.
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from lambdas.core import schema
+from lambdas.core import access, schema
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.warehouse import STAGE_COLUMNS, Capabilities, CopyRows, Staged, Warehouse
 
@@ -59,7 +59,7 @@ class PostgresWarehouse(Warehouse):
     kind = "postgres"
     capabilities = Capabilities(copy_text=True, truncate_commits=False, bills_by_wake=False, refresh_commits=False)
     # Redshift knows no CONCURRENTLY; here a plain refresh would lock readers out for its whole run (seconds at
-    # millions of orders). It needs each view's unique index, made in `grant` (schema.WAREHOUSE_INDEXES_POSTGRES).
+    # millions of orders). It needs each view's unique index, made in `grant` (access.WAREHOUSE_INDEXES_POSTGRES).
     refresh_statements = schema.REFRESH_STATEMENTS_POSTGRES
 
     def __init__(self, endpoint: Endpoint | None = None, *, application_name: str = "txpipe-warehouse") -> None:
@@ -78,8 +78,8 @@ class PostgresWarehouse(Warehouse):
     def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
         """Its indexes, then the function users and their grants (the views handed to txpipe_refresh, which alone
         may refresh them); the users are the fixed txpipe_* roles, so `variables` names none."""
-        schema.apply_statements(conn, schema.WAREHOUSE_INDEXES_POSTGRES)
-        schema.apply_statements(conn, schema.WAREHOUSE_ACCESS_POSTGRES)
+        access.apply_statements(conn, access.WAREHOUSE_INDEXES_POSTGRES)
+        access.apply_statements(conn, access.WAREHOUSE_ACCESS_POSTGRES)
 
     def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
         """COPY FROM STDIN: CopyRows as they came from the OLTP database, other rows formatted as COPY text."""

@@ -41,9 +41,9 @@ written for both (schema.py: no ON CONFLICT, no SKIP LOCKED). The differences th
   with `read_secret`; it is never logged (the driver masks it in its own debug log) nor
   put in argv or env. The S3 client (boto3, built lazily) signs with the function's role.
 - Users and grants (`grant`). The functions' users are named by the stack (TXPIPE_WAREHOUSE_SYNC_USER and
-  _REFRESH_USER, IAMR:<role>); the migration creates them, grants them schema.redshift_access's privileges,
+  _REFRESH_USER, IAMR:<role>); the migration creates them, grants them access.redshift_access's privileges,
   re-creates the views as the refresh user (only an owner may refresh a view, and Redshift cannot hand one
-  over), and gives the tables their distribution and sort keys (schema.redshift_keys). Where nothing names
+  over), and gives the tables their distribution and sort keys (access.redshift_keys). Where nothing names
   the users (the test shim, which is PostgreSQL), none of that runs.
 - The refresh. Each REFRESH MATERIALIZED VIEW is a transaction of its own (Capabilities.refresh_commits), and
   there is no CONCURRENTLY (readers see the old contents while it runs, by snapshot isolation).
@@ -63,7 +63,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from lambdas.core import schema
+from lambdas.core import access
 from lambdas.core.db import Endpoint, iam_user, read_secret
 from lambdas.core.warehouse import ENDPOINT_SETTINGS, STAGE_COLUMNS, Capabilities, Staged, Warehouse
 
@@ -309,8 +309,8 @@ class RedshiftWarehouse(Warehouse):
         Nothing where it names none (nothing logs in with IAM: the shim in the tests)."""
         sync_user, refresh_user = (variables.get(name, "") for name in USER_VARIABLES)
         if sync_user and refresh_user:
-            schema.redshift_access(conn, sync_user, refresh_user)
-            schema.redshift_keys(conn)
+            access.redshift_access(conn, sync_user, refresh_user)
+            access.redshift_keys(conn)
 
     def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
         """With a stage: the batch to S3 as gzipped CSV, then COPY. Without: multi-row INSERTs."""
