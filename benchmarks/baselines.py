@@ -20,9 +20,9 @@ from typing import Any
 from psycopg2 import sql
 
 from benchmarks.stack import SOURCE_VIEW, Stack
-from lambdas.core.schema import STAGE_COLUMNS
+from lambdas.core.schema import BATCH_COLUMNS
 
-COLUMNS = STAGE_COLUMNS  # orders_fact's columns without loaded_at, as the warehouse schema lists them
+COLUMNS = BATCH_COLUMNS  # orders_fact's columns without loaded_at, as the warehouse schema lists them
 SLING_VERSION = "1.4.11"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from lambdas.core.schema import STAGE_COLUMNS
+from lambdas.core.schema import BATCH_COLUMNS
 from txpipe_cli.synthetic import MENU
 
 # The columns compared, and how each is made canonical whatever type a tool chose for it.
@@ -36,7 +36,7 @@ CANONICAL = {
     "accepted_at": "CAST(CAST(EXTRACT(EPOCH FROM {}) * 1000000 AS bigint) AS text)",
     "stored_at": "CAST(CAST(EXTRACT(EPOCH FROM {}) * 1000000 AS bigint) AS text)",
 }
-SYNC_COLUMNS = STAGE_COLUMNS  # what a sync moves: orders_fact's columns without loaded_at
+SYNC_COLUMNS = BATCH_COLUMNS  # what a sync moves: orders_fact's columns without loaded_at
 # What a client knows of an order it sent (the server stamps accepted_at and stored_at).
 SENT_COLUMNS = ("order_id", "customer_id", "pizza_type", "qty", "retail_price")
 

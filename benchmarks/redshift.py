@@ -8,7 +8,7 @@ PostgreSQL's COPY. Both contenders are txpipe's own run_sync with a RedshiftWare
 process, from the same OLTP backlog (put back in the outbox before each) into a warehouse database
 of their own that an md5 role owns (redshift-connector cannot do SCRAM):
 
-- copy: with an S3Stage (what the stack configures): gzipped CSV to S3, COPY, merge, delete;
+- copy: with an S3BatchFiles (what the stack configures): gzipped CSV to S3, COPY, merge, delete;
 - insert: without one (what runs when no bucket is set): parameterized multi-row INSERTs.
 
 Each is checked by row count and checksum against the source, and the bucket must be empty after
@@ -35,7 +35,7 @@ from benchmarks.stack import Stack
 from benchmarks.sync import lay_down_backlog
 from lambdas.core.db import Endpoint, connect_postgres
 from lambdas.core.sync import run_sync
-from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, connect_redshift
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3BatchFiles, connect_redshift
 
 ROLE = "txpipe_bench_rs"
 DATABASE = "txpipe_bench_redshift"
@@ -145,7 +145,7 @@ def _connect(path: RedshiftPath) -> Any:
 class Phases:
     """Where a sync's time went, from the outside: warehouse statements by kind, S3 calls, commits."""
 
-    KINDS = (("COPY ", "copy"), ("INSERT INTO orders_stage", "insert"), ("INSERT INTO orders_fact", "merge"))
+    KINDS = (("COPY ", "copy"), ("INSERT INTO orders_batch", "insert"), ("INSERT INTO orders_fact", "merge"))
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -215,8 +215,8 @@ class _TimedRedshift(RedshiftWarehouse):
         super().__init__(**kwargs)
         self._phases = phases
 
-    def load_stage(self, cur: Any, rows: Any) -> Any:
-        return self._phases.timed("load_stage", super().load_stage, cur, rows)
+    def load_batch(self, cur: Any, rows: Any) -> Any:
+        return self._phases.timed("load_batch", super().load_batch, cur, rows)
 
 
 def _requeue(stack: Stack) -> None:
@@ -249,8 +249,8 @@ def run(stack: Stack, *, rows: int, customers: int, workdir: Path) -> tuple[dict
     checks: list[Check] = []
     with redshift_path(stack, workdir) as path:
         insert_phases, copy_phases = Phases(), Phases()
-        stage = S3Stage(BUCKET, "stage/", COPY_ROLE)
-        staged = _TimedRedshift(copy_phases, stage=stage, s3=_TimedS3(path.s3, copy_phases))
+        batch_files = S3BatchFiles(BUCKET, "stage/", COPY_ROLE)
+        staged = _TimedRedshift(copy_phases, batch_files=batch_files, s3=_TimedS3(path.s3, copy_phases))
         contenders = (("insert", insert_phases, _TimedRedshift(insert_phases)), ("copy", copy_phases, staged))
         for name, phases, backend in contenders:
             _requeue(stack)

@@ -5,7 +5,7 @@ APIs each calls at run time, itself or through a driver.
 The local runtime runs them from here; infra/template.yaml declares the same on AWS. A function in the VPC
 reaches an AWS API only through a VPC endpoint of that service or a NAT, so `calls` is what the network must
 give it: tests/aws/test_reachability.py holds the template (and deploy's check of an existing VPC) to it, and
-the tests' recording of every AWS call a handler makes (tests/aws_calls.py) holds the code to it.
+the tests' recording of every AWS call a handler makes (tests/support/aws_calls.py) holds the code to it.
 """
 
 from __future__ import annotations

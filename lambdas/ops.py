@@ -124,8 +124,8 @@ def _rejected_purge(event: dict[str, Any]) -> contract.Purged:
     return contract.Purged(purged=rejections.purge_resolved(env.oltp()))
 
 
-def _customers_stage(event: dict[str, Any]) -> contract.Staged:
-    return contract.Staged(staged=customers.stage_rows(env.oltp(), str(event["load_id"]), event["rows"],
+def _customers_stage(event: dict[str, Any]) -> contract.RowsAdded:
+    return contract.RowsAdded(staged=customers.add_rows(env.oltp(), str(event["load_id"]), event["rows"],
                                                        first=bool(event.get("first"))))
 
 

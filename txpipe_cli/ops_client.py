@@ -96,8 +96,10 @@ class OpsClient:
 
     # ------------------------------------------------------------------ loads
 
-    def customers_stage(self, load_id: str, rows: list[list[Any]], *, first: bool) -> contract.Staged:
-        return self._call(contract.Staged, "customers_stage", load_id=load_id, rows=rows, first=first)
+    def customers_stage(self, load_id: str, rows: list[list[Any]], *, first: bool) -> contract.RowsAdded:
+        """Adds rows to the customers load `load_id` (the action's name since the first release: a deployed
+        function answers to it)."""
+        return self._call(contract.RowsAdded, "customers_stage", load_id=load_id, rows=rows, first=first)
 
     def customers_commit(self, load_id: str, *, replace: bool) -> contract.CustomersCommitted:
         return self._call(contract.CustomersCommitted, "customers_commit", load_id=load_id, replace=replace)

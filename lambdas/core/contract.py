@@ -328,7 +328,7 @@ class Rejected(Result):
 # --------------------------------------------------------------------------- loads and migrations
 
 @dataclass(kw_only=True)
-class Staged(Result):
+class RowsAdded(Result):
     staged: int
 
 
@@ -363,7 +363,9 @@ class Migrated(Result):
 
 # Every action and the result it answers. A caller's mistake is answered {"error": reason} instead.
 ACTIONS: dict[str, type[Result]] = {
-    "migrate": Migrated, "customers_stage": Staged, "customers_commit": CustomersCommitted, "customers_abort": Aborted,
+    # "customers_stage": the action's name since the first release (a deployed function answers to it), adding rows.
+    "migrate": Migrated, "customers_stage": RowsAdded, "customers_commit": CustomersCommitted,
+    "customers_abort": Aborted,
     "history_load": HistoryLoaded, "report": Report, "freshness": Freshness, "sla_report": SlaReport,
     "status": Status, "queue_depth": QueueDepth, "dlq_list": DeadLetters, "dlq_show": DeadLetter,
     "dlq_redrive": Redrive, "dlq_purge": Purged, "rejected": Rejected, "rejected_purge": Purged,

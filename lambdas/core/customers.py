@@ -1,7 +1,7 @@
 """Customers (id -> state) in the OLTP database: the join that gives each order its state.
 
 A load of any size is all or nothing, in three steps the ops function runs one call each (so that
-neither a Lambda payload nor the CLI's memory bounds it): `stage_rows` a batch at a time into
+neither a Lambda payload nor the CLI's memory bounds it): `add_rows` a batch at a time into
 customers_load under a load id, then `commit_load` in one transaction, or `abort_load`. A commit that
 would move an existing customer to another state is refused, naming some, unless replace is asked.
 
@@ -25,7 +25,7 @@ LOAD_DDL = """CREATE UNLOGGED TABLE IF NOT EXISTS customers_load (
     PRIMARY KEY (load_id, customer_id))"""
 
 
-def stage_rows(conn: Any, load_id: str, rows: list[list[Any]], first: bool = False) -> int:
+def add_rows(conn: Any, load_id: str, rows: list[list[Any]], first: bool = False) -> int:
     """Adds a batch to the load (the first batch clears what an abandoned load of the same id left)."""
     import psycopg2
     from psycopg2.extras import execute_values

@@ -12,7 +12,7 @@ The draws come from one random.Random per block of BLOCK consecutive indexes, se
 chunking of a load gives the same orders: [0, 1000) equals [0, 400) + [400, 1000), and a re-run of the same load
 (same N) continues where a failed one stopped.
 
-A chunk (`load_history_chunk`) is one transaction: its rows go as COPY text into a temporary stage, and from there
+A chunk (`load_history_chunk`) is one transaction: its rows go as COPY text into a temporary table, and from there
 into orders and the outbox, as the store function writes them. A first load takes plain INSERT .. SELECTs; when
 some order of the chunk is there already (a re-run), INSERT .. ON CONFLICT DO NOTHING RETURNING inserts the orders
 OLTP lacks and outbox rows for exactly those. An order already there (maybe synced since, and gone from the outbox)
@@ -65,10 +65,10 @@ MAX_INDEX = 10**ID_DIGITS - 1
 # Every order_id a load makes, as a SQL LIKE pattern ("hist-", the seed, "-", the index's 12 digits): how the SLA
 # report knows history from live orders (lambdas.core.reporting.sla_report), on Redshift as on PostgreSQL.
 ORDER_ID_LIKE = f"{ORDER_ID_PREFIX}-%-{'_' * ID_DIGITS}"
-STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS history_stage (
+BATCH_TABLE_DDL = """CREATE TEMP TABLE IF NOT EXISTS history_batch (
     order_id varchar(64), customer_id bigint, pizza_type varchar(32), qty integer, retail_price numeric(8, 2),
     before_end_ms bigint, delay_ms integer) ON COMMIT DELETE ROWS"""
-STAGE_COPY = ("COPY history_stage (order_id, customer_id, pizza_type, qty, retail_price, before_end_ms, delay_ms) "
+BATCH_COPY = ("COPY history_batch (order_id, customer_id, pizza_type, qty, retail_price, before_end_ms, delay_ms) "
               "FROM STDIN")
 # Is any order of the chunk there already? One short walk of the primary key, as the chunk's ids are a range.
 ANY_PRESENT_SQL = "SELECT EXISTS (SELECT 1 FROM orders WHERE order_id BETWEEN %s AND %s)"
@@ -77,17 +77,17 @@ NEW_ORDERS_SQL = """INSERT INTO orders (order_id, customer_id, pizza_type, qty, 
 SELECT order_id, customer_id, pizza_type, qty, retail_price,
        CAST(%(end)s AS timestamptz) - before_end_ms * interval '1 millisecond',
        CAST(%(end)s AS timestamptz) - (before_end_ms - delay_ms) * interval '1 millisecond'
-FROM history_stage"""
+FROM history_batch"""
 NEW_OUTBOX_SQL = """INSERT INTO outbox (order_id, accepted_at)
 SELECT order_id, CAST(%(end)s AS timestamptz) - before_end_ms * interval '1 millisecond'
-FROM history_stage"""
+FROM history_batch"""
 # Some are (a re-run, a load overlapping another): the orders OLTP lacks, and outbox rows for exactly those.
 MISSING_SQL = """WITH inserted AS (
     INSERT INTO orders (order_id, customer_id, pizza_type, qty, retail_price, accepted_at, stored_at)
     SELECT order_id, customer_id, pizza_type, qty, retail_price,
            CAST(%(end)s AS timestamptz) - before_end_ms * interval '1 millisecond',
            CAST(%(end)s AS timestamptz) - (before_end_ms - delay_ms) * interval '1 millisecond'
-    FROM history_stage
+    FROM history_batch
     ON CONFLICT (order_id) DO NOTHING
     RETURNING order_id, accepted_at)
 INSERT INTO outbox (order_id, accepted_at) SELECT order_id, accepted_at FROM inserted"""
@@ -114,7 +114,7 @@ def _block_rng(seed: int, block: int) -> random.Random:
 
 def write_rows(out: io.BytesIO, *, seed: int, start: int, count: int, total: int, days: int,
                customers: list[str]) -> None:
-    """Writes orders [start, start+count) of a load of `total` as COPY text rows of history_stage, a block at a
+    """Writes orders [start, start+count) of a load of `total` as COPY text rows of history_batch, a block at a
     time. `customers` are the customer ids as text; times are milliseconds before the load's end (the database
     adds the end)."""
     prefix = f"{ORDER_ID_PREFIX}-{seed}-"
@@ -164,8 +164,8 @@ def _insert_chunk(oltp: Any, text: io.BytesIO, end: datetime, first_last: tuple[
     text.seek(0)
     try:
         with oltp.cursor() as cur:
-            cur.execute(STAGE_DDL)
-            cur.copy_expert(STAGE_COPY, text, size=1 << 16)
+            cur.execute(BATCH_TABLE_DDL)
+            cur.copy_expert(BATCH_COPY, text, size=1 << 16)
             any_present = True
             if first_last is not None:
                 cur.execute(ANY_PRESENT_SQL, first_last)

@@ -73,7 +73,7 @@ ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("accepted_at", "timestamptz"),
     ("stored_at", "timestamptz"),
 )
-STAGE_COLUMNS = tuple(name for name, _ in ORDER_COLUMNS)
+BATCH_COLUMNS = tuple(name for name, _ in ORDER_COLUMNS)
 
 
 def order_columns_ddl(*, loaded_at: bool) -> str:
@@ -88,22 +88,22 @@ def order_columns_ddl(*, loaded_at: bool) -> str:
 
 
 # The sync's statements (Redshift and PostgreSQL alike; run_sync runs them in this order per batch).
-# The stage is a temporary table: private to the session, gone with it, never vacuumed, no NOT NULL
+# The batch table (orders_batch) is a temporary table: private to the session, gone with it, never vacuumed, no NOT NULL
 # (a bad row fails at the merge into orders_fact, inside the batch's transaction).
-STAGE_DDL = ("CREATE TEMP TABLE IF NOT EXISTS orders_stage ("
+BATCH_TABLE_DDL = ("CREATE TEMP TABLE IF NOT EXISTS orders_batch ("
              + ", ".join(f"{name} {kind}" for name, kind in ORDER_COLUMNS) + ")")
 # TRUNCATE, not DELETE: deleted rows stay in a temporary table (autovacuum never visits one), so with
-# DELETE the stage grew by a batch per batch, each load and merge scanned all of it, and the inflated size
+# DELETE the batch table grew by a batch per batch, each load and merge scanned all of it, and the inflated size
 # turned the merge into a hash join over the whole fact table. On Redshift TRUNCATE commits the open
 # transaction (the warehouse declares it: Capabilities.truncate_commits), so it runs before the batch's load.
-STAGE_CLEAR = "TRUNCATE orders_stage"
+BATCH_TABLE_CLEAR = "TRUNCATE orders_batch"
 # Insert-if-absent keyed by order_id (no ON CONFLICT on Redshift): a batch loaded twice, or an order already
 # there from a run that crashed after its warehouse commit, keeps its first loaded_at. A new order has no
 # snapshot_at: no refresh has taken it yet (written out: the column's default is for the rows that predate
 # the stamp, see TAKE_SNAPSHOT_SQL).
-MERGE_SQL = (f"INSERT INTO orders_fact\n    ({', '.join(STAGE_COLUMNS)}, loaded_at, snapshot_at)\n"  # noqa: S608
-             f"SELECT {', '.join('s.' + c for c in STAGE_COLUMNS)}, %s, NULL\n"
-             "FROM orders_stage s\n"
+MERGE_SQL = (f"INSERT INTO orders_fact\n    ({', '.join(BATCH_COLUMNS)}, loaded_at, snapshot_at)\n"  # noqa: S608
+             f"SELECT {', '.join('s.' + c for c in BATCH_COLUMNS)}, %s, NULL\n"
+             "FROM orders_batch s\n"
              "LEFT JOIN orders_fact f ON f.order_id = s.order_id\n"
              "WHERE f.order_id IS NULL")
 RECORD_RUN_SQL = "INSERT INTO sync_runs (started_at, finished_at, synced, pending) VALUES (%s, %s, %s, %s)"

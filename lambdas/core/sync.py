@@ -6,16 +6,16 @@ A run is a loop of bounded batches; each batch:
    so concurrent runs take disjoint rows) joined with the order and the
    customer's state;
 2. loads them into the warehouse's staging table through the warehouse's own bulk
-   load (`Warehouse.load_stage`: COPY FROM STDIN on PostgreSQL, gzipped CSV in S3 and
+   load (`Warehouse.load_batch`: COPY FROM STDIN on PostgreSQL, gzipped CSV in S3 and
    COPY on Redshift), inserts the ones the fact table lacks (keyed by order_id),
    stamping loaded_at, commits the warehouse, and then lets the warehouse remove
-   whatever the load left outside it (`Warehouse.unstage`: the S3 object);
+   whatever the load left outside it (`Warehouse.delete_batch_file`: the S3 object);
 3. deletes the claimed outbox rows; the OLTP transaction holding those deletes
    commits only after the warehouse has committed every batch it covers.
 
 This module knows the OLTP side (PostgreSQL) and the order of the steps; what differs
 between warehouses is behind lambdas.core.warehouse, and the warehouse SQL it runs
-(stage, merge, run record) is schema.py's.
+(the batch table, the merge, the run record) is schema.py's.
 
 A crash before step 2 commits leaves the outbox untouched; a crash between 2 and
 3 leaves rows in the outbox whose orders are already in the warehouse, and the
@@ -45,7 +45,7 @@ databases work at once: while batch k loads into the warehouse, a helper thread
 claims batch k+1 on the OLTP connection, deleting those outbox rows as it claims
 them (a deleted, uncommitted row stays locked, so other runs skip it, and comes
 back if this run dies), and for a warehouse that takes COPY text
-(Capabilities.copy_text) it streams them with COPY, straight on to the stage. The
+(Capabilities.copy_text) it streams them with COPY, straight into the batch table. The
 whole run is then one OLTP transaction, committed once after the warehouse has
 committed the last batch: the same order of commits as above. Within a run each
 claim starts at the previous batch's accepted_at (else it would rescan its own
@@ -64,7 +64,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.core import defaults
-from lambdas.core.schema import MERGE_SQL, RECORD_RUN_SQL, STAGE_CLEAR, STAGE_DDL
+from lambdas.core.schema import BATCH_TABLE_CLEAR, BATCH_TABLE_DDL, MERGE_SQL, RECORD_RUN_SQL
 from lambdas.core.warehouse import DEFAULT_KIND, CopyRows, Warehouse, warehouse_class
 
 # OLTP statements (PostgreSQL only).
@@ -125,7 +125,7 @@ class SyncResult:
     # False: the run claimed nothing and its warehouse bills by wake, so it was neither connected to nor
     # sent anything, and the run is not recorded in its sync_runs (see the module docstring)
     warehouse_woken: bool = True
-    staged_batches: int = 0  # of the batches, loaded from a stage outside the warehouse (Redshift: S3 and COPY)
+    staged_batches: int = 0  # of the batches, loaded from a file outside the warehouse (Redshift: S3 and COPY)
     being_moved: int = 0  # outbox rows another run still held when this one ended (not counted in pending)
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def _claim(oltp: Any, sql: str, after: Any, batch_rows: int) -> list[tuple[Any, 
 
 
 def _claim_copy(oltp: Any, sql: str, after: Any, batch_rows: int) -> CopyRows:
-    """The claim streamed with COPY: no Python object per value, and the bytes go on to the stage as they are.
+    """The claim streamed with COPY: no Python object per value, and the bytes go on to the batch table as they are.
     COPY takes no parameters, so the claim is bound client-side first (mogrify quotes them as execute does)."""
     with oltp.cursor() as cur:
         query = cur.mogrify(sql, (after, batch_rows)).decode()
@@ -197,22 +197,23 @@ def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ..
                 loaded_at: datetime) -> tuple[int, bool]:
     """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction, then
     removes what the load left outside the warehouse; returns how many it inserted, and whether the batch
-    was staged outside the warehouse (Redshift: in S3, loaded by COPY)."""
+    was batch_file outside the warehouse (Redshift: in S3, loaded by COPY)."""
     with warehouse.cursor() as cur:
-        cur.execute(STAGE_DDL)
-        cur.execute(STAGE_CLEAR)
+        cur.execute(BATCH_TABLE_DDL)
+        cur.execute(BATCH_TABLE_CLEAR)
         if backend.capabilities.truncate_commits:
             # TRUNCATE has committed on such a warehouse (Redshift). Commit here too, so the load and the
             # merge are one transaction of their own on every warehouse, and the stand-ins behind the test
             # shim run the very transaction boundaries Redshift does.
             warehouse.commit()
-        staged = backend.load_stage(cur, rows)
+        batch_file = backend.load_batch(cur, rows)
         cur.execute(MERGE_SQL, (loaded_at,))
         inserted = cur.rowcount
     warehouse.commit()
-    if staged is not None:
-        backend.unstage(staged)  # only now: until the commit, a crash must find the batch again where it was
-    return max(inserted, 0), staged is not None
+    if batch_file is not None:
+        # Only now: until the commit, a crash must find the batch again where it was.
+        backend.delete_batch_file(batch_file)
+    return max(inserted, 0), batch_file is not None
 
 
 def _opens_lazily(warehouse: Any) -> bool:

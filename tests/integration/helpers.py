@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from lambdas.core.customers import commit_load, stage_rows
+from lambdas.core.customers import add_rows, commit_load
 from lambdas.core.orders import Order
 from lambdas.core.queue import Message, sqs_event
 from lambdas.core.sync import SyncResult, run_sync
@@ -65,12 +65,12 @@ def dead_letters(queue: Any) -> list[tuple[str, str]]:
 
 
 def seed_customers(databases: Any, rows: list[list[Any]]) -> None:
-    """Loads [customer_id, state, name] rows as `txpipe seed` does (customers.stage_rows, then commit_load),
+    """Loads [customer_id, state, name] rows as `txpipe seed` does (customers.add_rows, then commit_load),
     moving a customer already loaded in another state (replace)."""
     conn = databases.connect("oltp")
     load_id = f"test-{next(_ids)}"
     try:
-        assert stage_rows(conn, load_id, rows, first=True) == len(rows)
+        assert add_rows(conn, load_id, rows, first=True) == len(rows)
         assert commit_load(conn, load_id, replace=True)["loaded"] == len(rows)
     finally:
         conn.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.core.customers import abort_load, commit_load, stage_rows
+from lambdas.core.customers import abort_load, add_rows, commit_load
 from tests.integration.helpers import query
 from txpipe_cli.synthetic import iter_csv_customers
 
@@ -30,7 +30,7 @@ def staged(clean: Any, load_id: str) -> int:
 
 def load(oltp: Any, load_id: str, *batches: list[list[Any]], replace: bool = False) -> dict[str, Any]:
     for index, rows in enumerate(batches):
-        stage_rows(oltp, load_id, rows, first=index == 0)
+        add_rows(oltp, load_id, rows, first=index == 0)
     return commit_load(oltp, load_id, replace=replace)
 
 
@@ -61,15 +61,15 @@ def test_a_customer_id_given_twice_refuses_the_load(clean: Any, oltp: Any, tmp_p
     path = tmp_path / "customers.csv"
     path.write_text("customer_id,state\n" + rows)
     with pytest.raises(ValueError, match=r"customer_id \d+ appears twice in the input; nothing was loaded"):
-        stage_rows(oltp, "a", list(iter_csv_customers(path)), first=True)
+        add_rows(oltp, "a", list(iter_csv_customers(path)), first=True)
     assert customers(clean) == [] and staged(clean, "a") == 0
 
 
 def test_an_aborted_or_abandoned_load_leaves_nothing(clean: Any, oltp: Any) -> None:
     """abort_load drops what was staged; a load started again under the same id starts empty (first=True)."""
-    stage_rows(oltp, "a", [[1, "TX", None]], first=True)
+    add_rows(oltp, "a", [[1, "TX", None]], first=True)
     abort_load(oltp, "a")
     assert staged(clean, "a") == 0
-    stage_rows(oltp, "b", [[1, "TX", None]], first=True)  # abandoned: never committed nor aborted
+    add_rows(oltp, "b", [[1, "TX", None]], first=True)  # abandoned: never committed nor aborted
     assert load(oltp, "b", [[2, "CA", None]]) == {"loaded": 1, "new": 1, "updated": 0, "moved": 0}
     assert customers(clean) == [(2, "CA", None)]

@@ -12,7 +12,7 @@ import pytest
 
 from lambdas import sync
 from lambdas.core.sync import SyncResult, run_sync
-from lambdas.core.warehouse import Staged
+from lambdas.core.warehouse import BatchFile
 from lambdas.core.warehouse.postgres import PostgresWarehouse
 from tests.conftest import load_event
 from tests.integration.helpers import order, query, scalar, seed_customers, store_directly, sync_once
@@ -223,8 +223,8 @@ def test_crash_before_warehouse_commit_leaves_outbox_untouched(dbs):
     oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
 
     class FailingLoad(PostgresWarehouse):
-        def load_stage(self, cur: Any, rows: Any) -> Staged | None:
-            super().load_stage(cur, rows)  # the stage holds the batch, then the process dies
+        def load_batch(self, cur: Any, rows: Any) -> BatchFile | None:
+            super().load_batch(cur, rows)  # the stage holds the batch, then the process dies
             raise SimulatedCrash("load")
 
     with pytest.raises(SimulatedCrash):
@@ -280,11 +280,11 @@ def test_order_stored_during_sync_is_never_lost(dbs, conns):
     stored = []
 
     class StoreMeanwhile(PostgresWarehouse):
-        def load_stage(self, cur: Any, rows: Any) -> Staged | None:
+        def load_batch(self, cur: Any, rows: Any) -> BatchFile | None:
             if not stored:  # during the first batch: another transaction commits a new order
                 store_directly(dbs, [late])
                 stored.append(late)
-            return super().load_stage(cur, rows)
+            return super().load_batch(cur, rows)
 
     result = run_sync(*conns, batch_rows=5, backend=StoreMeanwhile())
     in_fact = {r[0] for r in fact_rows(dbs)}

@@ -3,7 +3,7 @@
 No account: S3 is moto's (mock_aws), and the shim in front of the session's PostgreSQL carries out
 Redshift's `COPY ... FROM 's3://...' IAM_ROLE ... CSV GZIP` by reading the objects from that same moto
 S3 (tests/support/redshift_shim.py), in the client's own transaction. Everything on the txpipe side is the real
-code: RedshiftWarehouse with an S3Stage, run_sync, and the sync function with the stage's variables.
+code: RedshiftWarehouse with an S3BatchFiles, run_sync, and the sync function with the stage's variables.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from benchmarks.data import SYNC_COLUMNS, table_checksum
 from lambdas import sync
 from lambdas.core import env
 from lambdas.core.db import connect_postgres
-from lambdas.core.schema import STAGE_DDL
+from lambdas.core.schema import BATCH_TABLE_DDL
 from lambdas.core.sync import run_sync
-from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3BatchFiles, batch_csv, copy_sql
 from tests.integration.helpers import order, query, store_directly
 from tests.support.redshift import FACT_COLUMNS, FailingCommit, Redshift, fact_rows, outbox_ids, tricky_orders
 from txpipe_cli.local.events import LambdaContext, scheduled_event
 
 BUCKET = "txpipe-test-stage"
 ROLE = "arn:aws:iam::123456789012:role/txpipe-test-CopyRole-1A2B3C"
-STAGE = S3Stage(BUCKET, "stage/", ROLE)
+STAGE = S3BatchFiles(BUCKET, "stage/", ROLE)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_copy_path_loads_what_the_postgres_path_loads(rs_dbs, rs, s3):
         warehouse.close()
     requeue_all(rs_dbs)
 
-    result = sync_once(rs_dbs, rs, RedshiftWarehouse(stage=STAGE, s3=s3))
+    result = sync_once(rs_dbs, rs, RedshiftWarehouse(batch_files=STAGE, s3=s3))
     assert (result.synced, result.inserted, result.batches, result.staged_batches) == (len(orders), len(orders), 1, 1)
     [copied] = rs.shim.copies  # it went in by COPY, from the bucket, as the role
     assert (copied.role, copied.rows) == (ROLE, len(orders))
@@ -145,7 +145,7 @@ def test_the_object_is_deleted_after_the_warehouse_commit(rs_dbs, rs, s3):
     oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     watcher = CommitWatcher(warehouse, s3)
     try:
-        result = run_sync(oltp, watcher, backend=RedshiftWarehouse(stage=STAGE, s3=s3), batch_rows=20)
+        result = run_sync(oltp, watcher, backend=RedshiftWarehouse(batch_files=STAGE, s3=s3), batch_rows=20)
     finally:
         oltp.close()
         warehouse.close()
@@ -163,7 +163,7 @@ def test_a_crash_between_copy_and_commit_leaves_nothing_and_the_rerun_overwrites
     orders = [order(f"c-{i:03d}", 1 + i % 4, "veggie", 1 + i % 5, "9.99") for i in range(40)]
     store_directly(rs_dbs, orders)
     recording = RecordingS3(s3)
-    backend = RedshiftWarehouse(stage=STAGE, s3=recording)
+    backend = RedshiftWarehouse(batch_files=STAGE, s3=recording)
     oltp, warehouse = rs_dbs.connect("oltp"), rs.connect()
     with pytest.raises(ConnectionAbortedError):
         run_sync(oltp, FailingCommit(warehouse, at=2), backend=backend)
@@ -188,9 +188,9 @@ def test_a_crash_between_copy_and_commit_leaves_nothing_and_the_rerun_overwrites
 def test_a_failed_copy_leaves_no_object_and_nothing_synced(rs_dbs, rs, s3):
     """A role Redshift may not assume: COPY fails, the object is removed, the outbox and warehouse untouched."""
     store_directly(rs_dbs, [order(f"r-{i}", 1) for i in range(3)])
-    stranger = S3Stage(BUCKET, "stage/", "arn:aws:iam::123456789012:role/not-associated")
+    stranger = S3BatchFiles(BUCKET, "stage/", "arn:aws:iam::123456789012:role/not-associated")
     with pytest.raises(redshift_connector.ProgrammingError, match="not authorized to assume IAM Role"):
-        sync_once(rs_dbs, rs, RedshiftWarehouse(stage=stranger, s3=s3))
+        sync_once(rs_dbs, rs, RedshiftWarehouse(batch_files=stranger, s3=s3))
     assert staged_keys(s3) == [] and rs.shim.copies == []
     assert fact_rows(rs) == [] and len(outbox_ids(rs_dbs)) == 3
 
@@ -212,7 +212,7 @@ def test_a_failed_delete_is_logged_and_the_sync_still_succeeds(rs_dbs, rs, s3, c
     """The batch is committed either way: a denied delete is a warning naming the object, not a failed sync."""
     store_directly(rs_dbs, [order(f"d-{i}", 2) for i in range(4)])
     caplog.set_level(logging.WARNING, logger="lambdas.core.warehouse.redshift")
-    result = sync_once(rs_dbs, rs, RedshiftWarehouse(stage=STAGE, s3=NoDelete(s3)))
+    result = sync_once(rs_dbs, rs, RedshiftWarehouse(batch_files=STAGE, s3=NoDelete(s3)))
     assert (result.synced, result.inserted, result.pending) == (4, 4, 0)
     [left] = staged_keys(s3)
     assert f"s3://{BUCKET}/{left}" in caplog.text and "AccessDenied" in caplog.text
@@ -229,12 +229,12 @@ def test_a_failed_delete_is_logged_and_the_sync_still_succeeds(rs_dbs, rs, s3, c
 def test_the_shim_refuses_what_it_does_not_carry_out(rs, s3, options, refusal):
     """A COPY option the shim does not emulate is an error from the server, never silently ignored."""
     key = STAGE.key([("x",)])
-    s3.put_object(Bucket=BUCKET, Key=key, Body=stage_csv([a_row("x")]))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=batch_csv([a_row("x")]))
     statement = copy_sql(f"s3://{BUCKET}/{key}", ROLE).replace("CSV GZIP TIMEFORMAT 'auto' NULL AS '\\0'", options)
     conn = rs.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(STAGE_DDL)
+            cur.execute(BATCH_TABLE_DDL)
             with pytest.raises(redshift_connector.ProgrammingError, match=f"redshift shim: .*{refusal}"):
                 cur.execute(statement)
         conn.rollback()
@@ -245,14 +245,14 @@ def test_the_shim_refuses_what_it_does_not_carry_out(rs, s3, options, refusal):
 
 def test_copy_reads_every_object_under_the_path_as_redshift_does(rs, s3):
     """FROM 's3://b/k' is a key prefix on Redshift: two objects under it load both; a path with none fails."""
-    s3.put_object(Bucket=BUCKET, Key="stage/batch.csv.gz", Body=stage_csv([a_row("a"), a_row("b")]))
-    s3.put_object(Bucket=BUCKET, Key="stage/batch.csv.gz.more", Body=stage_csv([a_row("c")]))
+    s3.put_object(Bucket=BUCKET, Key="stage/batch.csv.gz", Body=batch_csv([a_row("a"), a_row("b")]))
+    s3.put_object(Bucket=BUCKET, Key="stage/batch.csv.gz.more", Body=batch_csv([a_row("c")]))
     conn = rs.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(STAGE_DDL)
+            cur.execute(BATCH_TABLE_DDL)
             cur.execute(copy_sql(f"s3://{BUCKET}/stage/batch.csv.gz", ROLE))
-            cur.execute("SELECT order_id FROM orders_stage ORDER BY order_id")
+            cur.execute("SELECT order_id FROM orders_batch ORDER BY order_id")
             assert [r[0] for r in cur.fetchall()] == ["a", "b", "c"]
         conn.rollback()
         with conn.cursor() as cur, pytest.raises(redshift_connector.ProgrammingError, match="does not exist"):
@@ -273,7 +273,7 @@ def test_sync_handler_loads_through_s3_with_the_stage_variables(handler_env, rs_
     store_directly(handler_env, [order(f"h-{i:03d}", 1 + i % 4) for i in range(30)])
     try:
         result = sync.handler(scheduled_event("sync"), LambdaContext("sync", 60))
-        assert env.warehouse_backend().stage == STAGE
+        assert env.warehouse_backend().batch_files == STAGE
     finally:
         env.reset_backends()
     assert (result["synced"], result["pending"], result["batches"], result["inserted"]) == (30, 0, 5, 30)

@@ -25,7 +25,7 @@ from txpipe_cli.local.events import LambdaContext, scheduled_event
 def test_env_picks_the_redshift_driver_and_loader(rs_handler_env, monkeypatch):
     """With kind redshift, env.warehouse() is a redshift-connector connection and the loader is the INSERT one."""
     backend = env.warehouse_backend()
-    assert isinstance(backend, RedshiftWarehouse) and backend.stage is None  # no bucket: the INSERT load
+    assert isinstance(backend, RedshiftWarehouse) and backend.batch_files is None  # no bucket: the INSERT load
     assert backend.ssl is False and backend.endpoint == rs_handler_env.endpoint
     conn = env.warehouse()
     assert isinstance(conn, redshift_connector.Connection)

@@ -2,7 +2,7 @@
 
 redshift-connector talks to the session's PostgreSQL through tests/support/redshift_shim.py (see
 tests/integration/conftest.py, whose fixtures these tests share); everything else is the real code:
-insert_stage, run_sync with a RedshiftWarehouse that has no S3 stage.
+insert_batch, run_sync with a RedshiftWarehouse that has no S3 stage.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
-from lambdas.core.schema import STAGE_DDL
+from lambdas.core.schema import BATCH_TABLE_DDL
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse.postgres import PostgresWarehouse
-from lambdas.core.warehouse.redshift import LOAD_CHUNK_ROWS, RedshiftWarehouse, insert_stage
+from lambdas.core.warehouse.redshift import LOAD_CHUNK_ROWS, RedshiftWarehouse, insert_batch
 from tests.integration.helpers import order, store_directly
 from tests.support.redshift import STATE_OF, FailingCommit, fact_rows, outbox_ids, tricky_orders
 
@@ -35,20 +35,20 @@ class CountingCursor:
 
 
 def test_insert_stage_loads_in_chunks(rs):
-    """2,345 rows go into orders_stage in 3 parameterized INSERTs (1,000 + 1,000 + 345), values exact."""
+    """2,345 rows go into orders_batch in 3 parameterized INSERTs (1,000 + 1,000 + 345), values exact."""
     stamp = datetime(2024, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=-7)))
     rows = [(f"id-{i:05d}'\\,", 10**12 + i, "TX", "supreme", 1 + i % 100, Decimal(i % 100_000) / 100,
              stamp + timedelta(microseconds=i), stamp + timedelta(seconds=1, microseconds=i)) for i in range(2345)]
     conn = rs.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(STAGE_DDL)
+            cur.execute(BATCH_TABLE_DDL)
             counting = CountingCursor(cur)
-            insert_stage(counting, rows)
+            insert_batch(counting, rows)
             assert [n for _, n in counting.calls] == [1000 * 8, 1000 * 8, 345 * 8]
             assert LOAD_CHUNK_ROWS == 1000
             cur.execute("SELECT order_id, customer_id, state, pizza_type, qty, retail_price, accepted_at, stored_at "
-                        "FROM orders_stage ORDER BY order_id")
+                        "FROM orders_batch ORDER BY order_id")
             loaded = [tuple(r) for r in cur.fetchall()]
         conn.rollback()
     finally:
@@ -68,9 +68,9 @@ def test_insert_stage_rejects_malformed_rows(rs):
             sent.append(sql)
 
     with pytest.raises(ValueError, match="8 values"):
-        insert_stage(Recorder(), [("only", "three", "values")])
+        insert_batch(Recorder(), [("only", "three", "values")])
     assert sent == []
-    insert_stage(Recorder(), [])
+    insert_batch(Recorder(), [])
     assert sent == []
 
 

@@ -34,13 +34,13 @@ from lambdas.core import access, env, reporting, schema, sync
 from lambdas.core import warehouse as warehouse_package
 from lambdas.core.warehouse import postgres as postgres_warehouse
 from lambdas.core.warehouse import redshift as redshift_warehouse
-from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3BatchFiles
 from tests.support.fakes import ScriptedConnection
 from tests.support.redshift_grammar import DOCUMENTED, command_forms, forms, leader_node_only_calls, parse, undocumented
 from tests.support.scripted_aws import null_s3
 
 # --------------------------------------------------------------------------- what the code sends to Redshift
-STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
+STAGE = S3BatchFiles("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
 SYNC_USER, REFRESH_USER = "IAMR:txpipe-dev-SyncRole-1A2B3C", "IAMR:txpipe-dev-RefreshRole-4D5E6F"
 ENVIRONMENT = {"TXPIPE_WAREHOUSE_KIND": "redshift", "TXPIPE_WAREHOUSE_SYNC_USER": SYNC_USER,
                "TXPIPE_WAREHOUSE_REFRESH_USER": REFRESH_USER}
@@ -88,7 +88,7 @@ INVOCATIONS: dict[str, tuple[Callable[[], dict[str, Any]], RedshiftWarehouse]] =
                                            None), RedshiftWarehouse()),
     "ops status": (lambda: ops.handler({"action": "status"}, None), RedshiftWarehouse()),
     "refresh": (lambda: refresh.handler({}, None), RedshiftWarehouse()),
-    "sync, COPY from S3": (lambda: sync_function.handler({}, None), RedshiftWarehouse(stage=STAGE, s3=null_s3())),
+    "sync, COPY from S3": (lambda: sync_function.handler({}, None), RedshiftWarehouse(batch_files=STAGE, s3=null_s3())),
     "sync, multi-row INSERT": (lambda: sync_function.handler({}, None), RedshiftWarehouse()),
 }
 
@@ -196,8 +196,8 @@ def test_the_capture_saw_every_warehouse_path() -> None:
     assert migrate.count(schema.RECORD_MIGRATION_SQL) == len(schema.WAREHOUSE_MIGRATIONS)
     assert sum(s in access._REDSHIFT_KEY_SQL.values() for s in migrate) == 3
     assert any(s.startswith("ALTER TABLE orders_fact ADD COLUMN snapshot_at") for s in migrate)
-    assert any(s.startswith("COPY orders_stage (") for s in TRAFFIC["sync, COPY from S3"])
-    assert any(s.startswith("INSERT INTO orders_stage (") for s in TRAFFIC["sync, multi-row INSERT"])
+    assert any(s.startswith("COPY orders_batch (") for s in TRAFFIC["sync, COPY from S3"])
+    assert any(s.startswith("INSERT INTO orders_batch (") for s in TRAFFIC["sync, multi-row INSERT"])
     assert set(schema.REFRESH_STATEMENTS) <= set(TRAFFIC["refresh"])
     assert TRAFFIC["refresh"][0] == schema.TAKE_SNAPSHOT_SQL  # the snapshot, before either view refreshes
     assert reporting.LAG_SQL in TRAFFIC["ops sla_report"]

@@ -24,7 +24,7 @@ def test_every_entry_names_its_redshift_page() -> None:
     ("SELECT count(*) FROM orders_fact WHERE accepted_at >= GETDATE()", "function CURRENT_TIMESTAMP"),
     ("SELECT current_schema()", "CURRENT_SCHEMA"),
     ("SELECT has_table_privilege('txpipe_sync', 'orders_fact', 'insert')", "HAS_TABLE_PRIVILEGE"),
-    ("COPY orders_stage (order_id) FROM STDIN", "COPY FROM STDIN"),
+    ("COPY orders_batch (order_id) FROM STDIN", "COPY FROM STDIN"),
     ("CREATE TABLE IF NOT EXISTS t (qty integer CHECK (qty > 0))", "column CHECK (qty > 0)"),
     ("CREATE TABLE IF NOT EXISTS t (payload jsonb)", "type JSONB"),
     ("SELECT u.usename FROM pg_user u JOIN orders_fact f ON f.customer_id = u.usesysid",

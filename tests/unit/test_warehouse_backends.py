@@ -18,12 +18,12 @@ from lambdas.core import env, schema
 from lambdas.core.sync import run_sync
 from lambdas.core.warehouse import Capabilities, Warehouse
 from lambdas.core.warehouse.postgres import COPY_SQL, PostgresWarehouse
-from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage, copy_sql, stage_csv
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3BatchFiles, batch_csv, copy_sql
 from tests.support.fakes import SelfCursor
 from tests.support.scripted_aws import accept_objects, scripted_client
 
 ROLE = "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B"
-STAGE = S3Stage("txpipe-dev-stage", "stage/", ROLE)
+STAGE = S3BatchFiles("txpipe-dev-stage", "stage/", ROLE)
 STAMP = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
@@ -100,7 +100,8 @@ def test_each_backend_declares_its_capabilities() -> None:
 def test_postgres_batch_is_one_transaction_around_copy_from_stdin() -> None:
     """PostgreSQL: stage DDL, TRUNCATE, COPY FROM STDIN and the merge commit together; then the run record."""
     assert warehouse_timeline(PostgresWarehouse(), [a_row("o-1")]) == [
-        schema.STAGE_DDL, schema.STAGE_CLEAR, COPY_SQL, schema.MERGE_SQL, "COMMIT", schema.RECORD_RUN_SQL, "COMMIT"]
+        schema.BATCH_TABLE_DDL, schema.BATCH_TABLE_CLEAR, COPY_SQL, schema.MERGE_SQL, "COMMIT", schema.RECORD_RUN_SQL,
+        "COMMIT"]
 
 
 def test_redshift_batch_stages_in_s3_copies_commits_then_deletes() -> None:
@@ -109,32 +110,32 @@ def test_redshift_batch_stages_in_s3_copies_commits_then_deletes() -> None:
     rows = [a_row("o-1"), a_row("o-2")]
     uri = f"s3://{STAGE.bucket}/{STAGE.key(rows)}"
     journal = Journal()
-    backend = RedshiftWarehouse(stage=STAGE, s3=journaled_s3(journal))
+    backend = RedshiftWarehouse(batch_files=STAGE, s3=journaled_s3(journal))
     oltp = FakeConnection(journal, "oltp", claimed=rows)
     run_sync(oltp, FakeConnection(journal, "warehouse"), backend=backend, batch_rows=100, now=lambda: STAMP)
     assert [what for who, what in journal.events if who != "oltp"] == [
-        schema.STAGE_DDL, schema.STAGE_CLEAR, "COMMIT", f"put {uri}", copy_sql(uri, ROLE), schema.MERGE_SQL,
+        schema.BATCH_TABLE_DDL, schema.BATCH_TABLE_CLEAR, "COMMIT", f"put {uri}", copy_sql(uri, ROLE), schema.MERGE_SQL,
         "COMMIT", f"delete {uri}", schema.RECORD_RUN_SQL, "COMMIT"]
 
 
 def test_redshift_without_a_stage_inserts_and_touches_no_s3() -> None:
     """No bucket: the batch goes in by one multi-row INSERT, inside the batch's transaction."""
     timeline = warehouse_timeline(RedshiftWarehouse(), [a_row("o-1"), a_row("o-2")])
-    assert timeline[:3] == [schema.STAGE_DDL, schema.STAGE_CLEAR, "COMMIT"]
-    assert timeline[3].startswith("INSERT INTO orders_stage (") and timeline[3].count("%s") == 16
+    assert timeline[:3] == [schema.BATCH_TABLE_DDL, schema.BATCH_TABLE_CLEAR, "COMMIT"]
+    assert timeline[3].startswith("INSERT INTO orders_batch (") and timeline[3].count("%s") == 16
     assert timeline[4:] == [schema.MERGE_SQL, "COMMIT", schema.RECORD_RUN_SQL, "COMMIT"]
 
 
 def test_a_failed_copy_deletes_its_object_and_raises() -> None:
     """When COPY itself fails the object is removed at once (the warehouse never took it) and the error stands."""
     journal = Journal()
-    backend = RedshiftWarehouse(stage=STAGE, s3=journaled_s3(journal))
+    backend = RedshiftWarehouse(batch_files=STAGE, s3=journaled_s3(journal))
     cursor = FakeConnection(journal, "warehouse", fail_on="COPY")
     with pytest.raises(RuntimeError, match="refused: COPY"):
-        backend.load_stage(cursor, [a_row("o-1")])
+        backend.load_batch(cursor, [a_row("o-1")])
     uri = f"s3://{STAGE.bucket}/{STAGE.key([a_row('o-1')])}"
     assert [what for _, what in journal.events] == [f"put {uri}", f"delete {uri}"]
-    assert backend.load_stage(cursor, []) is None  # an empty batch stages nothing
+    assert backend.load_batch(cursor, []) is None  # an empty batch stages nothing
     assert len(journal.events) == 2
 
 
@@ -158,7 +159,7 @@ def test_a_backend_without_an_endpoint_does_not_connect() -> None:
 def test_stage_settings_that_could_break_the_copy_statement_are_refused(bucket, prefix, role, variable) -> None:
     """Bucket, prefix and role go into COPY as literals (it takes no parameters): anything else is refused."""
     with pytest.raises(ValueError, match=variable):
-        S3Stage(bucket, prefix, role)
+        S3BatchFiles(bucket, prefix, role)
 
 
 def test_the_key_is_the_batch_identity_at_a_fixed_length() -> None:
@@ -185,14 +186,14 @@ def test_stage_csv_quotes_every_field_and_writes_utc_microseconds() -> None:
     rows = [('a,"b"', 1, "TX", "meat lover", 2, Decimal("999999.99"), datetime(2024, 2, 29, 5, 45, tzinfo=kathmandu),
              datetime(2024, 2, 29, 0, 0, 0, 1, tzinfo=UTC)),
             ("\\N", 2, "CA", "veggie", 10, Decimal("1E+2"), STAMP, STAMP)]
-    text, parsed = read_stage_csv(stage_csv(rows))
+    text, parsed = read_stage_csv(batch_csv(rows))
     assert parsed == [
         ['a,"b"', "1", "TX", "meat lover", "2", "999999.99", "2024-02-29T00:00:00.000000Z",
          "2024-02-29T00:00:00.000001Z"],
         ["\\N", "2", "CA", "veggie", "10", "100", "2024-05-01T12:00:00.000000Z", "2024-05-01T12:00:00.000000Z"]]
     assert text.endswith("\n") and "\r" not in text
     assert all(line.startswith('"') and line.endswith('"') and '",' in line for line in text.splitlines())
-    assert stage_csv(rows) == stage_csv(rows)  # byte-identical, so a re-run writes the very same object
+    assert batch_csv(rows) == batch_csv(rows)  # byte-identical, so a re-run writes the very same object
 
 
 def test_stage_csv_writes_what_the_csv_module_writes() -> None:
@@ -205,10 +206,10 @@ def test_stage_csv_writes_what_the_csv_module_writes() -> None:
     expected = io.StringIO()
     csv.writer(expected, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(
         [[str(v) if not isinstance(v, datetime) else "2024-05-01T12:00:00.000000Z" for v in row] for row in rows])
-    text, parsed = read_stage_csv(stage_csv(rows))
+    text, parsed = read_stage_csv(batch_csv(rows))
     assert text == expected.getvalue()
     assert [r[0] for r in parsed] == [row[0] for row in rows]
-    assert gzip.decompress(stage_csv([])) == b""
+    assert gzip.decompress(batch_csv([])) == b""
 
 
 @pytest.mark.parametrize(("row", "message"), [
@@ -218,7 +219,7 @@ def test_stage_csv_writes_what_the_csv_module_writes() -> None:
 ])
 def test_stage_csv_refuses_what_copy_would_misread(row, message) -> None:
     with pytest.raises(ValueError, match=message):
-        stage_csv([row])
+        batch_csv([row])
 
 
 # -- env picks the backend ---------------------------------------------------------------------------------
@@ -235,15 +236,15 @@ def backend_for(variables: dict[str, str]) -> Warehouse:
         return env.warehouse_backend()
 
 
-def test_env_builds_the_redshift_backend_with_its_stage() -> None:
-    """kind redshift with the stack's stage variables: COPY from S3, TLS on, the workgroup's IAM login."""
+def test_env_builds_the_redshift_backend_with_its_batch_files() -> None:
+    """kind redshift with the stack's batch-file variables: COPY from S3, TLS on, the workgroup's IAM login."""
     backend = backend_for({**ENDPOINT, **STAGE_ENV, "TXPIPE_WAREHOUSE_KIND": "redshift"})
     assert isinstance(backend, RedshiftWarehouse)
-    assert backend.stage == STAGE and backend.ssl is True
+    assert backend.batch_files == STAGE and backend.ssl is True
     assert backend.iam_target == {"workgroup": "txpipe-dev", "cluster": "", "region": "us-east-1"}
     assert backend_for({**ENDPOINT, **STAGE_ENV, "TXPIPE_WAREHOUSE_KIND": "redshift"}) is backend  # reused warm
     no_bucket = backend_for({**ENDPOINT, "TXPIPE_WAREHOUSE_KIND": "redshift"})
-    assert isinstance(no_bucket, RedshiftWarehouse) and no_bucket.stage is None
+    assert isinstance(no_bucket, RedshiftWarehouse) and no_bucket.batch_files is None
     assert isinstance(backend_for({**ENDPOINT, "TXPIPE_WAREHOUSE_KIND": "postgres"}), PostgresWarehouse)
 
 
@@ -252,6 +253,6 @@ def test_env_builds_the_redshift_backend_with_its_stage() -> None:
     ({"TXPIPE_WAREHOUSE_STAGE_BUCKET": "Not A Bucket"}, "TXPIPE_WAREHOUSE_STAGE_BUCKET"),
     ({"TXPIPE_WAREHOUSE_KIND": "bigquery"}, "not supported"),
 ])
-def test_env_refuses_an_incomplete_or_unsafe_stage(change, message) -> None:
+def test_env_refuses_incomplete_or_unsafe_batch_file_settings(change, message) -> None:
     with pytest.raises(RuntimeError, match=message):
         backend_for({**ENDPOINT, **STAGE_ENV, "TXPIPE_WAREHOUSE_KIND": "redshift", **change})

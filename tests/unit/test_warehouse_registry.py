@@ -14,7 +14,7 @@ import pytest
 from lambdas import ops, refresh, sync
 from lambdas.core import db, env, schema
 from lambdas.core import warehouse as registry
-from lambdas.core.warehouse import Capabilities, Staged, Warehouse
+from lambdas.core.warehouse import BatchFile, Capabilities, Warehouse
 from tests.support.fakes import ScriptedConnection
 
 STAMP = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -70,7 +70,7 @@ class TinyWarehouse(Warehouse):
     def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
         self.granted.append(dict(variables))
 
-    def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
+    def load_batch(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> BatchFile | None:
         self.loaded.extend(rows)
         return None
 
@@ -143,14 +143,14 @@ def test_refresh_runs_its_statements_in_its_transactions(tiny: ScriptedConnectio
 
 
 def test_sync_loads_through_it(tiny: ScriptedConnection) -> None:
-    """The sync function claims typed rows (it takes no COPY text), hands them to its load_stage between the
+    """The sync function claims typed rows (it takes no COPY text), hands them to its load_batch between the
     shared stage and merge statements, commits, and records the run (it does not bill by wake)."""
     result = sync.handler({}, None)
     assert (result["synced"], result["batches"], result["warehouse_woken"]) == (2, 1, True)
     built = backend()
     assert built.loaded == CLAIMED
     [conn] = built.connections
-    assert conn.statements == [schema.STAGE_DDL, schema.STAGE_CLEAR, schema.MERGE_SQL, "COMMIT",
+    assert conn.statements == [schema.BATCH_TABLE_DDL, schema.BATCH_TABLE_CLEAR, schema.MERGE_SQL, "COMMIT",
                                schema.RECORD_RUN_SQL, "COMMIT"]
 
 

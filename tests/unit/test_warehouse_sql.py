@@ -19,11 +19,11 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from lambdas.core import access, reporting, schema, sync
-from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3Stage
+from lambdas.core.warehouse.redshift import RedshiftWarehouse, S3BatchFiles
 from tests.support.fakes import ScriptedConnection, SelfCursor
 from tests.support.scripted_aws import null_s3
 
-STAGE = S3Stage("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
+STAGE = S3BatchFiles("txpipe-dev-stage", "stage/", "arn:aws:iam::123456789012:role/txpipe-dev-CopyRole-1A2B")
 
 
 class RecordingConnection(SelfCursor):
@@ -91,7 +91,7 @@ def _captured() -> dict[str, list[str]]:
 
     stamp = datetime(2024, 1, 1, tzinfo=UTC)
     claimed = [("o-1", 1, "TX", "cheese", 1, 12.99, stamp, stamp)]
-    for name, backend in (("sync.run_sync(redshift, S3)", RedshiftWarehouse(stage=STAGE, s3=null_s3())),
+    for name, backend in (("sync.run_sync(redshift, S3)", RedshiftWarehouse(batch_files=STAGE, s3=null_s3())),
                           ("sync.run_sync(redshift, INSERT)", RedshiftWarehouse())):
         oltp, conn = RecordingConnection(row=(0, 0, None), fetchall=[list(claimed)]), RecordingConnection()
         sync.run_sync(oltp, conn, backend=backend, batch_rows=10, now=lambda: stamp)
@@ -105,8 +105,8 @@ CONSTANTS: dict[str, str] = {
     **{f"schema.WAREHOUSE_MIGRATIONS[v{version}][{i}]": sql
        for version, statements in schema.WAREHOUSE_MIGRATIONS for i, sql in enumerate(statements)},
     "schema.MIGRATIONS_TABLE": schema.MIGRATIONS_TABLE,
-    "schema.STAGE_DDL": schema.STAGE_DDL,
-    "schema.STAGE_CLEAR": schema.STAGE_CLEAR,
+    "schema.BATCH_TABLE_DDL": schema.BATCH_TABLE_DDL,
+    "schema.BATCH_TABLE_CLEAR": schema.BATCH_TABLE_CLEAR,
     "schema.MERGE_SQL": schema.MERGE_SQL,
     "schema.RECORD_RUN_SQL": schema.RECORD_RUN_SQL,
     "reporting.LAG_SQL": reporting.LAG_SQL,
@@ -173,18 +173,18 @@ def test_inline_statements_were_captured() -> None:
 def test_sync_runs_only_the_checked_warehouse_statements() -> None:
     """run_sync sends the schema's constants around each backend's own load: COPY from S3, or one INSERT."""
     copy, insert = CAPTURED["sync.run_sync(redshift, S3)"], CAPTURED["sync.run_sync(redshift, INSERT)"]
-    assert copy[:2] == insert[:2] == [schema.STAGE_DDL, schema.STAGE_CLEAR]
+    assert copy[:2] == insert[:2] == [schema.BATCH_TABLE_DDL, schema.BATCH_TABLE_CLEAR]
     assert copy[3:] == insert[3:] == [schema.MERGE_SQL, schema.RECORD_RUN_SQL]
-    assert copy[2].startswith("COPY orders_stage (") and insert[2].startswith("INSERT INTO orders_stage (")
+    assert copy[2].startswith("COPY orders_batch (") and insert[2].startswith("INSERT INTO orders_batch (")
 
 
 def test_the_copy_names_the_stage_columns_object_and_role() -> None:
-    """Read as Redshift, the COPY loads STAGE_COLUMNS into orders_stage from the batch's object, as the role."""
+    """Read as Redshift, the COPY loads BATCH_COLUMNS into orders_batch from the batch's object, as the role."""
     statement = CAPTURED["sync.run_sync(redshift, S3)"][2]
     [parsed] = sqlglot.parse(statement, read="redshift", error_level=ErrorLevel.RAISE)
     assert isinstance(parsed, exp.Copy)
-    assert parsed.this.this.name == "orders_stage"
-    assert tuple(column.name for column in parsed.this.expressions) == schema.STAGE_COLUMNS
+    assert parsed.this.this.name == "orders_batch"
+    assert tuple(column.name for column in parsed.this.expressions) == schema.BATCH_COLUMNS
     [source] = parsed.args["files"]
     assert source.this == f"s3://txpipe-dev-stage/{STAGE.key([('o-1',)])}"
     assert parsed.args["credentials"].args["iam_role"].this == STAGE.role_arn
@@ -271,7 +271,7 @@ def test_fact_stage_and_benchmark_targets_are_one_column_list() -> None:
     from benchmarks.stack import TARGET_DDL
 
     [fact_ddl] = [sql for sql in dict(schema.WAREHOUSE_MIGRATIONS)[1] if "TABLE IF NOT EXISTS orders_fact" in sql]
-    fact, stage, target = _columns(fact_ddl), _columns(schema.STAGE_DDL), _columns(TARGET_DDL)
+    fact, stage, target = _columns(fact_ddl), _columns(schema.BATCH_TABLE_DDL), _columns(TARGET_DDL)
     assert fact[:-1] == target and fact[-1] == ("loaded_at", "TIMESTAMP WITH TIME ZONE", True, False)
     assert [(n, t) for n, t, _, _ in stage] == [(n, t) for n, t, _, _ in target]
     assert not any(not_null or key for _, _, not_null, key in stage)

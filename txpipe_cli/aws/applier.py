@@ -55,7 +55,7 @@ class DeployResult:
 class Applier(Protocol):
     executes: bool  # False: nothing is applied, so the planner deletes the change set afterwards
 
-    def stage(self, plan: Plan) -> Plan:
+    def upload(self, plan: Plan) -> Plan:
         """Puts the missing objects in the bucket, before the change set that reads the template there."""
         ...
 
@@ -77,7 +77,7 @@ class DisplayApplier:
 
     executes = False
 
-    def stage(self, plan: Plan) -> Plan:
+    def upload(self, plan: Plan) -> Plan:
         return plan
 
     def apply(self, plan: Plan) -> DeployResult:
@@ -95,7 +95,7 @@ class AwsApplier:
         self.aws, self.home, self.stage_name = aws, home, stage
         self._step, self._on_event = step, on_event
 
-    def stage(self, plan: Plan) -> Plan:
+    def upload(self, plan: Plan) -> Plan:
         if not plan.bucket_exists:
             self.aws.ensure_bucket(plan.bucket)  # encrypted, public access blocked
         for upload in plan.uploads:

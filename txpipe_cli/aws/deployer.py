@@ -93,7 +93,7 @@ class Deployer:
         step("plan")
         plan = self.planner.plan(settings, dict(options.parameters), artifact, template, options.orders_per_month)
         step("upload")
-        plan = applier.stage(plan)
+        plan = applier.upload(plan)
         step("change set")
         plan = self.planner.change_set(plan)
         executes = applier.executes and plan.change_set is not None and plan.change_set.ready

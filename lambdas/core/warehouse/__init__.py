@@ -1,7 +1,7 @@
 """The warehouse as a complete destination, as dlt's: everything txpipe asks of a warehouse, one class per kind.
 
 A warehouse is PostgreSQL or "PostgreSQL with differences" (Redshift). The SQL they share lives in schema.py
-(the migrations, the stage and the merge, the views' snapshot and REFRESH statements) and access.py (the
+(the migrations, the batch table and the merge, the views' snapshot and REFRESH statements) and access.py (the
 users, grants, indexes and keys); each
 `Warehouse` class decides which of it runs and in what transactions, and owns what differs:
 
@@ -12,9 +12,10 @@ users, grants, indexes and keys); each
 - `migrate(conn)`: the versioned schema migrations (schema.WAREHOUSE_MIGRATIONS, shared);
 - `grant(conn, variables)`: re-applied after every migrate: its function users, what each may do, and the
   physical design that goes with them (PostgreSQL's indexes, Redshift's keys);
-- `load_stage(cursor, rows)` and `unstage(staged)`: how run_sync's batch gets into `orders_stage` (PostgreSQL:
-  COPY FROM STDIN; Redshift: gzipped CSV to S3 and COPY with an IAM role, or multi-row INSERTs without a
-  bucket), and how the copy the load left outside the warehouse is removed once the warehouse has committed;
+- `load_batch(cursor, rows)` and `delete_batch_file(batch_file)`: how run_sync's batch gets into the batch
+  table, `orders_batch` (PostgreSQL: COPY FROM STDIN; Redshift: gzipped CSV to S3 and COPY with an IAM role, or
+  multi-row INSERTs without a bucket), and how the file the load left outside the warehouse is removed once the
+  warehouse has committed (nothing to remove: `load_batch` returns None);
 - `refresh(conn)`: both reporting views from one snapshot of the fact table (the stamp, each REFRESH in
   `refresh_statements`, the record), in the transactions its capabilities say;
 - `is_connection_error(exc)`: whether a driver error means the connection is gone (transient: retried once
@@ -23,8 +24,8 @@ users, grants, indexes and keys); each
 Imports: `lambdas.core` only. Imported by env.py, sync.py and the ops and refresh functions, and by the CLI
 for a kind's capabilities (`warehouse_class`), never a kind's module by name.
 
-run_sync (sync.py) drives every warehouse alike: per batch, clear the stage, `load_stage` the claimed rows,
-merge, commit, then `unstage`. The ops function's migrate calls `migrate` and `grant`; the refresh function
+run_sync (sync.py) drives every warehouse alike: per batch, clear the batch table, `load_batch` the claimed rows,
+merge, commit, then `delete_batch_file`. The ops function's migrate calls `migrate` and `grant`; the refresh function
 calls `refresh`. None of them, nor env.py, names a kind: they find the class in `WAREHOUSES` by
 TXPIPE_WAREHOUSE_KIND (`warehouse_class`), importing its module on first use, so the local target never
 imports Redshift's module, nor redshift-connector.
@@ -65,8 +66,8 @@ Adding a warehouse (Snowflake, DuckDB, ...): one module, one registry line, the 
         def grant(self, conn: Any, variables: Mapping[str, str]) -> None:
             access.apply_statements(conn, access.WAREHOUSE_ACCESS_EXAMPLE)  # its users and their grants
 
-        def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
-            ...  # fill orders_stage with rows (STAGE_COLUMNS, in order) in the open transaction, its fastest way
+        def load_batch(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> BatchFile | None:
+            ...  # fill orders_batch with rows (BATCH_COLUMNS, in order) in the open transaction, its fastest way
             return None
 
         @staticmethod
@@ -74,7 +75,7 @@ Adding a warehouse (Snowflake, DuckDB, ...): one module, one registry line, the 
             driver = sys.modules.get("exampledb")  # not loaded: it made no connection to lose
             return driver is not None and isinstance(exc, driver.OperationalError)  # "the connection is gone"
 
-    `migrate`, `refresh` (with `refresh_statements`) and `unstage` are inherited: override what differs only.
+    `migrate`, `refresh` (with `refresh_statements`) and `delete_batch_file` are inherited: override what differs only.
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ from typing import Any, ClassVar, overload
 
 from lambdas.core import schema
 from lambdas.core.reporting import refresh_views
-from lambdas.core.schema import STAGE_COLUMNS
+from lambdas.core.schema import BATCH_COLUMNS
 
-__all__ = ["DEFAULT_KIND", "ENDPOINT_SETTINGS", "STAGE_COLUMNS", "WAREHOUSES", "Capabilities", "CopyRows", "Staged",
+__all__ = ["DEFAULT_KIND", "ENDPOINT_SETTINGS", "BATCH_COLUMNS", "WAREHOUSES", "Capabilities", "CopyRows", "BatchFile",
            "Warehouse", "is_connection_error", "register", "warehouse_class"]
 
 
@@ -98,11 +99,11 @@ __all__ = ["DEFAULT_KIND", "ENDPOINT_SETTINGS", "STAGE_COLUMNS", "WAREHOUSES", "
 class Capabilities:
     """What the code driving a warehouse relies on (dlt's DestinationCapabilitiesContext, in small)."""
 
-    # load_stage takes rows as PostgreSQL's COPY text (tuples of text, or CopyRows straight from the OLTP
+    # load_batch takes rows as PostgreSQL's COPY text (tuples of text, or CopyRows straight from the OLTP
     # database's COPY TO STDOUT), so run_sync claims them as text and parses nothing. Otherwise typed rows
     # (int, Decimal, aware datetime), as psycopg2 returns them.
     copy_text: bool
-    # TRUNCATE commits the open transaction (Redshift). run_sync then commits the cleared stage itself, so
+    # TRUNCATE commits the open transaction (Redshift). run_sync then commits the cleared batch table itself, so
     # the batch's load and merge are one transaction that starts after it, on every warehouse alike.
     truncate_commits: bool
     # Each wake is billed (Redshift Serverless: at least 60 s of its base capacity per query that wakes it). A
@@ -118,8 +119,8 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
-class Staged:
-    """A copy of one batch that load_stage left outside the warehouse (an S3 object), for `unstage`."""
+class BatchFile:
+    """A copy of one batch that load_batch left outside the warehouse (an S3 object), for `delete_batch_file`."""
 
     uri: str
 
@@ -160,11 +161,11 @@ class Warehouse(ABC):
         `variables`: the ops function's environment (where the deployment names the users, if it does)."""
 
     @abstractmethod
-    def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
-        """Fills the (cleared) orders_stage with `rows` (STAGE_COLUMNS, in order) on `cur`, inside the batch's
+    def load_batch(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> BatchFile | None:
+        """Fills the (cleared) orders_batch with `rows` (BATCH_COLUMNS, in order) on `cur`, inside the batch's
         open transaction. Returns what it left outside the warehouse, if anything."""
 
-    def unstage(self, staged: Staged) -> None:  # noqa: B027 - a no-op unless the kind stages outside
+    def delete_batch_file(self, batch_file: BatchFile) -> None:  # noqa: B027 - a no-op unless a load leaves a file
         """Removes a batch's outside copy; run_sync calls it once the warehouse has committed that batch."""
 
     def refresh(self, conn: Any) -> list[str]:

@@ -9,7 +9,7 @@ InterfaceError.
 Its bulk load is COPY FROM STDIN in the text format, which Redshift does not have (its COPY reads
 S3). It takes rows as PostgreSQL's own text output (Capabilities.copy_text), so run_sync claims
 them as text, and in the pipelined path streams them with COPY TO STDOUT from the OLTP database:
-those bytes go into the stage as they are, with no Python object per value. Typed rows work too
+those bytes go into the batch table as they are, with no Python object per value. Typed rows work too
 (they are formatted here), which is what a caller without a text claim hands it.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 
 from lambdas.core import access, schema
 from lambdas.core.db import Endpoint, connect_postgres
-from lambdas.core.warehouse import STAGE_COLUMNS, Capabilities, CopyRows, Staged, Warehouse
+from lambdas.core.warehouse import BATCH_COLUMNS, BatchFile, Capabilities, CopyRows, Warehouse
 
-COPY_SQL = f"COPY orders_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN"
+COPY_SQL = f"COPY orders_batch ({', '.join(BATCH_COLUMNS)}) FROM STDIN"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -39,7 +39,7 @@ def _copy_value(value: Any) -> str:
 
 def copy_text(rows: Sequence[Sequence[Any]]) -> str:
     """Rows in COPY's text format, one line each."""
-    separators = len(STAGE_COLUMNS) - 1
+    separators = len(BATCH_COLUMNS) - 1
     lines = []
     for row in rows:
         try:
@@ -54,7 +54,7 @@ def copy_text(rows: Sequence[Sequence[Any]]) -> str:
 
 
 class PostgresWarehouse(Warehouse):
-    """PostgreSQL: psycopg2, COPY FROM STDIN into the stage, TRUNCATE inside the batch's transaction."""
+    """PostgreSQL: psycopg2, COPY FROM STDIN into the batch table, TRUNCATE inside the batch's transaction."""
 
     kind = "postgres"
     capabilities = Capabilities(copy_text=True, truncate_commits=False, bills_by_wake=False, refresh_commits=False)
@@ -81,7 +81,7 @@ class PostgresWarehouse(Warehouse):
         access.apply_statements(conn, access.WAREHOUSE_INDEXES_POSTGRES)
         access.apply_statements(conn, access.WAREHOUSE_ACCESS_POSTGRES)
 
-    def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
+    def load_batch(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> BatchFile | None:
         """COPY FROM STDIN: CopyRows as they came from the OLTP database, other rows formatted as COPY text."""
         data = rows.data if isinstance(rows, CopyRows) else copy_text(rows).encode()
         cur.copy_expert(COPY_SQL, io.BytesIO(data), size=1 << 20)

@@ -7,13 +7,13 @@ written for both (schema.py: no ON CONFLICT, no SKIP LOCKED). The differences th
   using the COPY command to load large amounts of data. Using individual INSERT statements to
   populate a table might be prohibitively slow." So with a staging bucket (TXPIPE_WAREHOUSE_STAGE_*)
   each batch is written as gzipped CSV to `s3://<bucket>/<prefix>orders-<hash>.csv.gz`, loaded with
-  `COPY orders_stage (...) FROM '<uri>' IAM_ROLE '<role>' CSV GZIP TIMEFORMAT 'auto' NULL AS '\\0'`
+  `COPY orders_batch (...) FROM '<uri>' IAM_ROLE '<role>' CSV GZIP TIMEFORMAT 'auto' NULL AS '\\0'`
   (Redshift assumes the role to read the object), merged, and the object is deleted once the
-  warehouse has committed (`unstage`). The key is a hash of the batch's first and last order_id and
+  warehouse has committed (`delete_batch_file`). The key is a hash of the batch's first and last order_id and
   its row count, so a batch re-run after a crash overwrites its own object rather than adding one.
-  Without a bucket the stage is filled with parameterized multi-row INSERTs of LOAD_CHUNK_ROWS rows
+  Without a bucket the batch table is filled with parameterized multi-row INSERTs of LOAD_CHUNK_ROWS rows
   (about 4x redshift-connector's executemany), which needs nothing but the connection.
-- TRUNCATE commits the open transaction (Capabilities.truncate_commits): run_sync clears the stage
+- TRUNCATE commits the open transaction (Capabilities.truncate_commits): run_sync clears the batch table
   in a transaction of its own, before the batch's load and merge.
 - A different driver. redshift-connector, not psycopg2: paramstyle "format" (%s) like
   psycopg2, but it prepares every statement (extended protocol), so one statement per
@@ -65,7 +65,7 @@ from typing import Any
 
 from lambdas.core import access
 from lambdas.core.db import Endpoint, iam_user, read_secret
-from lambdas.core.warehouse import ENDPOINT_SETTINGS, STAGE_COLUMNS, Capabilities, Staged, Warehouse
+from lambdas.core.warehouse import BATCH_COLUMNS, ENDPOINT_SETTINGS, BatchFile, Capabilities, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ BASE_SERVER_PROTOCOL = 0  # redshift_connector.config.ClientProtocolVersion.BASE
 _CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # What the S3 staging reads (set by the stack; absent: the multi-row INSERT load).
-STAGE_VARIABLES = ("TXPIPE_WAREHOUSE_STAGE_BUCKET", "TXPIPE_WAREHOUSE_STAGE_PREFIX", "TXPIPE_WAREHOUSE_COPY_ROLE")
+BATCH_FILE_VARIABLES = ("TXPIPE_WAREHOUSE_STAGE_BUCKET", "TXPIPE_WAREHOUSE_STAGE_PREFIX", "TXPIPE_WAREHOUSE_COPY_ROLE")
 # The functions' database users (IAMR:<role name>), set by the stack on the ops function: see `grant`.
 USER_VARIABLES = ("TXPIPE_WAREHOUSE_SYNC_USER", "TXPIPE_WAREHOUSE_REFRESH_USER")
 
@@ -132,18 +132,18 @@ def iam_login(target: dict[str, str]) -> dict[str, Any]:
 
 
 def _insert_sql(rows: int) -> str:
-    row = "(" + ", ".join(["%s"] * len(STAGE_COLUMNS)) + ")"
-    return (f"INSERT INTO orders_stage ({', '.join(STAGE_COLUMNS)}) VALUES "  # noqa: S608 - fixed names, placeholders
+    row = "(" + ", ".join(["%s"] * len(BATCH_COLUMNS)) + ")"
+    return (f"INSERT INTO orders_batch ({', '.join(BATCH_COLUMNS)}) VALUES "  # noqa: S608 - fixed names, placeholders
             + ", ".join([row] * rows))
 
 
 def _check_width(rows: Sequence[Sequence[Any]]) -> None:
-    width = len(STAGE_COLUMNS)
+    width = len(BATCH_COLUMNS)
     if any(len(row) != width for row in rows):
-        raise ValueError(f"staging rows must have {width} values: {', '.join(STAGE_COLUMNS)}")
+        raise ValueError(f"staging rows must have {width} values: {', '.join(BATCH_COLUMNS)}")
 
 
-def insert_stage(cur: Any, rows: Sequence[Sequence[Any]], chunk_rows: int = LOAD_CHUNK_ROWS) -> None:
+def insert_batch(cur: Any, rows: Sequence[Sequence[Any]], chunk_rows: int = LOAD_CHUNK_ROWS) -> None:
     """Fills the staging table with parameterized multi-row INSERTs of up to chunk_rows rows each."""
     for start in range(0, len(rows), chunk_rows):
         chunk = rows[start:start + chunk_rows]
@@ -151,7 +151,7 @@ def insert_stage(cur: Any, rows: Sequence[Sequence[Any]], chunk_rows: int = LOAD
         cur.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
 
 
-# --------------------------------------------------------------------------- the S3 stage and COPY
+# --------------------------------------------------------------------------- the batch files in S3, and COPY
 
 # What may go into the COPY statement as literals (COPY takes no bind parameters): S3's bucket naming rules,
 # the "safe" key characters (no quote, no backslash), an IAM role ARN in any partition.
@@ -166,8 +166,8 @@ GZIP_LEVEL = 1  # the sync's CPU is the scarce part; level 1 is ~3x faster than 
 
 
 @dataclass(frozen=True)
-class S3Stage:
-    """Where the Redshift warehouse stages batches for COPY, and the role Redshift reads them with."""
+class S3BatchFiles:
+    """Where the Redshift warehouse writes batches for COPY, and the role Redshift reads them with."""
 
     bucket: str
     prefix: str
@@ -189,8 +189,8 @@ class S3Stage:
 
 
 def copy_sql(uri: str, role_arn: str) -> str:
-    """The COPY of one staged object into orders_stage (uri and role_arn already checked by S3Stage)."""
-    return (f"COPY orders_stage ({', '.join(STAGE_COLUMNS)}) FROM '{uri}' IAM_ROLE '{role_arn}' "
+    """The COPY of one batch_file object into orders_batch (uri and role_arn already checked by S3BatchFiles)."""
+    return (f"COPY orders_batch ({', '.join(BATCH_COLUMNS)}) FROM '{uri}' IAM_ROLE '{role_arn}' "
             + COPY_OPTIONS)
 
 
@@ -198,7 +198,7 @@ def _timestamp(value: datetime) -> str:
     """An aware instant as UTC ISO 8601 with microseconds ("2024-05-01T12:00:00.000000Z")."""
     offset = value.utcoffset()
     if offset is None:
-        raise ValueError("a staged timestamp must carry its time zone")
+        raise ValueError("a batch_file timestamp must carry its time zone")
     return (value - offset).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
@@ -208,7 +208,7 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")  # never an exponent ("1E+2"), which COPY would not read as a decimal
     if value is None:
-        raise ValueError("the stage takes no NULL: every column of an order is NOT NULL")
+        raise ValueError("the batch table takes no NULL: every column of an order is NOT NULL")
     return str(value)
 
 
@@ -227,7 +227,7 @@ def _column_text(values: Sequence[Any]) -> Sequence[str]:
     return [cache[v] if v in cache else cache.setdefault(v, _csv_value(v)) for v in values]
 
 
-def stage_csv(rows: Sequence[Sequence[Any]]) -> bytes:
+def batch_csv(rows: Sequence[Sequence[Any]]) -> bytes:
     """The batch as gzipped CSV, every field quoted (a quote inside doubled), LF line ends; byte-identical for
     the same rows. What csv.writer(quoting=QUOTE_ALL) writes, built with joins: half its time."""
     _check_width(rows)
@@ -242,18 +242,19 @@ def stage_csv(rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 class RedshiftWarehouse(Warehouse):
-    """Amazon Redshift: redshift-connector; COPY from S3 with a stage, multi-row INSERTs without one."""
+    """Amazon Redshift: redshift-connector; COPY from S3 with a bucket for batch files, multi-row INSERTs
+    without one."""
 
     kind = "redshift"
     capabilities = Capabilities(copy_text=False, truncate_commits=True, bills_by_wake=True, refresh_commits=True)
-    settings = (*ENDPOINT_SETTINGS, *STAGE_VARIABLES, "TXPIPE_WAREHOUSE_SSL", "TXPIPE_WAREHOUSE_WORKGROUP",
+    settings = (*ENDPOINT_SETTINGS, *BATCH_FILE_VARIABLES, "TXPIPE_WAREHOUSE_SSL", "TXPIPE_WAREHOUSE_WORKGROUP",
                 "TXPIPE_WAREHOUSE_CLUSTER", "AWS_REGION", "AWS_DEFAULT_REGION")
 
-    def __init__(self, endpoint: Endpoint | None = None, *, stage: S3Stage | None = None, s3: Any = None,
+    def __init__(self, endpoint: Endpoint | None = None, *, batch_files: S3BatchFiles | None = None, s3: Any = None,
                  ssl: bool = True, iam_target: dict[str, str] | None = None,
                  application_name: str = "txpipe-warehouse", insert_chunk_rows: int = LOAD_CHUNK_ROWS) -> None:
         self.endpoint = endpoint  # None: a loader only (the caller brings its own connection)
-        self.stage = stage
+        self.batch_files = batch_files
         self._s3 = s3
         self.ssl = ssl
         self.iam_target = iam_target
@@ -264,7 +265,7 @@ class RedshiftWarehouse(Warehouse):
     def s3(self) -> Any:
         """The S3 client: the injected one, else boto3's, built on first use (never at import)."""
         if self._s3 is None:
-            import boto3  # lazy: ~0.3 s to import, and only a staged load needs it
+            import boto3  # lazy: ~0.3 s to import, and only a batch_file load needs it
 
             self._s3 = boto3.client("s3")
         return self._s3
@@ -286,17 +287,17 @@ class RedshiftWarehouse(Warehouse):
         target = {"workgroup": variables.get("TXPIPE_WAREHOUSE_WORKGROUP", ""),
                   "cluster": variables.get("TXPIPE_WAREHOUSE_CLUSTER", ""),
                   "region": variables.get("AWS_REGION") or variables.get("AWS_DEFAULT_REGION", "")}
-        stage = None
-        bucket, prefix, role = (variables.get(k, "") for k in STAGE_VARIABLES)
+        batch_files = None
+        bucket, prefix, role = (variables.get(k, "") for k in BATCH_FILE_VARIABLES)
         if bucket:
             if not role:
                 raise RuntimeError("TXPIPE_WAREHOUSE_STAGE_BUCKET is set but TXPIPE_WAREHOUSE_COPY_ROLE is not: "
-                                   "Redshift's COPY needs the role it reads the staged batches with")
+                                   "Redshift's COPY needs the role it reads the batch_file batches with")
             try:
-                stage = S3Stage(bucket, prefix, role)
+                batch_files = S3BatchFiles(bucket, prefix, role)
             except ValueError as exc:
                 raise RuntimeError(str(exc)) from None
-        return cls(endpoint, stage=stage, ssl=ssl, iam_target=target)
+        return cls(endpoint, batch_files=batch_files, ssl=ssl, iam_target=target)
 
     def connect(self) -> Any:
         if self.endpoint is None:
@@ -312,36 +313,37 @@ class RedshiftWarehouse(Warehouse):
             access.redshift_access(conn, sync_user, refresh_user)
             access.redshift_keys(conn)
 
-    def load_stage(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> Staged | None:
-        """With a stage: the batch to S3 as gzipped CSV, then COPY. Without: multi-row INSERTs."""
-        if self.stage is None:
-            insert_stage(cur, rows, self.insert_chunk_rows)
+    def load_batch(self, cur: Any, rows: Sequence[tuple[Any, ...]]) -> BatchFile | None:
+        """With a bucket: the batch to S3 as gzipped CSV, then COPY. Without: multi-row INSERTs."""
+        if self.batch_files is None:
+            insert_batch(cur, rows, self.insert_chunk_rows)
             return None
         if not rows:
             return None
-        key = self.stage.key(rows)
-        self.s3.put_object(Bucket=self.stage.bucket, Key=key, Body=stage_csv(rows), ContentType="application/gzip")
-        staged = Staged(f"s3://{self.stage.bucket}/{key}")
+        key = self.batch_files.key(rows)
+        self.s3.put_object(Bucket=self.batch_files.bucket, Key=key, Body=batch_csv(rows),
+                           ContentType="application/gzip")
+        batch_file = BatchFile(f"s3://{self.batch_files.bucket}/{key}")
         try:
-            cur.execute(copy_sql(staged.uri, self.stage.role_arn))
+            cur.execute(copy_sql(batch_file.uri, self.batch_files.role_arn))
         except Exception:
-            self._delete(staged, "its COPY failed")  # the warehouse never took it: nothing will need it
+            self._delete(batch_file, "its COPY failed")  # the warehouse never took it: nothing will need it
             raise
-        return staged
+        return batch_file
 
-    def unstage(self, staged: Staged) -> None:
+    def delete_batch_file(self, batch_file: BatchFile) -> None:
         """Deletes the batch's object once the warehouse has committed it."""
-        self._delete(staged, "the batch is committed")
+        self._delete(batch_file, "the batch is committed")
 
-    def _delete(self, staged: Staged, why: str) -> None:
+    def _delete(self, batch_file: BatchFile, why: str) -> None:
         # A failed delete does not fail the sync: the batch is (or was never) in the warehouse either way,
         # and failing here would stop the pipeline over a leftover object. It is logged; a lifecycle rule
         # on the prefix expires what is left (and a re-run of the same batch overwrites its own key).
-        bucket, _, key = staged.uri.removeprefix("s3://").partition("/")
+        bucket, _, key = batch_file.uri.removeprefix("s3://").partition("/")
         try:
             self.s3.delete_object(Bucket=bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - reported, see above
-            log.warning("could not delete staged %s (%s): %s", staged.uri, why, exc)
+            log.warning("could not delete batch_file %s (%s): %s", batch_file.uri, why, exc)
 
     @staticmethod
     def is_connection_error(exc: BaseException) -> bool:
