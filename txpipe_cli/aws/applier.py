@@ -1,8 +1,8 @@
-"""Applying an AWS deploy plan: the only stage that writes.
+"""Applying an AWS deploy plan: the only step of a deploy that writes.
 
 `AwsApplier` puts what the plan found missing in the artifacts bucket, executes the change set the
 planner made, follows the stack events, runs the migrations and records what later commands need.
-`DisplayApplier` (`txpipe deploy --plan`) reports what that would be and does none of it. The stages
+`DisplayApplier` (`txpipe deploy --plan`) reports what that would be and does none of it. The steps
 are told in deployer.py.
 """
 

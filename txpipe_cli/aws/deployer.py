@@ -1,6 +1,6 @@
 """Deploying the AWS target: one CloudFormation stack, planned and applied through change sets.
 
-The stages, in order. The planner (planner.py) only reads AWS, plus creating, describing and deleting
+The steps, in order. The planner (planner.py) only reads AWS, plus creating, describing and deleting
 change sets, which is how CloudFormation plans; the applier (applier.py) is the only one that writes.
 
 1. build      - local: the content-hashed Lambda artifact from lambdas/ (package.build) and the template
@@ -9,7 +9,7 @@ change sets, which is how CloudFormation plans; the applier (applier.py) is the 
                 create must be destroyed first) and whether the artifacts bucket and both objects are
                 there, turns the settings into template parameters (--param K=V adds or overrides) and
                 prices the template under them (pricing.py: the monthly estimate, no AWS call);
-3. upload     - Applier.stage ensures the bucket (encrypted, public access blocked) and uploads what is
+3. upload     - Applier.upload ensures the bucket (encrypted, public access blocked) and uploads what is
                 missing, the template included: CloudFormation reads it from there (TemplateURL, up to
                 1 MB) rather than from the request (TemplateBody, capped at 51,200 bytes);
 4. change set - Planner.change_set: CloudFormation plans the change from TemplateURL, described as
@@ -21,9 +21,9 @@ change sets, which is how CloudFormation plans; the applier (applier.py) is the 
 6. migrate    - the schema migrations, through the ops function (inside the VPC);
 7. record     - the outputs and resolved names, to $TXPIPE_HOME/aws-<stage>.json.
 
-`--plan` runs the same stages with the DisplayApplier, which writes nothing: at stage 3 nothing is
+`--plan` runs the same steps with the DisplayApplier, which writes nothing: at step 3 nothing is
 uploaded, so the change set reads the template from the bucket if an earlier deploy put it there, else
-from the request when it fits (else the plan stops, saying to deploy once); stages 5-7 become a report,
+from the request when it fits (else the plan stops, saying to deploy once); steps 5-7 become a report,
 and the change set is deleted (for a new stack with its REVIEW_IN_PROGRESS shell). A plan leaves no
 bucket, object or stack behind. A change set found empty is deleted too.
 """
@@ -118,7 +118,7 @@ class Deployer:
         described = self.aws.stack(self.stack)
         existed = described is not None
         if described is not None:
-            # CloudFormation deletes only an empty bucket: a crashed sync may have left a staged batch.
+            # CloudFormation deletes only an empty bucket: a crashed sync may have left a batch file.
             staging = self.aws.stack_resources(self.stack).get(STAGING_BUCKET)
             if staging:
                 self.aws.empty_bucket(staging)
