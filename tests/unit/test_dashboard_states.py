@@ -4,12 +4,12 @@ the candidates, and reads nothing. Driven through the ASGI app with a stand-in r
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
 
+from tests.support.asgi import asgi_request
 from txpipe_cli.dashboard.server import DashboardApp
 
 PORT = 8050
@@ -28,19 +28,8 @@ class Reader:
 
 def get(app: DashboardApp, path: str) -> tuple[int, Any]:
     """`path` as ASGI gives it: percent-decoded."""
-    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"",
-             "headers": [(b"host", f"127.0.0.1:{PORT}".encode()), COOKIE]}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start, body = sent
-    return start["status"], json.loads(body["body"])
+    status, _, body = asgi_request(app, "GET", path, headers=[(b"host", f"127.0.0.1:{PORT}".encode()), COOKIE])
+    return status, json.loads(body)
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ a refused refresh starts nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 from typing import Any
 
 import pytest
 
+from tests.support.asgi import asgi_request
 from txpipe_cli.dashboard import server
 from txpipe_cli.dashboard.server import DashboardApp
 
@@ -46,18 +46,7 @@ def call(app: DashboardApp, method: str, target: str,
          headers: list[tuple[str, str]] | tuple[()] = ()) -> tuple[int, dict[str, str], bytes]:
     path, _, query = target.partition("?")
     raw = [(b"host", f"127.0.0.1:{PORT}".encode())] + [(k.lower().encode(), v.encode()) for k, v in headers]
-    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(), "headers": raw}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start, body = sent
-    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body["body"]
+    return asgi_request(app, method, path, query=query, headers=raw)
 
 
 @pytest.fixture
