@@ -85,14 +85,26 @@ def scalar(databases: Any, name: str, sql: str, params: tuple[Any, ...] = ()) ->
     return query(databases, name, sql, params)[0][0]
 
 
-def sync_once(databases: Any, **kwargs: Any) -> SyncResult:
-    """One run of the sync from OLTP to the warehouse on fresh connections of `databases`."""
+def on_fresh_connections(databases: Any, run: Any, **kwargs: Any) -> Any:
+    """`run(oltp, warehouse, **kwargs)` on fresh connections of `databases`, closed after."""
     oltp, warehouse = databases.connect("oltp"), databases.connect("warehouse")
     try:
-        return run_sync(oltp, warehouse, **kwargs)
+        return run(oltp, warehouse, **kwargs)
     finally:
         oltp.close()
         warehouse.close()
+
+
+def sync_once(databases: Any, **kwargs: Any) -> SyncResult:
+    """One run of the sync from OLTP to the warehouse on fresh connections of `databases`."""
+    return on_fresh_connections(databases, run_sync, **kwargs)
+
+
+def sla_once(databases: Any, **kwargs: Any) -> dict[str, Any]:
+    """The SLA report (lambdas.core.reporting.sla_report) on fresh connections of `databases`."""
+    from lambdas.core.reporting import sla_report
+
+    return on_fresh_connections(databases, sla_report, **kwargs)
 
 
 def counts(databases: Any) -> dict[str, int]:

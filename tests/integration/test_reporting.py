@@ -11,9 +11,10 @@ import pytest
 
 from lambdas import ops, refresh
 from lambdas.core import schema
-from lambdas.core.reporting import refresh_views, sla_report, state_report
+from lambdas.core.reporting import refresh_views, state_report
 from lambdas.core.schema import state_populations
 from tests.integration.helpers import order, query, seed_customers, store_directly, sync_once
+from tests.integration.helpers import sla_once as sla
 from txpipe_cli.local.events import scheduled_event
 
 POPULATION = {code: population for code, _, population in state_populations()}
@@ -166,15 +167,6 @@ def percentile_cont(values: list[float], fraction: float) -> float:
     position = fraction * (len(ordered) - 1)
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def sla(dbs, **kwargs) -> dict:
-    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
-    try:
-        return sla_report(oltp, warehouse, **kwargs)
-    finally:
-        oltp.close()
-        warehouse.close()
 
 
 @pytest.fixture

@@ -9,19 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lambdas.core import history
-from lambdas.core.reporting import sla_report
 from tests.integration.helpers import order, seed_customers, store_directly, sync_once
+from tests.integration.helpers import sla_once as sla
 
 CUSTOMERS = [[1, "TX", "A"], [2, "CA", "B"]]
-
-
-def sla(dbs, **kwargs) -> dict:
-    oltp, warehouse = dbs.connect("oltp"), dbs.connect("warehouse")
-    try:
-        return sla_report(oltp, warehouse, **kwargs)
-    finally:
-        oltp.close()
-        warehouse.close()
 
 
 @pytest.fixture
