@@ -5,7 +5,7 @@ A run is a loop of bounded batches; each batch:
 1. claims up to N outbox rows in the OLTP database (`FOR UPDATE SKIP LOCKED`,
    so concurrent runs take disjoint rows) joined with the order and the
    customer's state;
-2. loads them into the warehouse's staging table through the warehouse's own bulk
+2. loads them into the warehouse's batch table through the warehouse's own bulk
    load (`Warehouse.load_batch`: COPY FROM STDIN on PostgreSQL, gzipped CSV in S3 and
    COPY on Redshift), inserts the ones the fact table lacks (keyed by order_id),
    stamping loaded_at, commits the warehouse, and then lets the warehouse remove
@@ -197,7 +197,7 @@ def _load_batch(warehouse: Any, backend: Warehouse, rows: Sequence[tuple[Any, ..
                 loaded_at: datetime) -> tuple[int, bool]:
     """Stages one batch and inserts the orders the fact table lacks, in one warehouse transaction, then
     removes what the load left outside the warehouse; returns how many it inserted, and whether the batch
-    was batch_file outside the warehouse (Redshift: in S3, loaded by COPY)."""
+    was a file outside the warehouse (Redshift: in S3, loaded by COPY)."""
     with warehouse.cursor() as cur:
         cur.execute(BATCH_TABLE_DDL)
         cur.execute(BATCH_TABLE_CLEAR)

@@ -5,7 +5,7 @@ written for both (schema.py: no ON CONFLICT, no SKIP LOCKED). The differences th
 
 - The bulk load. Redshift has no COPY FROM STDIN; its COPY reads S3. AWS: "We strongly recommend
   using the COPY command to load large amounts of data. Using individual INSERT statements to
-  populate a table might be prohibitively slow." So with a staging bucket (TXPIPE_WAREHOUSE_STAGE_*)
+  populate a table might be prohibitively slow." So with a bucket for batch files (TXPIPE_WAREHOUSE_STAGE_*)
   each batch is written as gzipped CSV to `s3://<bucket>/<prefix>orders-<hash>.csv.gz`, loaded with
   `COPY orders_batch (...) FROM '<uri>' IAM_ROLE '<role>' CSV GZIP TIMEFORMAT 'auto' NULL AS '\\0'`
   (Redshift assumes the role to read the object), merged, and the object is deleted once the
@@ -75,7 +75,8 @@ BASE_SERVER_PROTOCOL = 0  # redshift_connector.config.ClientProtocolVersion.BASE
 # server shutting the backend down (admin_shutdown, crash_shutdown, cannot_connect_now).
 _CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-# What the S3 staging reads (set by the stack; absent: the multi-row INSERT load).
+# Where the batch files go, set by the stack under the names it has always used (absent: the multi-row INSERT
+# load).
 BATCH_FILE_VARIABLES = ("TXPIPE_WAREHOUSE_STAGE_BUCKET", "TXPIPE_WAREHOUSE_STAGE_PREFIX", "TXPIPE_WAREHOUSE_COPY_ROLE")
 # The functions' database users (IAMR:<role name>), set by the stack on the ops function: see `grant`.
 USER_VARIABLES = ("TXPIPE_WAREHOUSE_SYNC_USER", "TXPIPE_WAREHOUSE_REFRESH_USER")
@@ -140,11 +141,11 @@ def _insert_sql(rows: int) -> str:
 def _check_width(rows: Sequence[Sequence[Any]]) -> None:
     width = len(BATCH_COLUMNS)
     if any(len(row) != width for row in rows):
-        raise ValueError(f"staging rows must have {width} values: {', '.join(BATCH_COLUMNS)}")
+        raise ValueError(f"batch rows must have {width} values: {', '.join(BATCH_COLUMNS)}")
 
 
 def insert_batch(cur: Any, rows: Sequence[Sequence[Any]], chunk_rows: int = LOAD_CHUNK_ROWS) -> None:
-    """Fills the staging table with parameterized multi-row INSERTs of up to chunk_rows rows each."""
+    """Fills the batch table with parameterized multi-row INSERTs of up to chunk_rows rows each."""
     for start in range(0, len(rows), chunk_rows):
         chunk = rows[start:start + chunk_rows]
         _check_width(chunk)
@@ -189,7 +190,7 @@ class S3BatchFiles:
 
 
 def copy_sql(uri: str, role_arn: str) -> str:
-    """The COPY of one batch_file object into orders_batch (uri and role_arn already checked by S3BatchFiles)."""
+    """The COPY of one batch file into orders_batch (uri and role_arn already checked by S3BatchFiles)."""
     return (f"COPY orders_batch ({', '.join(BATCH_COLUMNS)}) FROM '{uri}' IAM_ROLE '{role_arn}' "
             + COPY_OPTIONS)
 
@@ -198,7 +199,7 @@ def _timestamp(value: datetime) -> str:
     """An aware instant as UTC ISO 8601 with microseconds ("2024-05-01T12:00:00.000000Z")."""
     offset = value.utcoffset()
     if offset is None:
-        raise ValueError("a batch_file timestamp must carry its time zone")
+        raise ValueError("a batch's timestamp must carry its time zone")
     return (value - offset).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
@@ -265,7 +266,7 @@ class RedshiftWarehouse(Warehouse):
     def s3(self) -> Any:
         """The S3 client: the injected one, else boto3's, built on first use (never at import)."""
         if self._s3 is None:
-            import boto3  # lazy: ~0.3 s to import, and only a batch_file load needs it
+            import boto3  # lazy: ~0.3 s to import, and only a load through S3 needs it
 
             self._s3 = boto3.client("s3")
         return self._s3
@@ -273,7 +274,7 @@ class RedshiftWarehouse(Warehouse):
     @classmethod
     def from_env(cls, variables: Mapping[str, str]) -> RedshiftWarehouse:
         """TLS unless TXPIPE_WAREHOUSE_SSL=false (a loopback host only: the test shim), IAM login for the
-        workgroup or cluster, and S3 staging when TXPIPE_WAREHOUSE_STAGE_BUCKET is set (then
+        workgroup or cluster, and batch files in S3 when TXPIPE_WAREHOUSE_STAGE_BUCKET is set (then
         TXPIPE_WAREHOUSE_COPY_ROLE too; TXPIPE_WAREHOUSE_STAGE_PREFIX may be empty)."""
         endpoint = Endpoint.from_env("warehouse", dict(variables))
         value = variables.get("TXPIPE_WAREHOUSE_SSL", "true").strip().lower()
@@ -292,7 +293,7 @@ class RedshiftWarehouse(Warehouse):
         if bucket:
             if not role:
                 raise RuntimeError("TXPIPE_WAREHOUSE_STAGE_BUCKET is set but TXPIPE_WAREHOUSE_COPY_ROLE is not: "
-                                   "Redshift's COPY needs the role it reads the batch_file batches with")
+                                   "Redshift's COPY needs the role it reads the batch files with")
             try:
                 batch_files = S3BatchFiles(bucket, prefix, role)
             except ValueError as exc:
