@@ -33,7 +33,8 @@ imports Redshift's module, nor redshift-connector.
 Adding a warehouse (Snowflake, DuckDB, ...): one module, one registry line, the template.
 
 1. One module, lambdas/core/warehouse/<kind>.py, with one class (the template below). Its SQL goes in schema.py
-   if it is statements the other warehouses share or that the grammar tests should see; its driver is imported
+   (or access.py, for its users and grants) if it is statements the other warehouses share or that the grammar
+   tests should see; its driver is imported
    inside `connect`, never at the module's top (a function that does not use it must not pay for it).
 2. One registry line in `WAREHOUSES` below: "<kind>": "lambdas.core.warehouse.<kind>:<Class>" (or, from a
    plugin or a test, `register("<kind>", Class)`).
