@@ -208,9 +208,8 @@ def _undeployed() -> Iterator[Stack]:
 
 
 def _on(h: Harness, stack: Stack) -> Harness:
-    from benchmarks.fault_harness import Harness
-
-    return Harness(stack, h.profile, h.workdir, h.log)
+    """The harness `h` is (with its trials, such as database_outage), over `stack`."""
+    return type(h)(stack, h.profile, h.workdir, h.log)
 
 
 @contextlib.contextmanager
