@@ -193,6 +193,7 @@ def test_numbers_are_strict(field: str, literal: str) -> None:
         ("ord\x7f", False),
         ("\u2603", False),
         ("a b", True),
+        ("history-1", True),  # only "hist-" is reserved
         (" a", False),
         ("a ", False),
         (" ", False),
@@ -213,6 +214,9 @@ def test_order_id_is_1_to_64_printable_ascii(value: str, ok: bool) -> None:
     ("x ", "must not start or end with a space"), (" x", "must not start or end with a space"),
     ("a\tb", "U+0009 at position 2 is a control character"), ("ab\x7f", "U+007F at position 3 is a control character"),
     ("caf\u00e9", "U+00E9 at position 4 is not ASCII"), ("x" * 65, "must be 1 to 64 characters, not 65"),
+    # seed --history's orders carry it, and the SLA report leaves them out by it: a client's would vanish from it
+    ("hist-7-000000000012", "must not start with 'hist-': txpipe seed --history's orders carry it"),
+    ("hist-anything", "must not start with 'hist-'"),
 ])
 def test_order_id_refusals_say_what_to_fix(value: str, reason: str) -> None:
     """Each order_id refusal names the rule broken (and where), not a regular expression."""
