@@ -31,11 +31,12 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any
 
-from lambdas.core.orders import HISTORY_ORDER_ID_PREFIX  # no client may send it: what tells history apart
-
 BLOCK = 1024  # indexes per random stream: a chunk that starts mid-block skips at most this many draws
 MAX_CHUNK = 500_000  # orders one call may load: its COPY text stays under ~30 MB
 MAX_DELAY_MS = 2_000  # stored_at trails accepted_at by up to this (the queue and the store's latency)
+# Every order_id a load makes starts so; the API refuses it from clients (lambdas.core.orders), so it tells
+# history from live orders. Here, not in orders.py: the functions that read history must not import pydantic.
+ORDER_ID_PREFIX = "hist-"
 
 # Relative sales of each type, and its (price, share) per size: some types sell more, a medium sells most.
 MENU: dict[str, tuple[int, tuple[tuple[str, int], ...]]] = {
@@ -65,7 +66,7 @@ ID_DIGITS = 12  # the index zero-padded: the ids of a chunk are one range of the
 MAX_INDEX = 10**ID_DIGITS - 1
 # Every order_id a load makes, as a SQL LIKE pattern ("hist-", the seed, "-", the index's 12 digits): how the SLA
 # report knows history from live orders (lambdas.core.reporting.sla_report), on Redshift as on PostgreSQL.
-ORDER_ID_LIKE = f"{HISTORY_ORDER_ID_PREFIX}%-{'_' * ID_DIGITS}"
+ORDER_ID_LIKE = f"{ORDER_ID_PREFIX}%-{'_' * ID_DIGITS}"
 BATCH_TABLE_DDL = """CREATE TEMP TABLE IF NOT EXISTS history_batch (
     order_id varchar(64), customer_id bigint, pizza_type varchar(32), qty integer, retail_price numeric(8, 2),
     before_end_ms bigint, delay_ms integer) ON COMMIT DELETE ROWS"""
@@ -95,7 +96,7 @@ INSERT INTO outbox (order_id, accepted_at) SELECT order_id, accepted_at FROM ins
 
 
 def order_id(seed: int, index: int) -> str:
-    return f"{HISTORY_ORDER_ID_PREFIX}{seed}-{index:0{ID_DIGITS}d}"
+    return f"{ORDER_ID_PREFIX}{seed}-{index:0{ID_DIGITS}d}"
 
 
 def customer_ids(oltp: Any) -> list[int]:
@@ -118,7 +119,7 @@ def write_rows(out: io.BytesIO, *, seed: int, start: int, count: int, total: int
     """Writes orders [start, start+count) of a load of `total` as COPY text rows of history_batch, a block at a
     time. `customers` are the customer ids as text; times are milliseconds before the load's end (the database
     adds the end)."""
-    prefix = f"{HISTORY_ORDER_ID_PREFIX}{seed}-"
+    prefix = f"{ORDER_ID_PREFIX}{seed}-"
     span_ms = days * 86_400_000 - MAX_DELAY_MS  # accepted at least MAX_DELAY_MS before end: stored_at <= end
     n_customers, items, cumulative = len(customers), LINE_ITEMS, LINE_ITEM_CUMULATIVE
     weight_total, last = cumulative[-1], len(cumulative) - 1

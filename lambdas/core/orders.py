@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from lambdas.core.history import ORDER_ID_PREFIX as HISTORY_ORDER_ID_PREFIX  # seed --history's; no client's
+
 PizzaType = Literal["cheese", "pepperoni", "supreme", "meat lover", "veggie"]
 PIZZA_TYPES = get_args(PizzaType)
 MAX_ORDERS_PER_REQUEST = 500
@@ -44,7 +46,6 @@ MAX_FIELD_CHARS = 64  # an unknown key is named in its error, and a key can be 1
 MAX_ORDER_ID_CHARS = 64
 # Printable ASCII: fits varchar(64) on Redshift byte for byte.
 ORDER_ID_PATTERN = rf"^[\x20-\x7e]{{1,{MAX_ORDER_ID_CHARS}}}$"
-HISTORY_ORDER_ID_PREFIX = "hist-"  # seed --history's orders (lambdas.core.history); no client's
 
 
 def _strict_number(value: Any) -> Any:

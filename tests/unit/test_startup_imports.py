@@ -58,3 +58,13 @@ def test_start_imports_no_heavy_library(args: list[str], tmp_path: Path) -> None
     loaded = json.loads(out.read_text())
     assert not loaded, f"txpipe {' '.join(args)} imported " + "; ".join(
         f"{name} (first from {where})" for name, where in loaded.items())
+
+
+@pytest.mark.parametrize("function", ["lambdas.sync", "lambdas.refresh", "lambdas.ops"])
+def test_a_function_that_validates_no_order_starts_without_pydantic(function: str) -> None:
+    """A cold start pays for what the function uses: pydantic is the order rules' (ingest and store), and the
+    history's id prefix, which those rules refuse from clients, lives with the history, not with them."""
+    code = f"import sys, {function}; print('pydantic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.stdout.strip() == "False", result.stderr
