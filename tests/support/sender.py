@@ -2,7 +2,8 @@
 
 `FakeApi` is the orders API in miniature: the real API's validator, each order_id stored once (as the real store
 does), failures on demand; `serve` serves one on a free loopback port; `fake_client` is an ApiClient on one whose
-backoff records its sleeps (`Sleeps`) instead of sleeping. `order` and `order_file` build what is sent.
+backoff records its sleeps (`Sleeps`) instead of sleeping; `served_for_send` serves one as `txpipe send`'s
+target. `order` and `order_file` build what is sent.
 
 Support code (tests/support/): tests and benchmarks may import it; it imports no test module.
 """
@@ -129,6 +130,21 @@ def serve(fake: FakeApi) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def served_for_send(monkeypatch: Any, headers: dict[str, str]) -> Iterator[tuple[FakeApi, str]]:
+    """A FakeApi served, and `txpipe send`'s target stubbed to hand out `headers` as its API headers (its URL is
+    never used: the tests pass --url); yields the fake and its URL."""
+    from types import SimpleNamespace
+
+    from txpipe_cli.commands import orders as orders_command
+
+    target = SimpleNamespace(api_url="http://127.0.0.1:1", api_headers=lambda: headers)
+    monkeypatch.setattr(orders_command, "get_target", lambda name, stage: target)
+    fake = FakeApi()
+    with serve(fake) as url:
+        yield fake, url
 
 
 class Sleeps(list):

@@ -10,30 +10,18 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.support.sender import FakeApi, order, serve
+from tests.support.sender import FakeApi, order, served_for_send
 from txpipe_cli import sender
 from txpipe_cli.app import app
-from txpipe_cli.commands import orders as orders_command
 
 runner = CliRunner()
 KEYS = {"orders", "sent", "requests", "accepted", "refused", "not_sent", "refusals", "interrupted"}
 
 
-class StubTarget:
-    """A deployed target as far as send needs one: the fake API's URL comes from --url, the key from here."""
-
-    api_url = "http://127.0.0.1:1"  # never used: every test passes --url
-
-    def api_headers(self) -> dict[str, str]:
-        return {"x-api-key": "test-key"}
-
-
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeApi, str]]:
-    monkeypatch.setattr(orders_command, "get_target", lambda name, stage: StubTarget())
-    fake = FakeApi()
-    with serve(fake) as url:
-        yield fake, url
+    with served_for_send(monkeypatch, {"x-api-key": "test-key"}) as served:
+        yield served
 
 
 def write(path: Path, items: list[Any]) -> Path:

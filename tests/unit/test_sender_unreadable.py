@@ -11,28 +11,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.support.sender import FakeApi, order, serve
+from tests.support.sender import FakeApi, order, served_for_send
 from txpipe_cli.app import app
-from txpipe_cli.commands import orders as orders_command
 from txpipe_cli.order_file import Unreadable, read_orders
 
 runner = CliRunner()
 BROKEN = '{"customer_id": 4, "type": "cheese" "qty": 1, "retail_price": 9.99}'  # a comma missing
 
 
-class StubTarget:
-    api_url = "http://127.0.0.1:1"  # never used: every test passes --url
-
-    def api_headers(self) -> dict[str, str]:
-        return {}
-
-
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeApi, str]]:
-    monkeypatch.setattr(orders_command, "get_target", lambda name, stage: StubTarget())
-    fake = FakeApi()
-    with serve(fake) as url:
-        yield fake, url
+    with served_for_send(monkeypatch, {}) as served:
+        yield served
 
 
 def send(url: str, path: Path, *args: str, code: int) -> Result:
