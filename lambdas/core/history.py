@@ -67,10 +67,10 @@ MAX_INDEX = 10**ID_DIGITS - 1
 # Every order_id a load makes, as a SQL LIKE pattern ("hist-", the seed, "-", the index's 12 digits): how the SLA
 # report knows history from live orders (lambdas.core.reporting.sla_report), on Redshift as on PostgreSQL.
 ORDER_ID_LIKE = f"{ORDER_ID_PREFIX}%-{'_' * ID_DIGITS}"
-BATCH_TABLE_DDL = """CREATE TEMP TABLE IF NOT EXISTS history_batch (
+HISTORY_TABLE_DDL = """CREATE TEMP TABLE IF NOT EXISTS history_batch (
     order_id varchar(64), customer_id bigint, pizza_type varchar(32), qty integer, retail_price numeric(8, 2),
     before_end_ms bigint, delay_ms integer) ON COMMIT DELETE ROWS"""
-BATCH_COPY = ("COPY history_batch (order_id, customer_id, pizza_type, qty, retail_price, before_end_ms, delay_ms) "
+HISTORY_COPY = ("COPY history_batch (order_id, customer_id, pizza_type, qty, retail_price, before_end_ms, delay_ms) "
               "FROM STDIN")
 # Is any order of the chunk there already? One short walk of the primary key, as the chunk's ids are a range.
 ANY_PRESENT_SQL = "SELECT EXISTS (SELECT 1 FROM orders WHERE order_id BETWEEN %s AND %s)"
@@ -166,8 +166,8 @@ def _insert_chunk(oltp: Any, text: io.BytesIO, end: datetime, first_last: tuple[
     text.seek(0)
     try:
         with oltp.cursor() as cur:
-            cur.execute(BATCH_TABLE_DDL)
-            cur.copy_expert(BATCH_COPY, text, size=1 << 16)
+            cur.execute(HISTORY_TABLE_DDL)
+            cur.copy_expert(HISTORY_COPY, text, size=1 << 16)
             any_present = True
             if first_last is not None:
                 cur.execute(ANY_PRESENT_SQL, first_last)
