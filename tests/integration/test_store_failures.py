@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from psycopg2 import sql
 
 from lambdas import store
 from lambdas.core import failures
@@ -90,10 +91,10 @@ def test_store_event_file(customers):
 def _trigger(databases, errcode: str) -> None:
     admin = databases.connect("oltp", autocommit=True)
     with admin.cursor() as cur:
-        cur.execute(f"""CREATE FUNCTION refuse_explode() RETURNS trigger LANGUAGE plpgsql AS $$
+        cur.execute(sql.SQL("""CREATE FUNCTION refuse_explode() RETURNS trigger LANGUAGE plpgsql AS $$
                        BEGIN IF NEW.order_id = 'explode' THEN
-                         RAISE EXCEPTION 'refused %', NEW.order_id USING ERRCODE = '{errcode}';
-                       END IF; RETURN NEW; END $$""")
+                         RAISE EXCEPTION 'refused %', NEW.order_id USING ERRCODE = {errcode};
+                       END IF; RETURN NEW; END $$""").format(errcode=sql.Literal(errcode)))
         cur.execute("CREATE TRIGGER refuse_explode BEFORE INSERT ON orders "
                     "FOR EACH ROW EXECUTE FUNCTION refuse_explode()")
     admin.close()
